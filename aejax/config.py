@@ -1,0 +1,147 @@
+"""The config schema every experiment starts from, and its validation.
+
+Experiments in `experiments/` call `base_config()` and change fields; every field can be
+overridden from the command line (`--config.beta=4`). `validate` runs before any work and
+turns a bad value into one `ConfigError` line naming the field, the value and the fix.
+"""
+from ml_collections import config_dict
+
+from aejax.errors import ConfigError
+
+ACTIVATIONS = ("relu", "gelu", "elu", "leaky_relu", "swish", "tanh", "sigmoid", "linear")
+LOSSES = ("mse", "bce")
+NOISE_TYPES = ("gaussian", "mask")
+BINARIZE = ("none", "static", "dynamic")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine")
+MODEL_KINDS = ("mlp", "conv")
+UPSAMPLES = ("nearest", "transpose")
+WANDB_MODES = ("online", "offline", "disabled")
+DATASETS = ("mnist", "fashion_mnist")
+
+
+def base_config() -> config_dict.ConfigDict:
+  """Every field a run reads, with defaults; experiments override a few."""
+  c = config_dict.ConfigDict()
+  c.variant = "ae"
+  c.latent_dim = 64
+  # Reconstruction loss, summed over pixels per example and averaged over the batch:
+  # 'mse' (squared error; for VAEs a Gaussian decoder with std `decoder_std`) or
+  # 'bce' (binary cross-entropy from logits; for VAEs a Bernoulli decoder).
+  c.loss = "mse"
+  c.decoder_std = 1.0
+  c.beta = 1.0
+  c.kl_warmup_steps = 0
+  c.noise_type = "gaussian"
+  c.noise_factor = 0.0
+
+  c.model = config_dict.ConfigDict()
+  c.model.kind = "mlp"
+  c.model.encoder_widths = (500, 300, 150, 100)
+  c.model.decoder_widths = config_dict.placeholder(tuple)  # None: mirror of the encoder.
+  c.model.activation = "relu"
+  c.model.code_activation = "linear"
+  c.model.conv_features = (32, 64)
+  c.model.upsample = "nearest"
+
+  c.optimizer = "adam"
+  c.learning_rate = 1e-3
+  c.lr_schedule = "constant"
+  c.warmup_steps = 0
+  c.weight_decay = 0.0
+  c.grad_clip_norm = 0.0  # 0 disables clipping.
+
+  c.batch_size = 256
+  c.num_steps = 10_000
+  c.seed = 0
+
+  c.data = config_dict.ConfigDict()
+  c.data.name = "mnist"
+  c.data.data_dir = config_dict.placeholder(str)  # TFDS data dir; None: $TFDS_DATA_DIR or TFDS default.
+  c.data.manual_dir = config_dict.placeholder(str)  # Folder with the four IDX .gz files (offline).
+  c.data.download = True
+  c.data.binarize = "none"
+  c.data.num_train = config_dict.placeholder(int)  # None: the whole split.
+  c.data.num_test = config_dict.placeholder(int)
+
+  c.log_every = 100
+  c.eval_every = 2_000
+  c.checkpoint_every = 2_000
+  c.keep_checkpoints = 3
+  c.eval_batch_size = 1_000
+  c.num_images = 8
+  c.compilation_cache_dir = "~/.cache/aejax/jax"  # '' disables JAX's persistent cache.
+
+  c.wandb = config_dict.ConfigDict()
+  c.wandb.mode = "online"  # With no API key an 'online' run falls back to 'offline'.
+  c.wandb.project = "aejax"
+  c.wandb.entity = config_dict.placeholder(str)
+  c.wandb.group = config_dict.placeholder(str)
+  c.wandb.tags = ()
+  c.wandb.name = config_dict.placeholder(str)
+  return c
+
+
+def smoke(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
+  """Shrinks a config to a run of a few seconds on a CPU (used by tests and `:smoke`)."""
+  c.num_steps = 60
+  c.batch_size = 64
+  c.data.num_train = 2_048
+  c.data.num_test = 512
+  c.eval_batch_size = 256
+  c.log_every = 20
+  c.eval_every = 30
+  c.checkpoint_every = 30
+  c.warmup_steps = min(c.warmup_steps, 10)
+  c.kl_warmup_steps = min(c.kl_warmup_steps, 20)
+  c.wandb.mode = "disabled"
+  return c
+
+
+def finalize(c: config_dict.ConfigDict, arg: str | None) -> config_dict.ConfigDict:
+  """Applies the config-file argument (`experiments/x.py:smoke`): '' or None keeps `c`, 'smoke' shrinks it."""
+  if arg in (None, ""):
+    return c
+  if arg == "smoke":
+    return smoke(c)
+  raise ConfigError(f"config argument {arg!r} is not known: use 'experiments/NAME.py' or 'experiments/NAME.py:smoke'")
+
+
+def _require(ok: bool, field: str, value, fix: str) -> None:
+  if not ok:
+    raise ConfigError(f"{field}={value!r}: {fix}")
+
+
+def _choice(config: config_dict.ConfigDict, field: str, choices: tuple[str, ...]) -> None:
+  value = config
+  for part in field.split("."):
+    value = value[part]
+  _require(value in choices, f"config.{field}", value, f"use one of {', '.join(choices)}")
+
+
+def validate(config: config_dict.ConfigDict) -> None:
+  """Checks the fields every variant shares; raises `ConfigError` on the first bad one."""
+  for field, choices in (("loss", LOSSES), ("noise_type", NOISE_TYPES), ("optimizer", OPTIMIZERS),
+                         ("lr_schedule", SCHEDULES), ("model.kind", MODEL_KINDS),
+                         ("model.activation", ACTIVATIONS), ("model.code_activation", ACTIVATIONS),
+                         ("model.upsample", UPSAMPLES), ("data.name", DATASETS),
+                         ("data.binarize", BINARIZE), ("wandb.mode", WANDB_MODES)):
+    _choice(config, field, choices)
+  _require(config.latent_dim > 0, "config.latent_dim", config.latent_dim,
+           "the code size must be a positive integer, e.g. --config.latent_dim=32")
+  _require(config.beta >= 0, "config.beta", config.beta,
+           "the KL weight must be >= 0 (1 is the plain VAE), e.g. --config.beta=4")
+  _require(config.noise_factor >= 0, "config.noise_factor", config.noise_factor,
+           "the noise level must be >= 0 (0 turns corruption off), e.g. --config.noise_factor=0.5")
+  _require(config.noise_type != "mask" or config.noise_factor <= 1, "config.noise_factor",
+           config.noise_factor, "with noise_type='mask' it is the fraction of pixels dropped: use a value in [0, 1]")
+  _require(config.decoder_std > 0, "config.decoder_std", config.decoder_std, "use a positive standard deviation")
+  _require(config.kl_warmup_steps >= 0, "config.kl_warmup_steps", config.kl_warmup_steps, "use 0 (off) or a step count")
+  _require(config.batch_size > 0, "config.batch_size", config.batch_size, "use a positive batch size, e.g. 256")
+  _require(config.num_steps > 0, "config.num_steps", config.num_steps, "train for at least one step")
+  _require(config.learning_rate > 0, "config.learning_rate", config.learning_rate, "use a positive rate, e.g. 1e-3")
+  for field in ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "eval_batch_size"):
+    _require(config[field] > 0, f"config.{field}", config[field], "use a positive integer")
+  widths = tuple(config.model.encoder_widths) + tuple(config.model.decoder_widths or ())
+  _require(all(w > 0 for w in widths), "config.model.encoder_widths/decoder_widths", widths,
+           "every layer width must be a positive integer")

@@ -1,0 +1,60 @@
+"""Image data kept on the device; shuffling, batching and dynamic binarisation happen inside the step.
+
+A whole MNIST split is 47 MB of uint8, so it lives on the accelerator and the train step gathers
+its own batch: no host round-trip per step.
+"""
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ml_collections import config_dict
+
+from aejax import datasets
+from aejax.registry import Batch
+
+_BINARIZE_SEED = 0  # Static binarisation draws one fixed sample, the same for every run.
+
+
+@flax.struct.dataclass
+class Split:
+  """uint8 images (N, H, W, C) with values 0..255 and int32 labels (N,), on device."""
+  images: jax.Array
+  labels: jax.Array
+
+  @property
+  def size(self) -> int:
+    return self.images.shape[0]
+
+
+def _binarize_once(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  return np.where(rng.random(images.shape) < images / 255.0, 255, 0).astype(np.uint8)
+
+
+def load(data: config_dict.ConfigDict) -> tuple[Split, Split]:
+  """The train and test splits named by `config.data`, on the default device.
+
+  'static' binarisation samples both splits once; 'dynamic' resamples each train batch
+  (`make_batch`) and samples the test split once so that evaluations are comparable.
+  """
+  splits = []
+  rng = np.random.default_rng(_BINARIZE_SEED)
+  for split, limit in (("train", data.num_train), ("test", data.num_test)):
+    images, labels = datasets.load_split(data.name, split, data_dir=data.data_dir, manual_dir=data.manual_dir,
+                                         download=data.download, num_examples=limit)
+    if data.binarize == "static" or (data.binarize == "dynamic" and split == "test"):
+      images = _binarize_once(images, rng)
+    splits.append(Split(jnp.asarray(images), jnp.asarray(labels, jnp.int32)))
+  return splits[0], splits[1]
+
+
+def make_batch(split: Split, indices: jax.Array, key: jax.Array, dynamic_binarize: bool) -> Batch:
+  """Gathers `indices` as float32 images in [0, 1] (Bernoulli-sampled if `dynamic_binarize`)."""
+  x = split.images[indices].astype(jnp.float32) / 255.0
+  if dynamic_binarize:
+    x = jax.random.bernoulli(key, x).astype(jnp.float32)
+  return {"image": x, "label": split.labels[indices]}
+
+
+def epoch_permutation(key: jax.Array, epoch: int | jax.Array, size: int) -> jax.Array:
+  """The shuffled example order of `epoch`: a function of the key and epoch only, so resume replays it."""
+  return jax.random.permutation(jax.random.fold_in(key, epoch), size)

@@ -1,0 +1,47 @@
+"""Command line: `python -m aejax.main --config experiments/vae.py[:smoke] --workdir DIR [--config.FIELD=VALUE ...]`.
+
+Rerunning the same command in the same workdir resumes from the latest checkpoint.
+"""
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (append ':smoke' for a tiny run).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, metrics.jsonl, images. Reused to resume.")
+
+
+def _use_compilation_cache(directory: str) -> None:
+  """Shares compiled programs across processes (sweeps start hundreds of runs of the same shapes)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  if directory:
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from aejax import train  # pylint: disable=g-import-not-at-top  (after flags, so `--help` is fast)
+  from aejax.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  if _CONFIG.value is None or not _WORKDIR.value:
+    sys.exit("aejax: error: --config and --workdir are required, e.g. "
+             "--config experiments/vae.py --workdir runs/vae (rerun the same command to resume)")
+  _use_compilation_cache(_CONFIG.value.compilation_cache_dir)
+  try:
+    summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except ConfigError as e:
+    sys.exit(f"aejax: error: {e}")
+  except train.Interrupted as e:
+    print(f"aejax: {e}", file=sys.stderr)
+    sys.exit(128 + e.signum)
+  width = max(len(k) for k in summary)
+  print("\n".join(["aejax: finished"] + [f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}"
+                                         for k, v in summary.items()]))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,148 @@
+"""Encoders, decoders and the two model shapes (deterministic code, Gaussian code), in flax.linen.
+
+Decoders return logits: `sigmoid(logits)` is the reconstruction in [0, 1]; BCE and the Bernoulli
+likelihood use the logits directly for stability.
+"""
+import math
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from ml_collections import config_dict
+
+from aejax.errors import ConfigError
+
+Shape = tuple[int, ...]
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nn.relu, "gelu": nn.gelu, "elu": nn.elu, "leaky_relu": nn.leaky_relu,
+    "swish": nn.swish, "tanh": jnp.tanh, "sigmoid": nn.sigmoid, "linear": lambda x: x,
+}
+
+
+class MLPEncoder(nn.Module):
+  """Flattens the image and applies Dense + activation per width."""
+  widths: Sequence[int]
+  activation: str = "relu"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = x.reshape(x.shape[0], -1)
+    for width in self.widths:
+      x = ACTIVATIONS[self.activation](nn.Dense(width)(x))
+    return x
+
+
+class MLPDecoder(nn.Module):
+  """Dense + activation per width, then a linear layer to the image's logits."""
+  widths: Sequence[int]
+  output_shape: Shape
+  activation: str = "relu"
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    for width in self.widths:
+      z = ACTIVATIONS[self.activation](nn.Dense(width)(z))
+    return nn.Dense(math.prod(self.output_shape))(z).reshape(z.shape[0], *self.output_shape)
+
+
+class ConvEncoder(nn.Module):
+  """3x3 convolution + activation + 2x2 max-pool per feature count, then flatten."""
+  features: Sequence[int]
+  activation: str = "relu"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    for f in self.features:
+      x = ACTIVATIONS[self.activation](nn.Conv(f, (3, 3), padding="SAME")(x))
+      x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="SAME")
+    return x.reshape(x.shape[0], -1)
+
+
+class ConvDecoder(nn.Module):
+  """Dense to a small feature map, then per feature count a 2x upsampling and a 3x3 convolution."""
+  features: Sequence[int]
+  output_shape: Shape
+  activation: str = "relu"
+  upsample: str = "nearest"
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    height, width, channels = self.output_shape
+    scale = 2 ** len(self.features)
+    act = ACTIVATIONS[self.activation]
+    x = act(nn.Dense((height // scale) * (width // scale) * self.features[0])(z))
+    x = x.reshape(z.shape[0], height // scale, width // scale, self.features[0])
+    for f in self.features:
+      if self.upsample == "transpose":
+        x = act(nn.ConvTranspose(f, (3, 3), strides=(2, 2), padding="SAME")(x))
+      else:
+        x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+        x = act(nn.Conv(f, (3, 3), padding="SAME")(x))
+    return nn.Conv(channels, (3, 3), padding="SAME")(x)
+
+
+class AutoEncoder(nn.Module):
+  """x -> code h = act(Dense(encoder(x))) -> decoder logits."""
+  encoder: nn.Module
+  decoder: nn.Module
+  latent_dim: int
+  code_activation: str = "linear"
+
+  def setup(self):
+    self.code = nn.Dense(self.latent_dim)
+
+  def encode(self, x: jax.Array) -> jax.Array:
+    return ACTIVATIONS[self.code_activation](self.code(self.encoder(x)))
+
+  def decode(self, h: jax.Array) -> jax.Array:
+    return self.decoder(h)
+
+  def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
+    h = self.encode(x)
+    return {"code": h, "logits": self.decode(h)}
+
+
+class GaussianAutoEncoder(nn.Module):
+  """The VAE: mean and log-variance heads on a shared encoder, z = mean + std * eps."""
+  encoder: nn.Module
+  decoder: nn.Module
+  latent_dim: int
+
+  def setup(self):
+    self.mean_head = nn.Dense(self.latent_dim)
+    self.logvar_head = nn.Dense(self.latent_dim)
+
+  def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    h = self.encoder(x)
+    return self.mean_head(h), self.logvar_head(h)
+
+  def decode(self, z: jax.Array) -> jax.Array:
+    return self.decoder(z)
+
+  def __call__(self, x: jax.Array, key: jax.Array) -> dict[str, jax.Array]:
+    mean, logvar = self.encode(x)
+    z = reparameterize(key, mean, logvar)
+    return {"mean": mean, "logvar": logvar, "z": z, "logits": self.decode(z)}
+
+
+def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
+  """A sample of N(mean, exp(logvar)) that is differentiable in mean and logvar."""
+  return mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape, mean.dtype)
+
+
+def build_backbone(config: config_dict.ConfigDict, input_shape: Shape) -> tuple[nn.Module, nn.Module]:
+  """The encoder and decoder named by `config.model`, for images of `input_shape` (H, W, C)."""
+  m = config.model
+  if m.kind == "conv":
+    scale = 2 ** len(m.conv_features)
+    if len(input_shape) != 3 or input_shape[0] % scale or input_shape[1] % scale:
+      raise ConfigError(
+          f"config.model.conv_features={tuple(m.conv_features)!r}: {len(m.conv_features)} 2x poolings need image "
+          f"sides divisible by {scale}, got {input_shape}; use fewer conv layers")
+    return (ConvEncoder(tuple(m.conv_features), m.activation),
+            ConvDecoder(tuple(reversed(m.conv_features)), input_shape, m.activation, m.upsample))
+  decoder_widths = m.decoder_widths if m.decoder_widths is not None else tuple(reversed(m.encoder_widths))
+  return (MLPEncoder(tuple(m.encoder_widths), m.activation),
+          MLPDecoder(tuple(decoder_widths), input_shape, m.activation))

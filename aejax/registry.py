@@ -1,0 +1,75 @@
+"""Variants by name. A variant is a model builder plus a few pure functions; the train loop knows no other.
+
+Every function gets the flax `model` and the (static) `config` first, then traced arguments.
+`hparams` holds the variant's scalar hyper-parameters (β, noise factor, ...) as arrays carried in
+the train state, so runs that differ only in them can later be stacked and vmapped. A variant whose
+update is not one gradient step on `loss` (two optimisers, contrastive divergence, competitive
+updates) supplies its own `train_step`; the loop calls it the same way.
+"""
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+from ml_collections import config_dict
+
+from aejax.errors import ConfigError
+
+Batch = dict[str, jax.Array]  # 'image': float32 (B, H, W, C) in [0, 1]; 'label': int32 (B,).
+HParams = dict[str, jax.Array]
+Params = Any
+Config = config_dict.ConfigDict
+
+# (model, config, params, batch, key, hparams, step) -> (batch-mean loss, scalar metrics)
+LossFn = Callable[[nn.Module, Config, Params, Batch, jax.Array, HParams, jax.Array], tuple[jax.Array, dict]]
+# (model, config, params, batch, key, hparams) -> {name: (B,) per-example values}
+EvalFn = Callable[[nn.Module, Config, Params, Batch, jax.Array, HParams], dict[str, jax.Array]]
+# (model, config, params, batch, key) -> {name: (rows, N, H, W, C) images in [0, 1]}
+ImagesFn = Callable[[nn.Module, Config, Params, Batch, jax.Array], dict[str, jax.Array]]
+# (model, config, state, batch, key) -> (state, metrics)
+TrainStepFn = Callable[[nn.Module, Config, Any, Batch, jax.Array], tuple[Any, dict]]
+
+
+def no_checks(config: Config) -> None:
+  """The default `Variant.validate`: nothing beyond the shared checks."""
+  del config
+
+
+def default_init(model: nn.Module, key: jax.Array, x: jax.Array) -> Params:
+  """The default `Variant.init`: `model.init` on an example batch of images."""
+  return model.init(key, x)
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """What the train loop needs of a variant."""
+  build_model: Callable[[Config, tuple[int, ...]], nn.Module]
+  hparams: Callable[[Config], dict[str, float]]
+  loss: LossFn
+  evaluate: EvalFn
+  images: ImagesFn
+  init: Callable[[nn.Module, jax.Array, jax.Array], Params] = default_init
+  train_step: TrainStepFn | None = None  # None: one optimiser step on `loss`.
+  validate: Callable[[Config], None] = no_checks  # Variant-specific config checks.
+
+
+_REGISTRY: dict[str, Variant] = {}
+
+
+def register(name: str, variant: Variant) -> None:
+  """Makes `variant` available as `config.variant = name`."""
+  if name in _REGISTRY:
+    raise ValueError(f"variant {name!r} is registered twice")
+  _REGISTRY[name] = variant
+
+
+def names() -> list[str]:
+  return sorted(_REGISTRY)
+
+
+def get(name: str) -> Variant:
+  """The variant registered as `name`, or a `ConfigError` listing the known ones."""
+  if name not in _REGISTRY:
+    raise ConfigError(f"config.variant={name!r} is not a known variant: use one of {', '.join(names())}")
+  return _REGISTRY[name]

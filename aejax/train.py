@@ -1,0 +1,209 @@
+"""The train loop: one jitted step `(state, batch, key) -> (state, metrics)`, evaluation, checkpoints, logs.
+
+Nothing here knows a variant: the model, loss, evaluation and pictures come from `aejax.registry`.
+"""
+import contextlib
+import functools
+import pathlib
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+from ml_collections import config_dict
+from tqdm import tqdm
+
+import aejax.variants  # noqa: F401  (registers the variants)
+from aejax import checkpoint, config as config_lib, input_pipeline, registry, writers
+from aejax.errors import ConfigError
+
+
+class TrainState(train_state.TrainState):
+  """flax's TrainState plus the variant's scalar hyper-parameters, carried as arrays."""
+  hparams: dict[str, jax.Array]
+
+
+class Interrupted(Exception):
+  """SIGTERM/SIGINT arrived; a checkpoint was written at `step`."""
+
+  def __init__(self, signum: int, step: int):
+    super().__init__(f"stopped by signal {signum} at step {step}; checkpoint saved, rerun the same command to resume")
+    self.signum = signum
+
+
+def make_optimizer(config: config_dict.ConfigDict) -> optax.GradientTransformation:
+  """The optax optimiser and learning-rate schedule that `config` names."""
+  lr = config.learning_rate
+  if config.lr_schedule == "cosine":
+    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, config.warmup_steps, config.num_steps)
+  else:
+    schedule = optax.join_schedules(
+        [optax.linear_schedule(0.0, lr, config.warmup_steps), optax.constant_schedule(lr)], [config.warmup_steps])
+  if config.optimizer == "adamw":
+    tx = optax.adamw(schedule, weight_decay=config.weight_decay)
+  elif config.optimizer == "sgd":
+    tx = optax.sgd(schedule, momentum=0.9)
+  else:
+    tx = optax.adam(schedule)
+  if config.grad_clip_norm > 0:
+    tx = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), tx)
+  return tx
+
+
+def create_state(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict,
+                 key: jax.Array, example: jax.Array) -> TrainState:
+  """Fresh parameters and optimiser state (call under `jax.jit`: eager init compiles every small op)."""
+  params = variant.init(model, key, example)
+  hparams = {k: jnp.asarray(v, jnp.float32) for k, v in variant.hparams(config).items()}
+  return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config), hparams=hparams)
+
+
+def make_train_step(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict):
+  """The pure step `(state, batch, key) -> (state, metrics)`: the variant's own, or one gradient step on its loss."""
+  if variant.train_step is not None:
+    return functools.partial(variant.train_step, model, config)
+
+  def train_step(state: TrainState, batch: registry.Batch, key: jax.Array) -> tuple[TrainState, dict]:
+    def loss_fn(params):
+      return variant.loss(model, config, params, batch, key, state.hparams, state.step)
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    return state.apply_gradients(grads=grads), {"loss": loss, **metrics}
+
+  return train_step
+
+
+def make_data_step(train_step, split: input_pipeline.Split, batch_size: int, dynamic_binarize: bool):
+  """Wraps `train_step` so the batch is gathered on device from `split`, in the order `perm` gives."""
+  steps_per_epoch = split.size // batch_size
+
+  def step(state: TrainState, split: input_pipeline.Split, perm: jax.Array, key: jax.Array):
+    start = (state.step % steps_per_epoch) * batch_size
+    batch_key, step_key = jax.random.split(jax.random.fold_in(key, state.step))
+    batch = input_pipeline.make_batch(split, jax.lax.dynamic_slice(perm, (start,), (batch_size,)),
+                                      batch_key, dynamic_binarize)
+    return train_step(state, batch, step_key)
+
+  return step
+
+
+def make_evaluate(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict,
+                  split: input_pipeline.Split):
+  """A function `(state, key) -> {name: mean over the split}` that runs the variant's evaluation in fixed batches."""
+  batch_size = min(config.eval_batch_size, split.size)
+  num_batches = -(-split.size // batch_size)
+
+  @jax.jit
+  def batch_sums(state: TrainState, split: input_pipeline.Split, index: jax.Array, key: jax.Array):
+    ids = index * batch_size + jnp.arange(batch_size)
+    valid = (ids < split.size).astype(jnp.float32)
+    batch = input_pipeline.make_batch(split, jnp.minimum(ids, split.size - 1), key, False)
+    per_example = variant.evaluate(model, config, state.params, batch, jax.random.fold_in(key, index), state.hparams)
+    return {k: jnp.sum(v * valid) for k, v in per_example.items()}
+
+  def evaluate(state: TrainState, key: jax.Array) -> dict[str, float]:
+    sums = [batch_sums(state, split, i, key) for i in range(num_batches)]
+    totals = jax.device_get(jax.tree.map(lambda *xs: sum(xs), *sums))
+    return {k: float(v) / split.size for k, v in totals.items()}
+
+  return evaluate
+
+
+@contextlib.contextmanager
+def _signals_caught() -> Iterator[list[int]]:
+  """Records SIGTERM/SIGINT instead of dying, so the loop can checkpoint first."""
+  received: list[int] = []
+  handler = lambda signum, frame: received.append(signum)  # noqa: E731
+  previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    yield received
+  finally:
+    for s, h in previous.items():
+      signal.signal(s, h)
+
+
+def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
+  """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the run's summary."""
+  config_lib.validate(config)
+  variant = registry.get(config.variant)
+  variant.validate(config)
+  workdir = pathlib.Path(workdir)
+  train_split, test_split = input_pipeline.load(config.data)
+  if config.batch_size > train_split.size:
+    raise ConfigError(f"config.batch_size={config.batch_size} is larger than the {train_split.size} training images "
+                      f"of {config.data.name!r}: use a batch size of at most {train_split.size}")
+  model = variant.build_model(config, tuple(train_split.images.shape[1:]))
+
+  init_key, train_key, data_key, eval_key, image_key = jax.random.split(jax.random.key(config.seed), 5)
+  example = jnp.zeros((1, *train_split.images.shape[1:]), jnp.float32)
+  # Initialisation runs once, so compile it for speed of compiling (threefry at -O2 costs seconds on CPU).
+  init = jax.jit(functools.partial(create_state, variant, model, config)).lower(init_key, example).compile(
+      compiler_options={"xla_backend_optimization_level": 0})
+  state = init(init_key, example)
+  workdir.mkdir(parents=True, exist_ok=True)
+  (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+  ckpts = checkpoint.Checkpoints(workdir, config.keep_checkpoints)
+  state = ckpts.restore_latest(state)
+  step = int(state.step)
+  writer = writers.MetricWriter(workdir, config, step)
+
+  train_step = jax.jit(make_data_step(make_train_step(variant, model, config), train_split, config.batch_size,
+                                      config.data.binarize == "dynamic"), donate_argnums=0)
+  evaluate = make_evaluate(variant, model, config, test_split)
+  pictures = jax.jit(lambda params, batch, key: variant.images(model, config, params, batch, key))
+  image_batch = input_pipeline.make_batch(test_split, jnp.arange(min(config.num_images, test_split.size)),
+                                          image_key, False)
+  permute = jax.jit(input_pipeline.epoch_permutation, static_argnums=2)
+  steps_per_epoch = train_split.size // config.batch_size
+
+  def evaluate_and_draw(step: int) -> tuple[dict[str, float], dict[str, pathlib.Path]]:
+    metrics = {f"test/{k}": v for k, v in evaluate(state, eval_key).items()}
+    writer.write_scalars(step, metrics)
+    paths = writer.write_images(step, jax.device_get(pictures(state.params, image_batch, image_key)))
+    return metrics, paths
+
+  test_metrics, image_paths, pending = {}, {}, []
+  tick, tick_step = time.perf_counter(), step
+  epoch, perm = -1, None
+  try:
+    with _signals_caught() as received, tqdm(total=config.num_steps, initial=step, desc=config.variant,
+                                             unit="step", dynamic_ncols=True) as bar:
+      while step < config.num_steps and not received:
+        if step // steps_per_epoch != epoch:
+          epoch = step // steps_per_epoch
+          perm = permute(data_key, epoch, train_split.size)
+        state, metrics = train_step(state, train_split, perm, train_key)
+        pending.append(metrics)
+        step += 1
+        if step % config.log_every == 0 or step == config.num_steps:
+          means = {f"train/{k}": float(np.mean(v)) for k, v in jax.device_get(jax.tree.map(
+              lambda *xs: jnp.stack(xs), *pending)).items()}
+          now = time.perf_counter()
+          means["train/samples_per_s"] = (step - tick_step) * config.batch_size / (now - tick)
+          tick, tick_step, pending = now, step, []
+          writer.write_scalars(step, means)
+          bar.set_postfix(loss=f"{means['train/loss']:.3f}", samples_per_s=f"{means['train/samples_per_s']:.0f}")
+          bar.update(step - bar.n)
+        if step % config.eval_every == 0 or step == config.num_steps:
+          test_metrics, image_paths = evaluate_and_draw(step)
+        if step % config.checkpoint_every == 0 or step == config.num_steps:
+          ckpts.save(step, state)
+      if received:
+        ckpts.save(step, state)
+        ckpts.wait()
+        raise Interrupted(received[0], step)
+    if not test_metrics:  # Resumed a finished run: report its final numbers again.
+      test_metrics, image_paths = evaluate_and_draw(step)
+    ckpts.wait()
+    summary = {"step": step, **test_metrics, "checkpoint": str(ckpts.directory / str(ckpts.latest_step)),
+               "metrics": str(writer.metrics_path), **{f"image/{k}": str(p) for k, p in image_paths.items()}}
+    writer.write_summary(summary)
+    return summary
+  finally:
+    ckpts.close()
+    writer.close()

@@ -1,0 +1,25 @@
+"""Pieces the variants share: reconstruction terms and image rows."""
+import jax
+import jax.numpy as jnp
+
+from aejax import losses
+from aejax.registry import Config
+
+
+def reconstruction_loss(config: Config, logits: jax.Array, x: jax.Array) -> jax.Array:
+  """Per-example 'bce' (from logits) or 'mse' (squared error of sigmoid(logits)), as `config.loss` says."""
+  if config.loss == "bce":
+    return losses.binary_cross_entropy(logits, x)
+  return losses.squared_error(jax.nn.sigmoid(logits), x)
+
+
+def decoder_nll(config: Config, logits: jax.Array, x: jax.Array) -> jax.Array:
+  """Per-example -log p(x|z) in nats: Bernoulli for 'bce', Gaussian (std `config.decoder_std`) for 'mse'."""
+  if config.loss == "bce":
+    return losses.binary_cross_entropy(logits, x)
+  return losses.gaussian_nll(jax.nn.sigmoid(logits), x, config.decoder_std)
+
+
+def image_rows(*rows: jax.Array, n: int) -> jax.Array:
+  """Stacks the first `n` images of each row: (len(rows), n, H, W, C), clipped to [0, 1]."""
+  return jnp.clip(jnp.stack([r[:n] for r in rows]), 0.0, 1.0)

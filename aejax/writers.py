@@ -1,0 +1,94 @@
+"""Where scalars and pictures go: always a JSON-lines file and PNGs in the workdir, W&B when enabled."""
+import json
+import netrc
+import os
+import pathlib
+import time
+from typing import Any
+
+import numpy as np
+from absl import logging
+from ml_collections import config_dict
+
+from aejax import images
+
+
+def has_wandb_key() -> bool:
+  """True if W&B can authenticate without asking (env var or ~/.netrc)."""
+  if os.environ.get("WANDB_API_KEY"):
+    return True
+  try:
+    return netrc.netrc().authenticators("api.wandb.ai") is not None
+  except (FileNotFoundError, netrc.NetrcParseError):
+    return False
+
+
+def wandb_mode(requested: str) -> str:
+  """'online' without credentials becomes 'offline' (sync later with `wandb sync`): never blocks a fresh machine."""
+  if requested == "online" and not has_wandb_key():
+    logging.warning("No W&B API key found: logging offline to the workdir; run `wandb sync` later to upload.")
+    return "offline"
+  return requested
+
+
+class MetricWriter:
+  """Writes `<workdir>/metrics.jsonl` (one JSON object per step) and `<workdir>/images/*.png`, mirrored to W&B.
+
+  On resume, rows past the restored step (written after the last checkpoint) are dropped, so the
+  file reads as one uninterrupted run.
+  """
+
+  def __init__(self, workdir: pathlib.Path, config: config_dict.ConfigDict, start_step: int):
+    self.metrics_path = workdir / "metrics.jsonl"
+    self.images_dir = workdir / "images"
+    _truncate_after(self.metrics_path, start_step)
+    self._file = self.metrics_path.open("a")
+    self._wandb = _init_wandb(workdir, config)
+
+  def write_scalars(self, step: int, scalars: dict[str, Any]) -> None:
+    row = {"step": step, "time": time.time(), **{k: float(v) for k, v in scalars.items()}}
+    self._file.write(json.dumps(row) + "\n")
+    self._file.flush()
+    if self._wandb is not None:
+      self._wandb.log({k: v for k, v in row.items() if k not in ("step", "time")}, step=step)
+
+  def write_images(self, step: int, pictures: dict[str, np.ndarray]) -> dict[str, pathlib.Path]:
+    """Saves each (rows, N, H, W, C) array as `<name>_<step>.png` and returns the paths."""
+    paths = {name: images.save_png(self.images_dir / f"{name}_{step:07d}.png", rows)
+             for name, rows in pictures.items()}
+    if self._wandb is not None:
+      import wandb  # pylint: disable=g-import-not-at-top
+      self._wandb.log({f"images/{name}": wandb.Image(str(p)) for name, p in paths.items()}, step=step)
+    return paths
+
+  def write_summary(self, summary: dict[str, Any]) -> None:
+    if self._wandb is not None:
+      self._wandb.summary.update(summary)
+
+  def close(self) -> None:
+    self._file.close()
+    if self._wandb is not None:
+      self._wandb.finish()
+
+
+def _truncate_after(path: pathlib.Path, step: int) -> None:
+  if not path.exists():
+    return
+  rows = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+  tmp = path.with_suffix(".tmp")
+  tmp.write_text("".join(r + "\n" for r in rows))
+  tmp.replace(path)
+
+
+def _init_wandb(workdir: pathlib.Path, config: config_dict.ConfigDict):
+  mode = wandb_mode(config.wandb.mode)
+  if mode == "disabled":
+    return None
+  import wandb  # pylint: disable=g-import-not-at-top  (slow import, only when used)
+  id_file = workdir / "wandb_id"
+  if not id_file.exists():
+    id_file.write_text(wandb.util.generate_id())
+  return wandb.init(
+      project=config.wandb.project, entity=config.wandb.entity, group=config.wandb.group,
+      tags=list(config.wandb.tags), name=config.wandb.name or workdir.name, config=config.to_dict(),
+      dir=str(workdir), mode=mode, id=id_file.read_text().strip(), resume="allow")

@@ -1,0 +1,24 @@
+"""Denoising autoencoder as in the seed: x + 0.5·N(0,1) clipped to [0,1], dense 784-128-64-32, sigmoid output.
+
+The loss compares the reconstruction of the noisy input with the clean input.
+
+    python -m aejax.main --config experiments/dae.py --workdir runs/dae
+"""
+from aejax import config as config_lib
+
+
+def get_config(arg: str | None = None):
+  c = config_lib.base_config()
+  c.variant = "dae"
+  c.noise_type = "gaussian"
+  c.noise_factor = 0.5
+  c.latent_dim = 32
+  c.model.encoder_widths = (128, 64)
+  c.model.code_activation = "relu"
+  c.loss = "bce"
+  c.learning_rate = 1e-3
+  c.batch_size = 256
+  c.num_steps = 4_680  # 20 epochs of 234 steps.
+  c.eval_every = c.checkpoint_every = 1_170
+  c.wandb.tags = ("dae",)
+  return config_lib.finalize(c, arg)
