@@ -1,8 +1,13 @@
 """Tests run on the CPU, whatever accelerators the machine has."""
+import importlib.util
 import os
 import pathlib
+import tempfile
 
 os.environ["JAX_PLATFORMS"] = "cpu"
+# Runs in one session share compiled programs, as the members of a sweep do.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="aejax-test-jax-cache-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import pytest  # noqa: E402
 
@@ -15,3 +20,40 @@ def mnist_manual_dir() -> pathlib.Path:
   if not (MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
     pytest.fail(f"real MNIST IDX files not found at {MNIST_DIR}; set up ../shared/data/mnist beside the checkout")
   return MNIST_DIR
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory, mnist_manual_dir) -> pathlib.Path:
+  """A TFDS data dir holding aejax's MNIST, prepared once per session from the IDX files, offline."""
+  from aejax import datasets  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("tfds")
+  datasets.load_split("mnist", "test", data_dir=str(root), manual_dir=str(mnist_manual_dir), download=False,
+                      num_examples=1)
+  return root
+
+
+@pytest.fixture()
+def smoke_config(data_dir, mnist_manual_dir):
+  """`smoke_config(name, **fields)`: `experiments/<name>.py:smoke` on the session's MNIST, with fields overridden."""
+  def make(name: str, **fields):
+    c = load_experiment(name).get_config("smoke")
+    c.data.data_dir, c.data.manual_dir = str(data_dir), str(mnist_manual_dir)
+    for field, value in fields.items():
+      target = c
+      *parents, leaf = field.split("__")
+      for p in parents:
+        target = target[p]
+      target[leaf] = value
+    return c
+
+  return make
+
+
+def load_experiment(name: str):
+  """The module `experiments/<name>.py`, loaded by path as `--config` does."""
+  spec = importlib.util.spec_from_file_location(f"experiments_{name}", REPO / "experiments" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module

@@ -1,0 +1,213 @@
+"""Tests for aejax.datasets: offline preparation, reading, the stock TFDS folder, and config errors."""
+import gzip
+import pathlib
+import shutil
+import socket
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from aejax.datasets import load_split
+from aejax.errors import ConfigError
+
+# From ../shared/data/mnist/README.md.
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+FIRST_TRAIN_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+FIRST_TEST_LABELS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+IDX_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+             "t10k-labels-idx1-ubyte.gz"]
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory, mnist_manual_dir) -> pathlib.Path:
+  """A TFDS data dir with aejax_mnist prepared from the IDX files, download allowed but the network blocked."""
+  data_dir = tmp_path_factory.mktemp("tfds")
+  attempts = []
+
+  def no_network(*args, **kwargs):
+    attempts.append(args)
+    raise RuntimeError("network blocked by test")  # Not OSError, which the TFDS downloader retries for minutes.
+
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(socket.socket, "connect", no_network)
+    mp.setattr(socket, "getaddrinfo", no_network)
+    load_split("mnist", "test", data_dir=str(data_dir), manual_dir=str(mnist_manual_dir), num_examples=1)
+  assert not attempts
+  return data_dir
+
+
+@pytest.fixture(scope="session")
+def train(data_dir) -> tuple[np.ndarray, np.ndarray]:
+  return load_split("mnist", "train", data_dir=str(data_dir), download=False)
+
+
+@pytest.fixture(scope="session")
+def stock_dir(mnist_manual_dir) -> pathlib.Path:
+  """The stock TFDS mnist 3.0.1 (PNG, shuffled) that sits beside the IDX files."""
+  path = mnist_manual_dir.parent / "tensorflow_datasets"
+  if not (path / "mnist" / "3.0.1" / "dataset_info.json").exists():
+    pytest.skip(f"no stock TFDS mnist at {path}")
+  return path
+
+
+def test_prepared_dataset_lives_under_the_builder_name(data_dir):
+  assert (data_dir / "aejax_mnist" / "1.0.0" / "dataset_info.json").exists()
+
+
+@pytest.mark.parametrize("name, url", [
+  ("mnist", "https://storage.googleapis.com/cvdf-datasets/mnist/"),
+  ("fashion_mnist", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
+])
+def test_without_manual_dir_it_downloads(name, url, tmp_path, monkeypatch):
+  requested = []
+
+  def download(self, urls):
+    requested.extend(urls.values())
+    raise RuntimeError("download stopped by test")
+
+  monkeypatch.setattr(tfds.download.DownloadManager, "download", download)
+  with pytest.raises(RuntimeError, match="download stopped by test"):
+    load_split(name, "test", data_dir=str(tmp_path))
+  assert sorted(requested) == sorted(url + file for file in IDX_FILES)
+
+
+def test_train_split(train):
+  images, labels = train
+  assert images.shape == (60000, 28, 28, 1) and images.dtype == np.uint8
+  assert labels.shape == (60000,) and labels.dtype == np.int32
+  assert labels[:10].tolist() == FIRST_TRAIN_LABELS
+  assert np.bincount(labels).tolist() == TRAIN_COUNTS
+  assert images.mean() / 255 == pytest.approx(0.1307, abs=1e-4)
+
+
+def test_test_split(data_dir):
+  images, labels = load_split("mnist", "test", data_dir=str(data_dir), download=False)
+  assert images.shape == (10000, 28, 28, 1) and images.dtype == np.uint8
+  assert labels.shape == (10000,) and labels.dtype == np.int32
+  assert labels[:10].tolist() == FIRST_TEST_LABELS
+  assert np.bincount(labels).tolist() == TEST_COUNTS
+
+
+def test_num_examples_takes_the_first(data_dir, train):
+  images, labels = load_split("mnist", "train", data_dir=str(data_dir), download=False, num_examples=100)
+  np.testing.assert_array_equal(images, train[0][:100])
+  np.testing.assert_array_equal(labels, train[1][:100])
+
+
+def test_num_examples_beyond_the_split_gives_all(data_dir):
+  _, labels = load_split("mnist", "test", data_dir=str(data_dir), download=False, num_examples=10**6)
+  assert len(labels) == 10000
+
+
+def test_honours_tfds_data_dir(data_dir, monkeypatch):
+  monkeypatch.setenv("TFDS_DATA_DIR", str(data_dir))
+  _, labels = load_split("mnist", "test", download=False, num_examples=10)
+  assert labels.tolist() == FIRST_TEST_LABELS
+
+
+def test_stock_dir_holds_the_same_test_set(data_dir, stock_dir):
+  images, labels = load_split("mnist", "test", data_dir=str(stock_dir), download=False)
+  assert images.shape == (10000, 28, 28, 1) and images.dtype == np.uint8 and labels.dtype == np.int32
+  assert np.bincount(labels).tolist() == TEST_COUNTS
+  assert labels[:10].tolist() != FIRST_TEST_LABELS  # TFDS's shuffled order, so this really read the stock files.
+  ours = load_split("mnist", "test", data_dir=str(data_dir), download=False)
+  assert _examples(images, labels) == _examples(*ours)
+
+
+def test_stock_dir_train_labels(stock_dir):
+  images, labels = load_split("mnist", "train", data_dir=str(stock_dir), download=False, num_examples=500)
+  assert images.shape == (500, 28, 28, 1)
+  assert set(labels.tolist()) == set(range(10))
+
+
+def test_prefers_aejax_over_stock(data_dir, stock_dir, tmp_path):
+  (tmp_path / "mnist").symlink_to(stock_dir / "mnist")
+  (tmp_path / "aejax_mnist").symlink_to(data_dir / "aejax_mnist")
+  _, labels = load_split("mnist", "test", data_dir=str(tmp_path), download=False, num_examples=10)
+  assert labels.tolist() == FIRST_TEST_LABELS
+
+
+def _examples(images: np.ndarray, labels: np.ndarray) -> set[tuple[bytes, int]]:
+  """The examples as a set, to compare datasets stored in different orders."""
+  return set(zip(map(bytes, images.reshape(len(images), -1)), labels.tolist()))
+
+
+def _raises(start: str, **kwargs) -> None:
+  """Checks that load_split (mnist train, no download, unless overridden) raises a one-line ConfigError so starting."""
+  kwargs = {"name": "mnist", "split": "train", "download": False} | kwargs
+  with pytest.raises(ConfigError) as info:
+    load_split(**kwargs)
+  message = str(info.value)
+  assert message.startswith(start), message
+  assert "\n" not in message
+
+
+def test_unknown_name(data_dir):
+  _raises("data.name='kmnist' is not a known dataset: use one of 'mnist', 'fashion_mnist'",
+          name="kmnist", data_dir=str(data_dir))
+
+
+def test_unknown_split(data_dir):
+  _raises("data.split='validation' ", split="validation", data_dir=str(data_dir))
+
+
+def test_bad_num_examples(data_dir):
+  _raises("data.num_examples=0 is not positive", num_examples=0, data_dir=str(data_dir))
+
+
+def test_manual_dir_missing(tmp_path):
+  missing = tmp_path / "nowhere"
+  _raises(f"data.manual_dir='{missing}' is not a folder: point it at a folder holding the four MNIST IDX",
+          data_dir=str(tmp_path / "tfds"), manual_dir=str(missing))
+
+
+def test_manual_dir_lacking_a_file(tmp_path, mnist_manual_dir):
+  manual = tmp_path / "manual"
+  manual.mkdir()
+  for file in IDX_FILES[:-1]:
+    (manual / file).symlink_to(mnist_manual_dir / file)
+  _raises(f"data.manual_dir='{manual}' has no t10k-labels-idx1-ubyte.gz: point it at a folder holding the "
+          "four MNIST IDX .gz files", data_dir=str(tmp_path / "tfds"), manual_dir=str(manual))
+
+
+def test_manual_dir_with_a_corrupt_file(tmp_path, mnist_manual_dir):
+  manual = tmp_path / "manual"
+  shutil.copytree(mnist_manual_dir, manual)
+  (manual / "t10k-labels-idx1-ubyte.gz").chmod(0o644)
+  (manual / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"not MNIST"))
+  _raises(f"data.manual_dir='{manual}': t10k-labels-idx1-ubyte.gz differs in size or sha256",
+          data_dir=str(tmp_path / "tfds"), manual_dir=str(manual))
+
+
+def test_data_dir_missing_without_download(tmp_path):
+  missing = tmp_path / "nowhere"
+  _raises(f"data.data_dir='{missing}' does not exist and download is off: ", data_dir=str(missing))
+
+
+def test_data_dir_empty_without_download(tmp_path):
+  _raises(f"data.data_dir='{tmp_path}' holds no prepared mnist and download is off: ", data_dir=str(tmp_path))
+
+
+def test_default_data_dir_named_in_the_error(tmp_path, monkeypatch):
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "nowhere"))
+  _raises(f"data.data_dir=None (TFDS default '{tmp_path / 'nowhere'}') does not exist")
+
+
+def test_data_dir_is_a_file(tmp_path):
+  file = tmp_path / "file"
+  file.write_text("")
+  _raises(f"data.data_dir='{file}' is a file: ", data_dir=str(file))
+
+
+def test_data_dir_is_a_dataset_folder(data_dir):
+  _raises(f"data.data_dir='{data_dir}/aejax_mnist' is a dataset folder: point it at '{data_dir}'",
+          data_dir=str(data_dir / "aejax_mnist"))
+  _raises(f"data.data_dir='{data_dir}/aejax_mnist/1.0.0' is a dataset version folder: point it at '{data_dir}'",
+          data_dir=str(data_dir / "aejax_mnist" / "1.0.0"))
+
+
+def test_data_dir_holds_idx_files(mnist_manual_dir):
+  _raises(f"data.data_dir='{mnist_manual_dir}' holds raw IDX files: pass that folder as data.manual_dir",
+          data_dir=str(mnist_manual_dir))
