@@ -4,6 +4,7 @@ import netrc
 import os
 import pathlib
 import time
+import uuid
 from typing import Any
 
 import numpy as np
@@ -87,7 +88,7 @@ def _init_wandb(workdir: pathlib.Path, config: config_dict.ConfigDict):
   import wandb  # pylint: disable=g-import-not-at-top  (slow import, only when used)
   id_file = workdir / "wandb_id"
   if not id_file.exists():
-    id_file.write_text(wandb.util.generate_id())
+    id_file.write_text(uuid.uuid4().hex[:12])  # One W&B run per workdir, resumed with it.
   return wandb.init(
       project=config.wandb.project, entity=config.wandb.entity, group=config.wandb.group,
       tags=list(config.wandb.tags), name=config.wandb.name or workdir.name, config=config.to_dict(),

@@ -2,6 +2,7 @@
 import importlib.util
 import os
 import pathlib
+import socket
 import tempfile
 
 os.environ["JAX_PLATFORMS"] = "cpu"
@@ -26,11 +27,20 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory, mnist_manual_dir) -> pathlib.Path:
-  """A TFDS data dir holding aejax's MNIST, prepared once per session from the IDX files, offline."""
+  """A TFDS data dir with aejax_mnist prepared once per session from the IDX files, with the network blocked."""
   from aejax import datasets  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("tfds")
-  datasets.load_split("mnist", "test", data_dir=str(root), manual_dir=str(mnist_manual_dir), download=False,
-                      num_examples=1)
+  attempts = []
+
+  def no_network(*args, **kwargs):
+    attempts.append(args)
+    raise RuntimeError("network blocked by test")  # Not OSError, which the TFDS downloader retries for minutes.
+
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(socket.socket, "connect", no_network)
+    mp.setattr(socket, "getaddrinfo", no_network)
+    datasets.load_split("mnist", "test", data_dir=str(root), manual_dir=str(mnist_manual_dir), num_examples=1)
+  assert not attempts
   return root
 
 

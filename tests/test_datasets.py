@@ -2,7 +2,6 @@
 import gzip
 import pathlib
 import shutil
-import socket
 
 import numpy as np
 import pytest
@@ -18,24 +17,6 @@ FIRST_TRAIN_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
 FIRST_TEST_LABELS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
 IDX_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
              "t10k-labels-idx1-ubyte.gz"]
-
-
-@pytest.fixture(scope="session")
-def data_dir(tmp_path_factory, mnist_manual_dir) -> pathlib.Path:
-  """A TFDS data dir with aejax_mnist prepared from the IDX files, download allowed but the network blocked."""
-  data_dir = tmp_path_factory.mktemp("tfds")
-  attempts = []
-
-  def no_network(*args, **kwargs):
-    attempts.append(args)
-    raise RuntimeError("network blocked by test")  # Not OSError, which the TFDS downloader retries for minutes.
-
-  with pytest.MonkeyPatch.context() as mp:
-    mp.setattr(socket.socket, "connect", no_network)
-    mp.setattr(socket, "getaddrinfo", no_network)
-    load_split("mnist", "test", data_dir=str(data_dir), manual_dir=str(mnist_manual_dir), num_examples=1)
-  assert not attempts
-  return data_dir
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +52,14 @@ def test_without_manual_dir_it_downloads(name, url, tmp_path, monkeypatch):
   with pytest.raises(RuntimeError, match="download stopped by test"):
     load_split(name, "test", data_dir=str(tmp_path))
   assert sorted(requested) == sorted(url + file for file in IDX_FILES)
+
+
+def test_tfds_data_source_reads_it(data_dir):
+  source = tfds.data_source("aejax_mnist", data_dir=str(data_dir), download=False)["test"]
+  images, labels = load_split("mnist", "test", data_dir=str(data_dir), download=False, num_examples=3)
+  for index in range(3):
+    np.testing.assert_array_equal(source[index]["image"], images[index])
+    assert source[index]["label"] == labels[index]
 
 
 def test_train_split(train):
@@ -144,17 +133,17 @@ def _raises(start: str, **kwargs) -> None:
   assert "\n" not in message
 
 
-def test_unknown_name(data_dir):
+def test_unknown_name(tmp_path):
   _raises("data.name='kmnist' is not a known dataset: use one of 'mnist', 'fashion_mnist'",
-          name="kmnist", data_dir=str(data_dir))
+          name="kmnist", data_dir=str(tmp_path))
 
 
-def test_unknown_split(data_dir):
-  _raises("data.split='validation' ", split="validation", data_dir=str(data_dir))
+def test_unknown_split(tmp_path):
+  _raises("split='validation' is not a split: use 'train' or 'test'", split="validation", data_dir=str(tmp_path))
 
 
-def test_bad_num_examples(data_dir):
-  _raises("data.num_examples=0 is not positive", num_examples=0, data_dir=str(data_dir))
+def test_bad_num_examples(tmp_path):
+  _raises("num_examples=0 (data.num_train or data.num_test) is not positive", num_examples=0, data_dir=str(tmp_path))
 
 
 def test_manual_dir_missing(tmp_path):
@@ -202,10 +191,11 @@ def test_data_dir_is_a_file(tmp_path):
 
 
 def test_data_dir_is_a_dataset_folder(data_dir):
-  _raises(f"data.data_dir='{data_dir}/aejax_mnist' is a dataset folder: point it at '{data_dir}'",
-          data_dir=str(data_dir / "aejax_mnist"))
-  _raises(f"data.data_dir='{data_dir}/aejax_mnist/1.0.0' is a dataset version folder: point it at '{data_dir}'",
-          data_dir=str(data_dir / "aejax_mnist" / "1.0.0"))
+  root = data_dir
+  _raises(f"data.data_dir='{root}/aejax_mnist' is a dataset folder: point it at '{root}'",
+          data_dir=str(root / "aejax_mnist"))
+  _raises(f"data.data_dir='{root}/aejax_mnist/1.0.0' is a dataset version folder: point it at '{root}'",
+          data_dir=str(root / "aejax_mnist" / "1.0.0"))
 
 
 def test_data_dir_holds_idx_files(mnist_manual_dir):

@@ -1,0 +1,91 @@
+"""Seconds from launching `python -m aejax.main` to its first finished train step, cold and warm compilation cache.
+
+Runs `--config`'s `:smoke` variant for one step (`--config.num_steps=1 --config.log_every=1`) three times,
+each in a fresh workdir and all with the same `--config.compilation_cache_dir`, which is empty before the
+first run (cold) and filled by it for the next two (warm). The first step counts as finished at the
+`time` of the first row of `<workdir>/metrics.jsonl` (written once that step's metrics are on the host);
+the clock starts just before `subprocess.Popen`. The process time adds evaluation, pictures, the
+checkpoint and exit. Only the compilation cache is cold: the dataset is prepared in the data dir before the
+first run, and the OS file cache is not dropped.
+
+  python benchmarks/cold_start.py
+"""
+import argparse
+import importlib.util
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+from aejax import datasets
+
+_REPO = pathlib.Path(__file__).resolve().parents[1]
+_DEFAULT_MNIST_DIR = _REPO.parent / "shared" / "data" / "mnist"
+_RUNS = ("cold", "warm", "warm")
+
+
+def prepare_data(config_path: pathlib.Path, manual_dir: str, data_dir: str | None) -> None:
+  """Prepares the experiment's dataset in `data_dir` now, so that no timed run pays for it."""
+  spec = importlib.util.spec_from_file_location(f"experiment_{config_path.stem}", config_path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  data = module.get_config("smoke").data
+  datasets.load_split(data.name, "test", data_dir=data_dir, manual_dir=manual_dir, download=data.download,
+                      num_examples=1)
+
+
+def time_run(config: str, workdir: pathlib.Path, cache_dir: pathlib.Path, manual_dir: str,
+             data_dir: str | None) -> dict[str, float]:
+  """Runs one step of `config`:smoke and returns seconds to its first finished step and to the process's exit."""
+  command = [sys.executable, "-m", "aejax.main", f"--config={config}:smoke", f"--workdir={workdir}",
+             "--config.log_every=1", "--config.num_steps=1", f"--config.data.manual_dir={manual_dir}",
+             f"--config.compilation_cache_dir={cache_dir}"]
+  if data_dir is not None:
+    command.append(f"--config.data.data_dir={data_dir}")
+  log = workdir.with_suffix(".log")
+  with log.open("w") as out:
+    start = time.time()
+    returncode = subprocess.Popen(command, cwd=_REPO, stdout=out, stderr=subprocess.STDOUT).wait()
+    end = time.time()
+  if returncode != 0:
+    sys.exit(f"cold_start: {' '.join(command)} failed ({returncode}):\n{log.read_text()[-2000:]}")
+  with (workdir / "metrics.jsonl").open() as f:
+    first_row = json.loads(f.readline())
+  return {"first_step_s": first_row["time"] - start, "process_s": end - start}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--config", default="experiments/ae.py", help="experiment file, relative to the repo root")
+  parser.add_argument("--mnist_dir", default=str(_DEFAULT_MNIST_DIR),
+                      help="folder with the four IDX .gz files (config.data.manual_dir)")
+  parser.add_argument("--data_dir", default=None,
+                      help="TFDS data dir for config.data.data_dir (default: $TFDS_DATA_DIR or TFDS's own)")
+  return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> None:
+  args = parse_args(argv)
+  # The runs start in the repo root: pass them absolute paths.
+  args.mnist_dir = str(pathlib.Path(args.mnist_dir).resolve())
+  args.data_dir = args.data_dir and str(pathlib.Path(args.data_dir).resolve())
+  prepare_data(_REPO / args.config, args.mnist_dir, args.data_dir)
+  runs = []
+  with tempfile.TemporaryDirectory(prefix="aejax-cold-start-") as tmp:
+    cache_dir = pathlib.Path(tmp) / "jax_cache"
+    cache_dir.mkdir()
+    for i, cache in enumerate(_RUNS):
+      runs.append({"cache": cache, **time_run(args.config, pathlib.Path(tmp) / f"run{i}", cache_dir,
+                                              args.mnist_dir, args.data_dir)})
+
+  print(f"{args.config}:smoke, one step; seconds from launch")
+  print(f"{'run':<5}{'cache':<7}{'first step':>12}{'process':>10}")
+  for i, run in enumerate(runs):
+    print(f"{i + 1:<5}{run['cache']:<7}{run['first_step_s']:>12.2f}{run['process_s']:>10.2f}")
+  print(json.dumps({"config": args.config, "runs": runs}))
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])

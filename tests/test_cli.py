@@ -1,0 +1,114 @@
+"""The command line: overrides, one-line errors before any work, SIGTERM checkpoints, W&B without a key."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from aejax import train
+from aejax.errors import ConfigError
+
+from conftest import REPO
+
+
+def _command(name, workdir, data_dir, manual_dir, cache_dir, *overrides):
+  return [sys.executable, "-m", "aejax.main", f"--config=experiments/{name}.py:smoke", f"--workdir={workdir}",
+          f"--config.data.data_dir={data_dir}", f"--config.data.manual_dir={manual_dir}",
+          f"--config.compilation_cache_dir={cache_dir}", *overrides]
+
+
+@pytest.fixture()
+def cli(data_dir, mnist_manual_dir, tmp_path_factory):
+  cache_dir = tmp_path_factory.getbasetemp() / "cli-jax-cache"
+
+  def run(name, workdir, *overrides, **popen):
+    command = _command(name, workdir, data_dir, mnist_manual_dir, cache_dir, *overrides)
+    if popen:
+      return subprocess.Popen(command, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.run(command, cwd=REPO, text=True, capture_output=True, timeout=300)
+
+  return run
+
+
+def test_overrides_reach_the_run(cli, tmp_path):
+  result = cli("vae", tmp_path, "--config.beta=2", "--config.latent_dim=5", "--config.seed=3",
+               "--config.num_steps=30", "--config.model.encoder_widths=(64,32)")
+  assert result.returncode == 0, result.stderr
+  saved = json.loads((tmp_path / "config.json").read_text())
+  assert (saved["beta"], saved["latent_dim"], saved["seed"], saved["num_steps"]) == (2.0, 5, 3, 30)
+  assert saved["model"]["encoder_widths"] == [64, 32]
+  assert "aejax: finished" in result.stdout and "test/neg_elbo" in result.stdout
+  assert str(tmp_path / "checkpoints" / "30") in result.stdout
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["--config.variant=vqvae"], "config.variant='vqvae' is not a known variant: use one of ae, beta_vae, dae, vae"),
+    (["--config.beta=-1"], "config.beta=-1.0: the KL weight must be >= 0"),
+])
+def test_bad_field_is_one_line_without_traceback(cli, tmp_path, overrides, message):
+  result = cli("vae", tmp_path / "run", *overrides)
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f"aejax: error: {message}"), result.stderr
+  assert not (tmp_path / "run").exists()  # Nothing was started.
+
+
+@pytest.mark.parametrize("name,fields,message", [
+    ("ae", dict(variant="convae"), "config.variant='convae' is not a known variant: use one of"),
+    ("ae", dict(latent_dim=0), "config.latent_dim=0: the code size must be a positive integer"),
+    ("vae", dict(beta=-0.5), "config.beta=-0.5: the KL weight must be >= 0"),
+    ("dae", dict(noise_factor=-0.1), "config.noise_factor=-0.1: the noise level must be >= 0"),
+    ("dae", dict(noise_factor=0.0), "config.noise_factor=0.0: a denoising autoencoder needs noise"),
+    ("dae", dict(noise_type="mask", noise_factor=1.5), "config.noise_factor=1.5: with noise_type='mask'"),
+    ("ae", dict(batch_size=5000), "config.batch_size=5000 is larger than the 2048 training images of 'mnist'"),
+    ("ae", dict(loss="l1"), "config.loss='l1': use one of mse, bce"),
+    ("ae", dict(wandb__mode="sometimes"), "config.wandb.mode='sometimes': use one of online, offline, disabled"),
+])
+def test_bad_fields_are_named_with_value_and_fix(smoke_config, tmp_path, name, fields, message):
+  with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")
+                     .replace("[", r"\[")):
+    train.train_and_evaluate(smoke_config(name, **fields), tmp_path / "run")
+  assert not (tmp_path / "run").exists()
+
+
+def test_missing_data_dir_without_download_is_named(smoke_config, tmp_path):
+  config = smoke_config("ae", data__data_dir=str(tmp_path / "nowhere"), data__download=False)
+  config.data.manual_dir = None
+  with pytest.raises(ConfigError, match=r"^data\.data_dir='.*nowhere' does not exist and download is off"):
+    train.train_and_evaluate(config, tmp_path / "run")
+
+
+def test_wrong_manual_dir_is_named(smoke_config, tmp_path):
+  config = smoke_config("ae", data__data_dir=str(tmp_path / "fresh"), data__manual_dir=str(tmp_path))
+  with pytest.raises(ConfigError, match=r"^data\.manual_dir='.*' has no train-images-idx3-ubyte\.gz"):
+    train.train_and_evaluate(config, tmp_path / "run")
+
+
+def test_sigterm_writes_a_checkpoint_and_the_rerun_resumes(cli, tmp_path):
+  process = cli("ae", tmp_path, "--config.num_steps=1000000", "--config.log_every=10", popen=True)
+  metrics = tmp_path / "metrics.jsonl"
+  deadline = time.time() + 240
+  while not (metrics.exists() and metrics.read_text().strip()) and process.poll() is None and time.time() < deadline:
+    time.sleep(0.2)
+  process.send_signal(signal.SIGTERM)
+  _, stderr = process.communicate(timeout=120)
+  assert process.returncode == 128 + signal.SIGTERM, stderr
+  assert "checkpoint saved, rerun the same command to resume" in stderr
+  saved = [int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()]
+  assert len(saved) == 1 and saved[0] >= 10
+  result = cli("ae", tmp_path, f"--config.num_steps={saved[0] + 20}", "--config.log_every=10")
+  assert result.returncode == 0, result.stderr
+  steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+  assert steps == sorted(steps) and steps[-1] == saved[0] + 20
+
+
+def test_wandb_without_api_key_logs_offline(smoke_config, tmp_path, monkeypatch):
+  monkeypatch.delenv("WANDB_API_KEY", raising=False)
+  monkeypatch.setenv("HOME", str(tmp_path))  # No ~/.netrc either.
+  monkeypatch.setenv("WANDB_DISABLE_GIT", "true")
+  train.train_and_evaluate(smoke_config("ae", num_steps=20, wandb__mode="online"), tmp_path / "run")
+  runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+  assert len(runs) == 1 and any(runs[0].glob("*.wandb"))
