@@ -4,6 +4,9 @@ Experiments in `experiments/` call `base_config()` and change fields; every fiel
 overridden from the command line (`--config.beta=4`). `validate` runs before any work and
 turns a bad value into one `ConfigError` line naming the field, the value and the fix.
 """
+import importlib.util
+import pathlib
+
 from ml_collections import config_dict
 
 from aejax.errors import ConfigError
@@ -105,6 +108,17 @@ def finalize(c: config_dict.ConfigDict, arg: str | None) -> config_dict.ConfigDi
   if arg == "smoke":
     return smoke(c)
   raise ConfigError(f"config argument {arg!r} is not known: use 'experiments/NAME.py' or 'experiments/NAME.py:smoke'")
+
+
+def from_file(spec: str) -> config_dict.ConfigDict:
+  """The config that `--config spec` gives, for scripts: 'experiments/vae.py' or 'experiments/vae.py:smoke'."""
+  path, _, arg = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location(f"aejax_experiment_{pathlib.Path(path).stem}", path)
+  if module_spec is None or not pathlib.Path(path).is_file():
+    raise ConfigError(f"config file {path!r} does not exist: use a path such as experiments/vae.py")
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg) if arg else module.get_config()
 
 
 def _require(ok: bool, field: str, value, fix: str) -> None:

@@ -64,6 +64,17 @@ def create_state(variant: registry.Variant, model: nn.Module, config: config_dic
   return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config), hparams=hparams)
 
 
+def init_state(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict,
+               key: jax.Array, example: jax.Array) -> TrainState:
+  """`create_state` compiled once with XLA's cheapest optimisation level.
+
+  Initialisation runs once, so compile time is what counts: eagerly every small op compiles on its
+  own, and at the default level the random initialisers alone take seconds to compile on a CPU.
+  """
+  init = jax.jit(functools.partial(create_state, variant, model, config)).lower(key, example)
+  return init.compile(compiler_options={"xla_backend_optimization_level": 0})(key, example)
+
+
 def make_train_step(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict):
   """The pure step `(state, batch, key) -> (state, metrics)`: the variant's own, or one gradient step on its loss."""
   if variant.train_step is not None:
@@ -141,10 +152,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
 
   init_key, train_key, data_key, eval_key, image_key = jax.random.split(jax.random.key(config.seed), 5)
   example = jnp.zeros((1, *train_split.images.shape[1:]), jnp.float32)
-  # Initialisation runs once, so compile it for speed of compiling (threefry at -O2 costs seconds on CPU).
-  init = jax.jit(functools.partial(create_state, variant, model, config)).lower(init_key, example).compile(
-      compiler_options={"xla_backend_optimization_level": 0})
-  state = init(init_key, example)
+  state = init_state(variant, model, config, init_key, example)
   workdir.mkdir(parents=True, exist_ok=True)
   (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
   ckpts = checkpoint.Checkpoints(workdir, config.keep_checkpoints)

@@ -11,7 +11,6 @@ first run, and the OS file cache is not dropped.
   python benchmarks/cold_start.py
 """
 import argparse
-import importlib.util
 import json
 import pathlib
 import subprocess
@@ -19,6 +18,7 @@ import sys
 import tempfile
 import time
 
+from aejax import config as config_lib
 from aejax import datasets
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -28,10 +28,7 @@ _RUNS = ("cold", "warm", "warm")
 
 def prepare_data(config_path: pathlib.Path, manual_dir: str, data_dir: str | None) -> None:
   """Prepares the experiment's dataset in `data_dir` now, so that no timed run pays for it."""
-  spec = importlib.util.spec_from_file_location(f"experiment_{config_path.stem}", config_path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  data = module.get_config("smoke").data
+  data = config_lib.from_file(f"{config_path}:smoke").data
   datasets.load_split(data.name, "test", data_dir=data_dir, manual_dir=manual_dir, download=data.download,
                       num_examples=1)
 

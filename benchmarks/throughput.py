@@ -24,8 +24,6 @@ matrices costs 2 * n^3 FLOPs; its median GFLOP/s is the peak that the others are
   python benchmarks/throughput.py --keras_python /work/kerasvenv/bin/python
 """
 import argparse
-import functools
-import importlib.util
 import json
 import pathlib
 import statistics
@@ -37,20 +35,13 @@ import jax
 import jax.numpy as jnp
 from ml_collections import config_dict
 
+from aejax import config as config_lib
 from aejax import input_pipeline, registry, train
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _EXPERIMENT = _REPO / "experiments" / "ae.py"
 _KERAS_SCRIPT = _REPO / "benchmarks" / "keras_ae.py"
 _DEFAULT_MNIST_DIR = _REPO.parent / "shared" / "data" / "mnist"
-
-
-def load_config(path: pathlib.Path) -> config_dict.ConfigDict:
-  """`get_config()` of the experiment file at `path` (experiments/ is not a package)."""
-  spec = importlib.util.spec_from_file_location(f"experiment_{path.stem}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def train_flops_per_sample(params) -> int:
@@ -72,7 +63,7 @@ class AejaxRunner:
     model = variant.build_model(config, tuple(self.split.images.shape[1:]))
     init_key, self.key, data_key = jax.random.split(jax.random.key(config.seed), 3)
     example = jnp.zeros((1, *self.split.images.shape[1:]), jnp.float32)
-    self.state = jax.jit(functools.partial(train.create_state, variant, model, config))(init_key, example)
+    self.state = train.init_state(variant, model, config, init_key, example)
     self.flops_per_sample = train_flops_per_sample(self.state.params)
     self.step = jax.jit(train.make_data_step(train.make_train_step(variant, model, config), self.split,
                                              config.batch_size, config.data.binarize == "dynamic"),
@@ -141,7 +132,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> None:
   args = parse_args(argv)
-  config = load_config(_EXPERIMENT)
+  config = config_lib.from_file(str(_EXPERIMENT))
   config.data.manual_dir = args.mnist_dir
   config.data.data_dir = args.data_dir
 

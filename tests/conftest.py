@@ -1,5 +1,4 @@
 """Tests run on the CPU, whatever accelerators the machine has."""
-import importlib.util
 import os
 import pathlib
 import socket
@@ -47,8 +46,10 @@ def data_dir(tmp_path_factory, mnist_manual_dir) -> pathlib.Path:
 @pytest.fixture()
 def smoke_config(data_dir, mnist_manual_dir):
   """`smoke_config(name, **fields)`: `experiments/<name>.py:smoke` on the session's MNIST, with fields overridden."""
+  from aejax import config as config_lib  # pylint: disable=g-import-not-at-top
+
   def make(name: str, **fields):
-    c = load_experiment(name).get_config("smoke")
+    c = config_lib.from_file(f"{REPO}/experiments/{name}.py:smoke")
     c.data.data_dir, c.data.manual_dir = str(data_dir), str(mnist_manual_dir)
     for field, value in fields.items():
       target = c
@@ -59,11 +60,3 @@ def smoke_config(data_dir, mnist_manual_dir):
     return c
 
   return make
-
-
-def load_experiment(name: str):
-  """The module `experiments/<name>.py`, loaded by path as `--config` does."""
-  spec = importlib.util.spec_from_file_location(f"experiments_{name}", REPO / "experiments" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
