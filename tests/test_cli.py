@@ -35,13 +35,15 @@ def cli(data_dir, mnist_manual_dir, tmp_path_factory):
 
 def test_overrides_reach_the_run(cli, tmp_path):
   result = cli("vae", tmp_path, "--config.beta=2", "--config.latent_dim=5", "--config.seed=3",
-               "--config.num_steps=30", "--config.model.encoder_widths=(64,32)")
+               "--config.num_steps=30", "--config.model.encoder_widths=(64,32)", "--config.checkpoint_every=10",
+               "--config.keep_checkpoints=2")
   assert result.returncode == 0, result.stderr
   saved = json.loads((tmp_path / "config.json").read_text())
   assert (saved["beta"], saved["latent_dim"], saved["seed"], saved["num_steps"]) == (2.0, 5, 3, 30)
   assert saved["model"]["encoder_widths"] == [64, 32]
   assert "aejax: finished" in result.stdout and "test/neg_elbo" in result.stdout
   assert str(tmp_path / "checkpoints" / "30") in result.stdout
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["20", "30"]
 
 
 @pytest.mark.parametrize("overrides,message", [
