@@ -11,14 +11,17 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import pytest  # noqa: E402
 
-MNIST_DIR = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+# The real MNIST IDX files: beside the checkout (here and in CI), or wherever AEJAX_MNIST_DIR says.
+MNIST_DIR = pathlib.Path(os.environ.get("AEJAX_MNIST_DIR",
+                                        pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
 
 
 @pytest.fixture(scope="session")
 def mnist_manual_dir() -> pathlib.Path:
   """The four real MNIST IDX files that sit beside the checkout (here and in CI)."""
   if not (MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
-    pytest.fail(f"real MNIST IDX files not found at {MNIST_DIR}; set up ../shared/data/mnist beside the checkout")
+    pytest.fail(f"real MNIST IDX files not found at {MNIST_DIR}: put them in ../shared/data/mnist beside the "
+                "checkout or set AEJAX_MNIST_DIR")
   return MNIST_DIR
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
