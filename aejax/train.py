@@ -169,9 +169,10 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
   permute = jax.jit(input_pipeline.epoch_permutation, static_argnums=2)
   steps_per_epoch = train_split.size // config.batch_size
 
-  def evaluate_and_draw(step: int) -> tuple[dict[str, float], dict[str, pathlib.Path]]:
+  def evaluate_and_draw(state: TrainState, step: int, log: bool = True):
     metrics = {f"test/{k}": v for k, v in evaluate(state, eval_key).items()}
-    writer.write_scalars(step, metrics)
+    if log:
+      writer.write_scalars(step, metrics)
     paths = writer.write_images(step, jax.device_get(pictures(state.params, image_batch, image_key)))
     return metrics, paths
 
@@ -189,8 +190,8 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
         pending.append(metrics)
         step += 1
         if step % config.log_every == 0 or step == config.num_steps:
-          means = {f"train/{k}": float(np.mean(v)) for k, v in jax.device_get(jax.tree.map(
-              lambda *xs: jnp.stack(xs), *pending)).items()}
+          rows = jax.device_get(pending)  # The loop's only wait on the device between evaluations.
+          means = {f"train/{k}": float(np.mean([row[k] for row in rows])) for k in rows[0]}
           now = time.perf_counter()
           means["train/samples_per_s"] = (step - tick_step) * config.batch_size / (now - tick)
           tick, tick_step, pending = now, step, []
@@ -198,15 +199,15 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
           bar.set_postfix(loss=f"{means['train/loss']:.3f}", samples_per_s=f"{means['train/samples_per_s']:.0f}")
           bar.update(step - bar.n)
         if step % config.eval_every == 0 or step == config.num_steps:
-          test_metrics, image_paths = evaluate_and_draw(step)
+          test_metrics, image_paths = evaluate_and_draw(state, step)
         if step % config.checkpoint_every == 0 or step == config.num_steps:
           ckpts.save(step, state)
       if received:
         ckpts.save(step, state)
         ckpts.wait()
         raise Interrupted(received[0], step)
-    if not test_metrics:  # Resumed a finished run: report its final numbers again.
-      test_metrics, image_paths = evaluate_and_draw(step)
+    if not test_metrics:  # Rerun of a finished run: report its final numbers, already in metrics.jsonl.
+      test_metrics, image_paths = evaluate_and_draw(state, step, log=False)
     ckpts.wait()
     summary = {"step": step, **test_metrics, "checkpoint": str(ckpts.directory / str(ckpts.latest_step)),
                "metrics": str(writer.metrics_path), **{f"image/{k}": str(p) for k, p in image_paths.items()}}

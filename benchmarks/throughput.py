@@ -2,8 +2,9 @@
 
 Each of `--rounds` rounds runs, in turn: a Keras round (`benchmarks/keras_ae.py` in its own TensorFlow
 virtualenv, a subprocess that times `--steps` batches of `model.fit` and prints one JSON line, of which
-only stdout is read), an aejax round (`--steps` train steps), and a matmul round (`--matmul_reps` jitted
-float32 `x @ y` of two n x n matrices). Interleaving spreads background load over all three alike; the
+only stdout is read), an aejax round (`--steps` train steps), a products round (the step's matrix
+products alone, `--steps` times: the ceiling for any implementation of this step here) and a matmul
+round (`--matmul_reps` jitted float32 `x @ y` of two n x n matrices). Interleaving spreads background load over all three alike; the
 medians over rounds are the figures, with min and max beside them.
 
 The aejax round times the code path `aejax.train.train_and_evaluate` runs: `make_data_step` over
@@ -13,12 +14,13 @@ The aejax round times the code path `aejax.train.train_and_evaluate` runs: `make
 loop and blocked on once at the end; compilation and warm-up steps are not timed.
 
 FLOPs: per sample, a dense layer costs 2 * fan_in * fan_out forward and 4 * fan_in * fan_out backward
-(the gradients of its input and of its weights), so a train step costs
+(the gradients of its input and of its weights); the first layer's input gradient is never needed (nor
+computed by XLA or TensorFlow), so a train step costs
 
-  6 * sum over dense layers of (fan_in * fan_out)  FLOPs per sample,
+  6 * sum over dense layers of (fan_in * fan_out) - 2 * (fan_in * fan_out of the first layer)
 
-counted from the aejax parameters' kernels. Biases, activations, the loss and Adam's update are left out
-(about 1 % here). Keras builds the same dense layers, so one count serves both. A product of two n x n
+FLOPs per sample, counted from the aejax parameters' kernels. Biases, activations, the loss and Adam's
+update are left out. Keras builds the same dense layers, so one count serves both. A product of two n x n
 matrices costs 2 * n^3 FLOPs; its median GFLOP/s is the peak that the others are a percentage of.
 
   python benchmarks/throughput.py --keras_python /work/kerasvenv/bin/python
@@ -44,13 +46,17 @@ _KERAS_SCRIPT = _REPO / "benchmarks" / "keras_ae.py"
 _DEFAULT_MNIST_DIR = _REPO.parent / "shared" / "data" / "mnist"
 
 
-def train_flops_per_sample(params) -> int:
-  """6 * sum of fan_in * fan_out over the dense kernels of `params`."""
-  kernels = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params)
-             if getattr(path[-1], "key", None) == "kernel"]
-  if any(k.ndim != 2 for k in kernels):
-    raise ValueError("the FLOP count assumes dense layers only")
-  return 6 * sum(k.size for k in kernels)
+def kernel_shapes(params) -> list[tuple[int, int]]:
+  """The kernel shapes of an `AutoEncoder` with MLP encoder and decoder, in network order."""
+  p = params["params"]
+  layers = ([p["encoder"][f"Dense_{i}"] for i in range(len(p["encoder"]))] + [p["code"]]
+            + [p["decoder"][f"Dense_{i}"] for i in range(len(p["decoder"]))])
+  return [tuple(layer["kernel"].shape) for layer in layers]
+
+
+def train_flops_per_sample(shapes: list[tuple[int, int]]) -> int:
+  """6 * sum of fan_in * fan_out, less the first layer's unneeded input gradient."""
+  return 6 * sum(a * b for a, b in shapes) - 2 * shapes[0][0] * shapes[0][1]
 
 
 class AejaxRunner:
@@ -64,7 +70,7 @@ class AejaxRunner:
     init_key, self.key, data_key = jax.random.split(jax.random.key(config.seed), 3)
     example = jnp.zeros((1, *self.split.images.shape[1:]), jnp.float32)
     self.state = train.init_state(variant, model, config, init_key, example)
-    self.flops_per_sample = train_flops_per_sample(self.state.params)
+    self.kernel_shapes = kernel_shapes(self.state.params)
     self.step = jax.jit(train.make_data_step(train.make_train_step(variant, model, config), self.split,
                                              config.batch_size, config.data.binarize == "dynamic"),
                         donate_argnums=0)
@@ -77,6 +83,41 @@ class AejaxRunner:
     for _ in range(steps):
       self.state, metrics = self.step(self.state, self.split, self.perm, self.key)
     jax.block_until_ready((self.state, metrics))
+    return steps * self.batch_size / (time.perf_counter() - start)
+
+
+class ProductsRunner:
+  """The step's matrix products alone, a ceiling for the step on this machine.
+
+  For the same kernels and batch: forward `h @ W` per layer, then backward `h.T @ g` (weight gradient)
+  and `g @ W.T` (input gradient, skipped for the first layer, as in the step); no activation, loss or
+  update.
+  """
+
+  def __init__(self, shapes: list[tuple[int, int]], batch_size: int):
+    self.kernels = [jnp.full(shape, 0.01, jnp.float32) for shape in shapes]
+    self.batch_size = batch_size
+    self.x = jnp.ones((batch_size, shapes[0][0]), jnp.float32)
+    self.products = jax.jit(self._products)
+    jax.block_until_ready(self.products(self.kernels, self.x))
+
+  @staticmethod
+  def _products(kernels, x):
+    activations = [x]
+    for w in kernels:
+      activations.append(activations[-1] @ w)
+    g, grads = activations[-1], []
+    for i in reversed(range(len(kernels))):
+      grads.append(activations[i].T @ g)
+      if i:
+        g = g @ kernels[i].T
+    return grads
+
+  def run(self, steps: int) -> float:
+    """Returns samples per second over `steps` calls."""
+    start = time.perf_counter()
+    out = [self.products(self.kernels, self.x) for _ in range(steps)]
+    jax.block_until_ready(out)
     return steps * self.batch_size / (time.perf_counter() - start)
 
 
@@ -137,25 +178,28 @@ def main(argv: list[str]) -> None:
   config.data.data_dir = args.data_dir
 
   aejax_runner = AejaxRunner(config, args.warmup_steps)
+  products_runner = ProductsRunner(aejax_runner.kernel_shapes, config.batch_size)
   matmul_runner = MatmulRunner(args.matmul_size, args.matmul_reps)
-  keras_rates, aejax_rates, matmul_gflops, tf_version = [], [], [], None
+  keras_rates, aejax_rates, products_rates, matmul_gflops, tf_version = [], [], [], [], None
   for r in range(args.rounds):
     keras = keras_round(args.keras_python, args.mnist_dir, args.steps, config.batch_size)
     tf_version = keras["tf_version"]
     keras_rates.append(keras["samples_per_s"])
     aejax_rates.append(aejax_runner.run(args.steps))
+    products_rates.append(products_runner.run(args.steps))
     matmul_gflops.append(matmul_runner.run())
     print(f"round {r + 1}/{args.rounds}: keras {keras_rates[-1]:.0f} samples/s, aejax {aejax_rates[-1]:.0f} "
-          f"samples/s, matmul {matmul_gflops[-1]:.1f} GFLOP/s", file=sys.stderr)
+          f"samples/s, products {products_rates[-1]:.0f} samples/s, matmul {matmul_gflops[-1]:.1f} GFLOP/s",
+          file=sys.stderr)
 
-  flops = aejax_runner.flops_per_sample
+  flops = train_flops_per_sample(aejax_runner.kernel_shapes)
   peak = summarize(matmul_gflops)
   result = {
       "batch_size": config.batch_size, "steps": args.steps, "rounds": args.rounds,
       "train_flops_per_sample": flops, "jax_version": jax.__version__, "tf_version": tf_version,
       "matmul": {"n": args.matmul_size, "gflops": peak, "per_round": matmul_gflops},
   }
-  for name, rates in (("keras", keras_rates), ("aejax", aejax_rates)):
+  for name, rates in (("keras", keras_rates), ("aejax", aejax_rates), ("products", products_rates)):
     rate = summarize(rates)
     gflops = rate["median"] * flops / 1e9
     result[name] = {"samples_per_s": rate, "per_round": rates, "gflops": gflops,
@@ -166,7 +210,8 @@ def main(argv: list[str]) -> None:
   print(f"{args.rounds} rounds of {args.steps} steps at batch {config.batch_size}; "
         f"{flops / 1e6:.2f} MFLOP per training sample; medians [min, max]")
   print(f"{'':<22}{'samples/s':>28}{'GFLOP/s':>10}{'of peak':>9}")
-  for name, label in (("keras", f"keras (tf {tf_version})"), ("aejax", f"aejax (jax {jax.__version__})")):
+  for name, label in (("keras", f"keras (tf {tf_version})"), ("aejax", f"aejax (jax {jax.__version__})"),
+                      ("products", "step's products alone")):
     rate, row = result[name]["samples_per_s"], result[name]
     print(f"{label:<22}{rate['median']:>12.0f} [{rate['min']:>6.0f}, {rate['max']:>6.0f}]"
           f"{row['gflops']:>10.1f}{row['fraction_of_peak']:>8.0%}")

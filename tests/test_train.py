@@ -82,3 +82,8 @@ def test_resume_after_sigterm_equals_uninterrupted(smoke_config, tmp_path, monke
     np.testing.assert_array_equal(x, y)
   assert [r["step"] for r in _rows(tmp_path / "resumed")] == [r["step"] for r in _rows(tmp_path / "whole")]
   assert summary["step"] == 60
+
+  # Rerunning the finished run trains nothing, logs nothing twice and reports the same figures.
+  again = train.train_and_evaluate(smoke_config("beta_vae", **fields), tmp_path / "resumed")
+  assert again == summary
+  assert len(_rows(tmp_path / "resumed")) == len(_rows(tmp_path / "whole"))
