@@ -9,13 +9,14 @@ class Checkpoints:
   """Saves and restores the train state's arrays (step, params, optimiser state).
 
   Orbax writes each step into a temporary directory and renames it when complete, so a crash
-  mid-write never leaves a checkpoint that looks finished.
+  mid-write never leaves a checkpoint that looks finished; such leftovers are removed on the next start.
   """
 
   def __init__(self, workdir: str | pathlib.Path, keep: int):
     self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
     self._manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True))
 
   @property
   def latest_step(self) -> int | None:

@@ -87,3 +87,14 @@ def test_resume_after_sigterm_equals_uninterrupted(smoke_config, tmp_path, monke
   again = train.train_and_evaluate(smoke_config("beta_vae", **fields), tmp_path / "resumed")
   assert again == summary
   assert len(_rows(tmp_path / "resumed")) == len(_rows(tmp_path / "whole"))
+
+
+def test_a_half_written_checkpoint_is_ignored_and_cleaned_up(smoke_config, tmp_path):
+  train.train_and_evaluate(smoke_config("ae", num_steps=30), tmp_path)
+  half_written = tmp_path / "checkpoints" / "40.orbax-checkpoint-tmp-1764259200"
+  half_written.mkdir()
+  (half_written / "params").write_text("truncated")  # A save that died mid-write.
+  summary = train.train_and_evaluate(smoke_config("ae", num_steps=60), tmp_path)
+  assert summary["step"] == 60
+  assert [r["step"] for r in _rows(tmp_path) if "train/loss" in r] == [20, 30, 40, 60]
+  assert not half_written.exists()
