@@ -37,6 +37,15 @@ def base_config() -> config_dict.ConfigDict:
   c.kl_warmup_steps = 0
   c.noise_type = "gaussian"
   c.noise_factor = 0.0
+  # Sparse AE (`sparse_ae`): loss = reconstruction + sparsity_weight (λ >= 0) · penalty on the code h.
+  # 'l1': mean |h| over batch and code units; 'kl': Σ_j KL(ρ ‖ ρ̂_j), ρ = sparsity_target in (0, 1) and
+  # ρ̂_j the batch mean of sigmoid code unit j (needs model.code_activation='sigmoid').
+  c.sparsity = "l1"
+  c.sparsity_weight = 0.0
+  c.sparsity_target = 0.05
+  # Contractive AE (`contractive_ae`): loss = reconstruction + contractive_weight · ‖∂h/∂x‖²_F, the squared
+  # Frobenius norm of the code's Jacobian in the input, per example (>= 0; 0 is the plain autoencoder).
+  c.contractive_weight = 0.0
 
   c.model = config_dict.ConfigDict()
   c.model.kind = "mlp"

@@ -93,8 +93,12 @@ class AutoEncoder(nn.Module):
   def setup(self):
     self.code = nn.Dense(self.latent_dim)
 
+  def code_preactivation(self, x: jax.Array) -> jax.Array:
+    """The code before its activation, for penalties written in closed form (the contractive AE's)."""
+    return self.code(self.encoder(x))
+
   def encode(self, x: jax.Array) -> jax.Array:
-    return ACTIVATIONS[self.code_activation](self.code(self.encoder(x)))
+    return ACTIVATIONS[self.code_activation](self.code_preactivation(x))
 
   def decode(self, h: jax.Array) -> jax.Array:
     return self.decoder(h)

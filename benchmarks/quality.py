@@ -34,7 +34,8 @@ def pca_test_error(train_images: np.ndarray, test_images: np.ndarray, components
   return float(np.mean(np.sum((reconstruction - y) ** 2, axis=1)))
 
 
-def _run(spec: str, workdir: pathlib.Path, args: argparse.Namespace, **fields) -> tuple[dict, float]:
+def run_experiment(spec: str, workdir: pathlib.Path, args: argparse.Namespace, **fields) -> tuple[dict, float]:
+  """Trains experiment file `spec` (fields overridden, W&B off) in `workdir`; returns its summary and seconds."""
   config = config_lib.from_file(str(_REPO / spec))
   config.data.manual_dir, config.data.data_dir, config.wandb.mode = args.mnist_dir, args.data_dir, "disabled"
   config.update(fields)
@@ -44,7 +45,7 @@ def _run(spec: str, workdir: pathlib.Path, args: argparse.Namespace, **fields) -
 
 
 def ae_figures(args: argparse.Namespace) -> dict:
-  summary, seconds = _run("experiments/ae.py", args.workdir / "ae_latent30", args, latent_dim=30)
+  summary, seconds = run_experiment("experiments/ae.py", args.workdir / "ae_latent30", args, latent_dim=30)
   train_images, _ = datasets.load_split("mnist", "train", data_dir=args.data_dir, manual_dir=args.mnist_dir)
   test_images, _ = datasets.load_split("mnist", "test", data_dir=args.data_dir, manual_dir=args.mnist_dir)
   return {"ae_latent30_test_squared_error": summary["test/recon_error"],
@@ -54,7 +55,7 @@ def ae_figures(args: argparse.Namespace) -> dict:
 
 def vae_figures(args: argparse.Namespace) -> dict:
   ten_epochs = 10 * (60_000 // 128)
-  summary, seconds = _run("experiments/vae.py", args.workdir / "vae_10_epochs", args, num_steps=ten_epochs,
+  summary, seconds = run_experiment("experiments/vae.py", args.workdir / "vae_10_epochs", args, num_steps=ten_epochs,
                           eval_every=ten_epochs, checkpoint_every=ten_epochs)
   return {"vae_10_epochs_test_neg_elbo": summary["test/neg_elbo"], "vae_test_kl": summary["test/kl"],
           "vae_steps": summary["step"], "vae_train_seconds": seconds}

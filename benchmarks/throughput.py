@@ -47,10 +47,14 @@ _DEFAULT_MNIST_DIR = _REPO.parent / "shared" / "data" / "mnist"
 
 
 def kernel_shapes(params) -> list[tuple[int, int]]:
-  """The kernel shapes of an `AutoEncoder` with MLP encoder and decoder, in network order."""
+  """The kernel shapes of an `AutoEncoder` with MLP encoder and decoder, in network order.
+
+  An encoder without hidden layers has no parameters, so flax stores no "encoder" entry.
+  """
   p = params["params"]
-  layers = ([p["encoder"][f"Dense_{i}"] for i in range(len(p["encoder"]))] + [p["code"]]
-            + [p["decoder"][f"Dense_{i}"] for i in range(len(p["decoder"]))])
+  encoder, decoder = p.get("encoder", {}), p["decoder"]
+  layers = ([encoder[f"Dense_{i}"] for i in range(len(encoder))] + [p["code"]]
+            + [decoder[f"Dense_{i}"] for i in range(len(decoder))])
   return [tuple(layer["kernel"].shape) for layer in layers]
 
 
