@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -70,9 +71,9 @@ def fit_seconds(model: keras.Model, x: np.ndarray, batch_size: int) -> float:
   return time.perf_counter() - start
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def parse_args(argv: list[str], description: str) -> argparse.Namespace:
   """Parses the command line."""
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = argparse.ArgumentParser(description=description)
   parser.add_argument("--mnist_dir", required=True,
                       help=f"folder holding {_TRAIN_IMAGES}")
   parser.add_argument("--batch_size", type=int, default=256)
@@ -85,15 +86,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
-def main(argv: list[str]) -> None:
-  args = parse_args(argv)
+def run(argv: list[str], description: str, build: Callable[[], keras.Model],
+        image_shape: tuple[int, ...]) -> None:
+  """Times `model.fit` of `build()` on MNIST train images of `image_shape`; prints the JSON line."""
+  args = parse_args(argv, description)
   if args.threads is not None:
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
   keras.utils.set_random_seed(0)
 
-  images = load_mnist_train(args.mnist_dir)
-  model = build_model()
+  images = load_mnist_train(args.mnist_dir).reshape(-1, *image_shape)
+  model = build()
   fit_seconds(model,
               take_batches(images, max(args.warmup_steps, 1), args.batch_size),
               args.batch_size)
@@ -109,6 +112,10 @@ def main(argv: list[str]) -> None:
       "seconds": round(seconds, 4),
       "samples_per_s": round(args.steps * args.batch_size / seconds, 1),
   }))
+
+
+def main(argv: list[str]) -> None:
+  run(argv, __doc__.splitlines()[0], build_model, (_IMAGE_SIZE,))
 
 
 if __name__ == "__main__":
