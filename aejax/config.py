@@ -19,6 +19,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
 MODEL_KINDS = ("mlp", "conv")
 UPSAMPLES = ("nearest", "transpose")
+CONV_IMPLS = ("auto", "xla", "cpu")
 WANDB_MODES = ("online", "offline", "disabled")
 DATASETS = ("mnist", "fashion_mnist")
 
@@ -53,8 +54,15 @@ def base_config() -> config_dict.ConfigDict:
   c.model.decoder_widths = config_dict.placeholder(tuple)  # None: mirror of the encoder.
   c.model.activation = "relu"
   c.model.code_activation = "linear"
-  c.model.conv_features = (32, 64)
-  c.model.upsample = "nearest"
+  c.model.conv_features = (32, 64)  # kind='conv': a 3x3 conv + 2x2 max-pool per entry, mirrored by the decoder.
+  c.model.upsample = "nearest"  # Or 'transpose': stride-2 transposed convs in the conv decoder.
+  # kind='conv': True makes the code spatial, the last pooled map through a 3x3 conv to `code_channels`
+  # channels, with no Dense layer (`latent_dim`, the size of a vector code, is then unused); not for VAEs.
+  c.model.spatial_code = False
+  c.model.code_channels = 128
+  # How convolutions run (same parameters, same results): 'auto' is 'cpu' on the CPU and 'xla' elsewhere;
+  # 'xla' is XLA's convolution as it is; 'cpu' is the forms XLA:CPU runs fastest (aejax/convolution.py).
+  c.model.conv_impl = "auto"
 
   c.optimizer = "adam"
   c.learning_rate = 1e-3
@@ -147,7 +155,7 @@ def validate(config: config_dict.ConfigDict) -> None:
   for field, choices in (("loss", LOSSES), ("noise_type", NOISE_TYPES), ("optimizer", OPTIMIZERS),
                          ("lr_schedule", SCHEDULES), ("model.kind", MODEL_KINDS),
                          ("model.activation", ACTIVATIONS), ("model.code_activation", ACTIVATIONS),
-                         ("model.upsample", UPSAMPLES), ("data.name", DATASETS),
+                         ("model.upsample", UPSAMPLES), ("model.conv_impl", CONV_IMPLS), ("data.name", DATASETS),
                          ("data.binarize", BINARIZE), ("wandb.mode", WANDB_MODES)):
     _choice(config, field, choices)
   _require(config.latent_dim > 0, "config.latent_dim", config.latent_dim,
@@ -168,3 +176,9 @@ def validate(config: config_dict.ConfigDict) -> None:
   widths = tuple(config.model.encoder_widths) + tuple(config.model.decoder_widths or ())
   _require(all(w > 0 for w in widths), "config.model.encoder_widths/decoder_widths", widths,
            "every layer width must be a positive integer")
+  m = config.model
+  _require(not m.spatial_code or m.kind == "conv", "config.model.spatial_code", m.spatial_code,
+           "a spatial code needs the conv encoder: add --config.model.kind=conv")
+  _require(m.code_channels > 0, "config.model.code_channels", m.code_channels, "use a positive channel count")
+  _require(len(m.conv_features) > 0 and all(f > 0 for f in m.conv_features), "config.model.conv_features",
+           tuple(m.conv_features), "use one or more positive feature counts, e.g. '(32,64)'")

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from ml_collections import config_dict
 
+from aejax import convolution
 from aejax.errors import ConfigError
 
 Shape = tuple[int, ...]
@@ -47,55 +48,79 @@ class MLPDecoder(nn.Module):
     return nn.Dense(math.prod(self.output_shape))(z).reshape(z.shape[0], *self.output_shape)
 
 
+def conv3x3(features: int, conv_impl: str) -> nn.Conv:
+  """A 3x3 'SAME' `nn.Conv` computed by `conv_impl` (see `aejax.convolution`); same parameters for every impl."""
+  return nn.Conv(features, (3, 3), padding="SAME", conv_general_dilated=convolution.conv_general_dilated(conv_impl))
+
+
 class ConvEncoder(nn.Module):
-  """3x3 convolution + activation + 2x2 max-pool per feature count, then flatten."""
+  """3x3 conv + activation + 2x2 max-pool per feature count, then flatten or a spatial code.
+
+  Flattened, the map feeds a vector code's layer; with `code_channels`, a last 3x3 conv to that many
+  channels gives the spatial code (before its activation, which the model applies).
+  """
   features: Sequence[int]
   activation: str = "relu"
+  conv_impl: str = "auto"
+  code_channels: int | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     for f in self.features:
-      x = ACTIVATIONS[self.activation](nn.Conv(f, (3, 3), padding="SAME")(x))
-      x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="SAME")
-    return x.reshape(x.shape[0], -1)
+      x = convolution.max_pool_2x2(ACTIVATIONS[self.activation](conv3x3(f, self.conv_impl)(x)))
+    if self.code_channels is None:
+      return x.reshape(x.shape[0], -1)
+    return conv3x3(self.code_channels, self.conv_impl)(x)
 
 
 class ConvDecoder(nn.Module):
-  """Dense to a small feature map, then per feature count a 2x upsampling and a 3x3 convolution."""
+  """Code to image logits: per feature count a 3x3 conv + activation and a 2x upsampling, then a 3x3 conv.
+
+  A vector code (B, D) first goes through Dense + activation to the smallest feature map; a spatial code
+  is that map. `upsample='transpose'` replaces each conv and nearest upsampling by one stride-2 3x3
+  transposed conv.
+  """
   features: Sequence[int]
   output_shape: Shape
   activation: str = "relu"
   upsample: str = "nearest"
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
     height, width, channels = self.output_shape
     scale = 2 ** len(self.features)
     act = ACTIVATIONS[self.activation]
-    x = act(nn.Dense((height // scale) * (width // scale) * self.features[0])(z))
-    x = x.reshape(z.shape[0], height // scale, width // scale, self.features[0])
+    x = z
+    if z.ndim == 2:
+      x = act(nn.Dense((height // scale) * (width // scale) * self.features[0])(z))
+      x = x.reshape(z.shape[0], height // scale, width // scale, self.features[0])
     for f in self.features:
       if self.upsample == "transpose":
         x = act(nn.ConvTranspose(f, (3, 3), strides=(2, 2), padding="SAME")(x))
       else:
-        x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-        x = act(nn.Conv(f, (3, 3), padding="SAME")(x))
-    return nn.Conv(channels, (3, 3), padding="SAME")(x)
+        x = convolution.upsample_2x(act(conv3x3(f, self.conv_impl)(x)))
+    return conv3x3(channels, self.conv_impl)(x)
 
 
 class AutoEncoder(nn.Module):
-  """x -> code h = act(Dense(encoder(x))) -> decoder logits."""
+  """x -> code h = act(Dense(encoder(x))) -> decoder logits; with `latent_dim` None, h = act(encoder(x)).
+
+  None is for a spatial code: the encoder's last feature map is the code, with no Dense layer.
+  """
   encoder: nn.Module
   decoder: nn.Module
-  latent_dim: int
+  latent_dim: int | None
   code_activation: str = "linear"
 
   def setup(self):
-    self.code = nn.Dense(self.latent_dim)
+    if self.latent_dim is not None:
+      self.code = nn.Dense(self.latent_dim)
 
   def code_preactivation(self, x: jax.Array) -> jax.Array:
     """The code before its activation, for penalties written in closed form (the contractive AE's)."""
-    return self.code(self.encoder(x))
+    h = self.encoder(x)
+    return h if self.latent_dim is None else self.code(h)
 
   def encode(self, x: jax.Array) -> jax.Array:
     return ACTIVATIONS[self.code_activation](self.code_preactivation(x))
@@ -137,7 +162,10 @@ def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Ar
 
 
 def build_backbone(config: config_dict.ConfigDict, input_shape: Shape) -> tuple[nn.Module, nn.Module]:
-  """The encoder and decoder named by `config.model`, for images of `input_shape` (H, W, C)."""
+  """The encoder and decoder named by `config.model`, for images of `input_shape` (H, W, C).
+
+  A conv encoder with `model.spatial_code` ends in its code; otherwise the model adds a vector code's layer.
+  """
   m = config.model
   if m.kind == "conv":
     scale = 2 ** len(m.conv_features)
@@ -145,8 +173,9 @@ def build_backbone(config: config_dict.ConfigDict, input_shape: Shape) -> tuple[
       raise ConfigError(
           f"config.model.conv_features={tuple(m.conv_features)!r}: {len(m.conv_features)} 2x poolings need image "
           f"sides divisible by {scale}, got {input_shape}; use fewer conv layers")
-    return (ConvEncoder(tuple(m.conv_features), m.activation),
-            ConvDecoder(tuple(reversed(m.conv_features)), input_shape, m.activation, m.upsample))
+    code_channels = m.code_channels if m.spatial_code else None
+    return (ConvEncoder(tuple(m.conv_features), m.activation, m.conv_impl, code_channels),
+            ConvDecoder(tuple(reversed(m.conv_features)), input_shape, m.activation, m.upsample, m.conv_impl))
   decoder_widths = m.decoder_widths if m.decoder_widths is not None else tuple(reversed(m.encoder_widths))
   return (MLPEncoder(tuple(m.encoder_widths), m.activation),
           MLPDecoder(tuple(decoder_widths), input_shape, m.activation))

@@ -74,7 +74,6 @@ class AejaxRunner:
     init_key, self.key, data_key = jax.random.split(jax.random.key(config.seed), 3)
     example = jnp.zeros((1, *self.split.images.shape[1:]), jnp.float32)
     self.state = train.init_state(variant, model, config, init_key, example)
-    self.kernel_shapes = kernel_shapes(self.state.params)
     self.step = jax.jit(train.make_data_step(train.make_train_step(variant, model, config), self.split,
                                              config.batch_size, config.data.binarize == "dynamic"),
                         donate_argnums=0)
@@ -144,14 +143,15 @@ class MatmulRunner:
     return self.reps * 2 * self.n**3 / (time.perf_counter() - start) / 1e9
 
 
-def keras_round(keras_python: str, mnist_dir: str, steps: int, batch_size: int) -> dict:
-  """Runs benchmarks/keras_ae.py once and returns the JSON line it prints on stdout."""
+def keras_round(keras_python: str, mnist_dir: str, steps: int, batch_size: int,
+                script: pathlib.Path = _KERAS_SCRIPT, warmup_steps: int = 30) -> dict:
+  """Runs a Keras script (benchmarks/keras_ae.py) once and returns the JSON line it prints on stdout."""
   result = subprocess.run(
-      [keras_python, str(_KERAS_SCRIPT), "--mnist_dir", mnist_dir, "--steps", str(steps),
-       "--batch_size", str(batch_size)],
+      [keras_python, str(script), "--mnist_dir", mnist_dir, "--steps", str(steps),
+       "--batch_size", str(batch_size), "--warmup_steps", str(warmup_steps)],
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
   if result.returncode != 0:
-    sys.exit(f"throughput: {_KERAS_SCRIPT.name} failed ({result.returncode}):\n{result.stderr[-2000:]}")
+    sys.exit(f"{script.name} failed ({result.returncode}):\n{result.stderr[-2000:]}")
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -159,17 +159,24 @@ def summarize(values: list[float]) -> dict[str, float]:
   return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def base_parser(description: str, steps: int, warmup_steps: int) -> argparse.ArgumentParser:
+  """The arguments every Keras-beside-aejax benchmark takes, with its own step defaults."""
+  parser = argparse.ArgumentParser(description=description)
   parser.add_argument("--keras_python", required=True,
                       help="python of a virtualenv with TensorFlow, e.g. /work/kerasvenv/bin/python")
-  parser.add_argument("--rounds", type=int, default=5, help="interleaved keras/aejax/matmul rounds")
-  parser.add_argument("--steps", type=int, default=200, help="timed train steps per round, each side")
-  parser.add_argument("--warmup_steps", type=int, default=30, help="untimed aejax steps before the first round")
+  parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+  parser.add_argument("--steps", type=int, default=steps, help="timed train steps per round, each side")
+  parser.add_argument("--warmup_steps", type=int, default=warmup_steps,
+                      help="untimed aejax steps before the first round")
   parser.add_argument("--mnist_dir", default=str(_DEFAULT_MNIST_DIR),
                       help="folder with the four MNIST IDX .gz files (config.data.manual_dir)")
   parser.add_argument("--data_dir", default=None,
                       help="TFDS data dir for config.data.data_dir (default: $TFDS_DATA_DIR or TFDS's own)")
+  return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+  parser = base_parser(__doc__.splitlines()[0], steps=200, warmup_steps=30)
   parser.add_argument("--matmul_size", type=int, default=2048, help="n of the n x n float32 matmul")
   parser.add_argument("--matmul_reps", type=int, default=10, help="matmuls per matmul round")
   return parser.parse_args(argv)
@@ -182,7 +189,8 @@ def main(argv: list[str]) -> None:
   config.data.data_dir = args.data_dir
 
   aejax_runner = AejaxRunner(config, args.warmup_steps)
-  products_runner = ProductsRunner(aejax_runner.kernel_shapes, config.batch_size)
+  shapes = kernel_shapes(aejax_runner.state.params)
+  products_runner = ProductsRunner(shapes, config.batch_size)
   matmul_runner = MatmulRunner(args.matmul_size, args.matmul_reps)
   keras_rates, aejax_rates, products_rates, matmul_gflops, tf_version = [], [], [], [], None
   for r in range(args.rounds):
@@ -196,7 +204,7 @@ def main(argv: list[str]) -> None:
           f"samples/s, products {products_rates[-1]:.0f} samples/s, matmul {matmul_gflops[-1]:.1f} GFLOP/s",
           file=sys.stderr)
 
-  flops = train_flops_per_sample(aejax_runner.kernel_shapes)
+  flops = train_flops_per_sample(shapes)
   peak = summarize(matmul_gflops)
   result = {
       "batch_size": config.batch_size, "steps": args.steps, "rounds": args.rounds,

@@ -15,7 +15,8 @@ from aejax.variants import common
 
 def build_model(config: Config, input_shape: tuple[int, ...]) -> models.AutoEncoder:
   encoder, decoder = models.build_backbone(config, input_shape)
-  return models.AutoEncoder(encoder, decoder, config.latent_dim, config.model.code_activation)
+  latent_dim = None if config.model.spatial_code else config.latent_dim  # A spatial code is the encoder's output.
+  return models.AutoEncoder(encoder, decoder, latent_dim, config.model.code_activation)
 
 
 def hparams(config: Config) -> dict[str, float]:

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from aejax import losses, models, registry
+from aejax.errors import ConfigError
 from aejax.registry import Batch, Config, HParams, Params
 from aejax.variants import common
 
@@ -64,7 +65,13 @@ def images(model, config: Config, params: Params, batch: Batch, key: jax.Array) 
           "samples": samples.reshape(n, n, *samples.shape[1:])}
 
 
+def validate(config: Config) -> None:
+  if config.model.spatial_code:
+    raise ConfigError("config.model.spatial_code=True: the VAE's latent is a vector (Dense mean and log-variance "
+                      "heads on the conv features); use --config.model.spatial_code=False and set latent_dim")
+
+
 VARIANT = registry.Variant(build_model=build_model, hparams=hparams, loss=loss, evaluate=evaluate, images=images,
-                           init=init)
+                           init=init, validate=validate)
 registry.register("vae", VARIANT)
 registry.register("beta_vae", VARIANT)
