@@ -22,6 +22,7 @@ UPSAMPLES = ("nearest", "transpose")
 CONV_IMPLS = ("auto", "xla", "cpu")
 WANDB_MODES = ("online", "offline", "disabled")
 DATASETS = ("mnist", "fashion_mnist")
+STACK_INPUTS = ("codes", "concat")
 
 
 def base_config() -> config_dict.ConfigDict:
@@ -47,6 +48,12 @@ def base_config() -> config_dict.ConfigDict:
   # Contractive AE (`contractive_ae`): loss = reconstruction + contractive_weight · ‖∂h/∂x‖²_F, the squared
   # Frobenius norm of the code's Jacobian in the input, per example (>= 0; 0 is the plain autoencoder).
   c.contractive_weight = 0.0
+  # Stacked AE (`stacked_ae`): layer k is pre-trained alone for `pretrain_steps` steps as a one-hidden-layer AE,
+  # layer after layer, then the stack is fine-tuned end to end for the remaining steps (0: end to end only).
+  # 'codes': layer k+1 learns to reconstruct layer k's code; 'concat': its input is layer k's input joined
+  # with layer k's reconstruction (twice as wide, the seed's "implementation 1").
+  c.pretrain_steps = 0
+  c.stack_input = "codes"
 
   c.model = config_dict.ConfigDict()
   c.model.kind = "mlp"
@@ -156,7 +163,7 @@ def validate(config: config_dict.ConfigDict) -> None:
                          ("lr_schedule", SCHEDULES), ("model.kind", MODEL_KINDS),
                          ("model.activation", ACTIVATIONS), ("model.code_activation", ACTIVATIONS),
                          ("model.upsample", UPSAMPLES), ("model.conv_impl", CONV_IMPLS), ("data.name", DATASETS),
-                         ("data.binarize", BINARIZE), ("wandb.mode", WANDB_MODES)):
+                         ("data.binarize", BINARIZE), ("wandb.mode", WANDB_MODES), ("stack_input", STACK_INPUTS)):
     _choice(config, field, choices)
   _require(config.latent_dim > 0, "config.latent_dim", config.latent_dim,
            "the code size must be a positive integer, e.g. --config.latent_dim=32")
