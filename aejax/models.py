@@ -156,6 +156,61 @@ class GaussianAutoEncoder(nn.Module):
     return {"mean": mean, "logvar": logvar, "z": z, "logits": self.decode(z)}
 
 
+class StackedAutoEncoder(nn.Module):
+  """A stack of one-hidden-layer autoencoders: layer k is the pair (Dense `dims[k]`, Dense back to its input).
+
+  Layer k's input is, for `concat=False`, layer k-1's code (the deep AE `D-dims[0]-...-dims[-1]` and its mirror
+  once stacked), or, for `concat=True`, layer k-1's input joined with its reconstruction (twice as wide;
+  the stack reconstructs the image from the first `D` outputs of the last layer). Layer 0's outputs, and in
+  'concat' every layer's, are logits of values in [0, 1]; a higher layer of 'codes' reconstructs a code,
+  so its output goes through the code's own activation.
+  """
+  dims: Sequence[int]
+  output_shape: Shape
+  concat: bool = False
+  activation: str = "relu"
+  code_activation: str = "relu"
+
+  def setup(self):
+    size = math.prod(self.output_shape)
+    widths = [size * 2**k for k in range(len(self.dims))] if self.concat else [size, *self.dims[:-1]]
+    self.encoders = [nn.Dense(d) for d in self.dims]
+    self.decoders = [nn.Dense(w) for w in widths]
+
+  def _code_activation(self, k: int) -> Callable[[jax.Array], jax.Array]:
+    return ACTIVATIONS[self.code_activation if k == len(self.dims) - 1 else self.activation]
+
+  def layer(self, k: int, x: jax.Array) -> dict[str, jax.Array]:
+    """Layer k alone on its input x (B, width): its code and its output (logits, or a code for 'codes' k > 0)."""
+    h = self._code_activation(k)(self.encoders[k](x))
+    out = self.decoders[k](h)
+    if k > 0 and not self.concat:
+      out = self._code_activation(k - 1)(out)
+    return {"code": h, "output": out}
+
+  def layer_input(self, k: int, x: jax.Array) -> jax.Array:
+    """The input (B, width) of layer k for images x, through layers 0..k-1."""
+    v = x.reshape(x.shape[0], -1)
+    for j in range(k):
+      out = self.layer(j, v)
+      v = jnp.concatenate([v, nn.sigmoid(out["output"])], axis=-1) if self.concat else out["code"]
+    return v
+
+  def __call__(self, x: jax.Array, depth: int | None = None) -> dict[str, jax.Array]:
+    """The image logits through the first `depth` layers (all by default), and the code of the last of them."""
+    depth = len(self.dims) if depth is None else depth
+    if self.concat:
+      out = self.layer(depth - 1, self.layer_input(depth - 1, x))
+      h, logits = out["code"], out["output"][:, :math.prod(self.output_shape)]
+    else:
+      h = logits = self.layer_input(depth, x)
+      for k in reversed(range(depth)):
+        logits = self.decoders[k](logits)
+        if k > 0:
+          logits = self._code_activation(k - 1)(logits)
+    return {"code": h, "logits": logits.reshape(x.shape[0], *self.output_shape)}
+
+
 def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
   """A sample of N(mean, exp(logvar)) that is differentiable in mean and logvar."""
   return mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape, mean.dtype)

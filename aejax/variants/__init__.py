@@ -1,2 +1,2 @@
 """Importing this package registers every variant with `aejax.registry`."""
-from aejax.variants import autoencoder, contractive, sparse, vae  # noqa: F401
+from aejax.variants import autoencoder, contractive, sparse, stacked, vae  # noqa: F401
