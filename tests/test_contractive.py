@@ -92,3 +92,9 @@ def test_negative_weight_is_one_line_naming_field_value_and_fix(smoke_config, tm
   assert "\n" not in message
   assert message.startswith("config.contractive_weight=-0.5: ") and "--config.contractive_weight=0.1" in message
   assert not (tmp_path / "run").exists()  # Nothing was started.
+
+
+def test_spatial_code_is_refused_with_the_fix(smoke_config, tmp_path):
+  config = smoke_config("contractive_ae", model__kind="conv", model__spatial_code=True)
+  with pytest.raises(ConfigError, match="spatial_code=True: .* use --config.model.spatial_code=false"):
+    train.train_and_evaluate(config, tmp_path / "run")

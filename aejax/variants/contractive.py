@@ -105,6 +105,10 @@ def validate(config: Config) -> None:
   if config.contractive_weight < 0:
     raise ConfigError(f"config.contractive_weight={config.contractive_weight!r}: the Jacobian penalty's weight must "
                       "be >= 0 (0 is the plain autoencoder), e.g. --config.contractive_weight=0.1")
+  if config.model.spatial_code:
+    raise ConfigError("config.model.spatial_code=True: contractive_ae penalises the Jacobian of a vector code of "
+                      "latent_dim units; use --config.model.spatial_code=false (a conv encoder then ends in a "
+                      "Dense code)")
 
 
 registry.register("contractive_ae", registry.Variant(
