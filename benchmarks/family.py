@@ -22,11 +22,14 @@ _DEFAULT_MNIST_DIR = _REPO.parent / "shared" / "data" / "mnist"
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-  """One row: a variant, the experiment file that trains it, and its own test metrics (names without 'test/')."""
+  """One row: a name, the experiment file that trains it (with `overrides`), and its own test metrics."""
   name: str
   experiment: str
-  metrics: tuple[str, ...] = ()
+  metrics: tuple[str, ...] = ()  # Names without 'test/'.
+  overrides: dict = dataclasses.field(default_factory=dict)
 
+
+_STACKED_METRICS = ("layer0_error", "layer1_error", "layer2_error", "depth1_recon_error", "depth2_recon_error")
 
 ENTRIES = (
     # ‖∂h/∂x‖²_F, the contractive penalty, per test image.
@@ -36,6 +39,13 @@ ENTRIES = (
     # A 1024-unit code on 784 pixels, kept from copying by masking noise: squared error of the reconstruction
     # of a masked test image against the clean one.
     Entry("overcomplete_ae", "experiments/overcomplete_ae.py", ("denoise_error",)),
+    # The stacked 784-256-128-64 AE: greedy pre-training alone (3 layers x 936 steps), then followed by
+    # fine-tuning (1,872 steps), and the same net trained end to end for as many steps as the whole schedule.
+    # Per layer: squared error of each layer on its own input; per depth: the image's error through the
+    # first layers alone.
+    Entry("stacked_ae_pretrained", "experiments/stacked_ae.py", _STACKED_METRICS, {"num_steps": 3 * 936}),
+    Entry("stacked_ae", "experiments/stacked_ae.py", _STACKED_METRICS),
+    Entry("stacked_ae_end_to_end", "experiments/stacked_ae.py", ("depth1_recon_error",), {"pretrain_steps": 0}),
 )
 
 
@@ -48,7 +58,8 @@ def samples_per_s(metrics_path: str) -> float:
 def figures(entry: Entry, args: argparse.Namespace) -> dict:
   """Trains `entry`'s experiment (or reads back a finished run) in WORKDIR/<name> and returns its figures."""
   steps = {} if args.num_steps is None else {"num_steps": args.num_steps}
-  summary, seconds = quality.run_experiment(entry.experiment, args.workdir / entry.name, args, **steps)
+  summary, seconds = quality.run_experiment(entry.experiment, args.workdir / entry.name, args,
+                                            **{**entry.overrides, **steps})
   return {"test_squared_error": summary["test/recon_error"],
           **{metric: summary[f"test/{metric}"] for metric in entry.metrics},
           "samples_per_s": samples_per_s(summary["metrics"]), "steps": summary["step"], "seconds": seconds}

@@ -3,6 +3,7 @@
     python -m aejax.main --config experiments/ae.py --workdir runs/ae
 """
 from aejax import config as config_lib
+from aejax import sweep as sweep_lib
 
 
 def get_config(arg: str | None = None):
@@ -18,3 +19,8 @@ def get_config(arg: str | None = None):
   c.eval_every = c.checkpoint_every = 1_170
   c.wandb.tags = ("ae",)
   return config_lib.finalize(c, arg)
+
+
+def get_sweep():
+  """The code size, 6 runs: `python -m launch.local --config experiments/ae.py --root runs/latent_sweep`."""
+  return sweep_lib.sweep("latent_dim", [2, 8, 16, 30, 64, 128])

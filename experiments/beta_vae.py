@@ -6,6 +6,7 @@ warms up linearly over the first 2,000 steps.
     python -m aejax.main --config experiments/beta_vae.py --workdir runs/beta_vae --config.beta=8
 """
 from aejax import config as config_lib
+from aejax import sweep as sweep_lib
 
 
 def get_config(arg: str | None = None):
@@ -23,3 +24,11 @@ def get_config(arg: str | None = None):
   c.eval_every = c.checkpoint_every = 2_340
   c.wandb.tags = ("beta_vae",)
   return config_lib.finalize(c, arg)
+
+
+def get_sweep():
+  """β ∈ {1, 2, 4, 8, 16} × seeds {0, 1, 2}, 15 runs: how the KL weight trades reconstruction for the prior.
+
+      python -m launch.local --config experiments/beta_vae.py --root runs/beta_vae_sweep
+  """
+  return sweep_lib.product(sweep_lib.sweep("beta", [1, 2, 4, 8, 16]), sweep_lib.sweep("seed", [0, 1, 2]))

@@ -5,6 +5,7 @@ The loss compares the reconstruction of the noisy input with the clean input.
     python -m aejax.main --config experiments/dae.py --workdir runs/dae
 """
 from aejax import config as config_lib
+from aejax import sweep as sweep_lib
 
 
 def get_config(arg: str | None = None):
@@ -22,3 +23,8 @@ def get_config(arg: str | None = None):
   c.eval_every = c.checkpoint_every = 1_170
   c.wandb.tags = ("dae",)
   return config_lib.finalize(c, arg)
+
+
+def get_sweep():
+  """The noise level, 5 runs: `python -m launch.local --config experiments/dae.py --root runs/dae_sweep`."""
+  return sweep_lib.sweep("noise_factor", [0.1, 0.25, 0.5, 0.75, 1.0])

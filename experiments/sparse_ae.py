@@ -7,6 +7,7 @@ loss = squared error + λ·Σ_j KL(ρ ‖ ρ̂_j), ρ̂_j the batch-mean activat
     python -m aejax.main --config experiments/sparse_ae.py --workdir runs/sparse_ae
 """
 from aejax import config as config_lib
+from aejax import sweep as sweep_lib
 
 
 def get_config(arg: str | None = None):
@@ -26,3 +27,11 @@ def get_config(arg: str | None = None):
   c.eval_every = c.checkpoint_every = 1_170
   c.wandb.tags = ("sparse_ae",)
   return config_lib.finalize(c, arg)
+
+
+def get_sweep():
+  """The sparsity weight λ, 4 runs.
+
+      python -m launch.local --config experiments/sparse_ae.py --root runs/sparse_sweep
+  """
+  return sweep_lib.sweep("sparsity_weight", [0.01, 0.1, 1.0, 10.0])

@@ -1,0 +1,120 @@
+"""Sweeps defined next to the config: each member is a dict of config overrides, named by a readable run id.
+
+An experiment file may define `get_sweep()` from these helpers, e.g. β × seed in experiments/beta_vae.py:
+
+    def get_sweep():
+      return sweep_lib.product(sweep_lib.sweep("beta", [1, 2, 4, 8, 16]), sweep_lib.sweep("seed", [0, 1, 2]))
+
+Fields are dotted paths into the config ("model.encoder_widths"). The launchers in `launch/` run the
+members, each in its own workdir `<root>/<run id>`.
+"""
+import itertools
+import re
+import runpy
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ml_collections import config_dict
+
+from aejax import config as config_lib
+from aejax.errors import ConfigError
+
+Overrides = dict[str, Any]
+
+
+def sweep(field: str, values: Iterable[Any]) -> list[Overrides]:
+  """One member per value of `field`."""
+  return [{field: v} for v in values]
+
+
+def _merge(members: Sequence[Overrides]) -> Overrides:
+  merged = {}
+  for member in members:
+    shared = merged.keys() & member.keys()
+    if shared:
+      raise ConfigError(f"sweep field {sorted(shared)[0]!r} is set by two factors of one product or zipit: "
+                        "sweep each field in one place")
+    merged.update(member)
+  return merged
+
+
+def product(*sweeps: Sequence[Overrides]) -> list[Overrides]:
+  """Every combination of the sweeps' members; the last sweep varies fastest."""
+  return [_merge(combination) for combination in itertools.product(*sweeps)]
+
+
+def zipit(*sweeps: Sequence[Overrides]) -> list[Overrides]:
+  """The k-th members of all sweeps joined into one; the sweeps must have equal lengths."""
+  lengths = [len(s) for s in sweeps]
+  if len(set(lengths)) > 1:
+    raise ConfigError(f"zipit needs sweeps of equal lengths, got {lengths}: use product to combine them instead")
+  return [_merge(members) for members in zip(*sweeps)]
+
+
+def chain(*sweeps: Sequence[Overrides]) -> list[Overrides]:
+  """The members of each sweep, one sweep after another."""
+  return [member for s in sweeps for member in s]
+
+
+def _text(value: Any) -> str:
+  if isinstance(value, float) and value.is_integer():
+    return str(int(value))  # 4.0 and 4 name the same run.
+  if isinstance(value, (tuple, list)):
+    return "x".join(_text(v) for v in value)
+  return str(value)
+
+
+def run_id(overrides: Overrides) -> str:
+  """A stable, readable name safe in file names: {'beta': 4, 'seed': 1} -> 'beta4-seed1'; {} -> 'base'."""
+  if not overrides:
+    return "base"
+  return "-".join(re.sub(r"[^A-Za-z0-9._+]", "_", f"{field}{_text(value)}") for field, value in overrides.items())
+
+
+def override(config: config_dict.ConfigDict, overrides: Overrides) -> config_dict.ConfigDict:
+  """A copy of `config` with `overrides` set; an unknown field or a value of the wrong type is a ConfigError."""
+  config = config.copy_and_resolve_references()
+  for field, value in overrides.items():
+    *parents, leaf = field.split(".")
+    node = config
+    for part in parents:
+      node = node.get(part)
+      if not isinstance(node, config_dict.ConfigDict):
+        break
+    if not isinstance(node, config_dict.ConfigDict) or leaf not in node:
+      raise ConfigError(f"sweep field {field!r} is not a config field: check its spelling against aejax/config.py "
+                        "(nested fields are dotted, e.g. 'model.encoder_widths')")
+    try:
+      node[leaf] = value
+    except TypeError as e:
+      raise ConfigError(f"sweep value {field}={value!r} does not fit the field: {e}") from e
+  return config
+
+
+def load(spec: str, config: config_dict.ConfigDict | None = None) -> dict[str, Overrides]:
+  """The members of the config file's `get_sweep()`, by run id, each checked against `config` and validated.
+
+  `spec` is 'experiments/x.py' or 'experiments/x.py:smoke'; `config` defaults to the config it gives.
+  """
+  if config is None:
+    config = config_lib.from_file(spec)
+  path = spec.partition(":")[0]
+  get_sweep = runpy.run_path(path).get("get_sweep")
+  if get_sweep is None:
+    raise ConfigError(f"{path} defines no sweep: add get_sweep() returning e.g. "
+                      "sweep_lib.sweep('seed', [0, 1, 2]) (see experiments/beta_vae.py)")
+  members = {}
+  for overrides in get_sweep():
+    name = run_id(overrides)
+    if name in members:
+      raise ConfigError(f"{path}: get_sweep() members {members[name]} and {overrides} share the run id {name!r}: "
+                        "make their values differ")
+    try:
+      config_lib.validate(override(config, overrides))
+    except ConfigError as e:
+      raise ConfigError(f"{path}: sweep member {name}: {e}") from e
+    members[name] = overrides
+  if not members:
+    raise ConfigError(f"{path}: get_sweep() returned no members: give it at least one value to sweep")
+  return members
+

@@ -1,0 +1,124 @@
+"""Runs a sweep on this machine, one member at a time per worker, each a normal `aejax.main` run.
+
+    python -m launch.local --config experiments/beta_vae.py --root runs/beta_sweep [--workers N] [--devices 0,1]
+        [--name NAME] [--dry_run] [--config.FIELD=VALUE ...]
+
+One worker per GPU (`nvidia-smi -L`, or the entries of CUDA_VISIBLE_DEVICES or `--devices`; '0+1,2+3' gives
+two workers with two GPUs each), else `--workers` on the CPU. Rerunning skips finished members and resumes
+unfinished ones; a member another launcher is running is skipped. Ends with a table of the members
+(also `<root>/summary.csv`); exits 1 if a member failed or was interrupted.
+"""
+import functools
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from absl import app, flags
+
+from aejax.errors import ConfigError
+from launch import common
+
+_WORKERS = flags.DEFINE_integer("workers", None, "Members run at once (default: one per device group, else 1).",
+                                lower_bound=1)
+_DEVICES = flags.DEFINE_string("devices", None, "CUDA_VISIBLE_DEVICES of each worker, comma-separated: '0,1', or "
+                               "'0+1,2+3' for two GPUs per worker (default: every GPU that nvidia-smi lists).")
+
+Runner = Callable[..., int | None]  # common.run_member's signature: (sweep, member, env=, started=) -> exit code.
+
+
+def device_groups(devices: str | None) -> list[str]:
+  """The CUDA_VISIBLE_DEVICES value of each worker: from `devices`, else the visible GPUs; [] on a CPU-only machine."""
+  if devices:
+    return [group.replace("+", ",") for group in devices.split(",")]
+  if os.environ.get("CUDA_VISIBLE_DEVICES"):
+    return os.environ["CUDA_VISIBLE_DEVICES"].split(",")
+  try:
+    listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60, check=True)
+  except (OSError, subprocess.SubprocessError):
+    return []
+  return [str(i) for i, line in enumerate(line for line in listing.stdout.splitlines() if line.startswith("GPU "))]
+
+
+def launch(sweep: common.Sweep, workers: int, groups: list[str],
+           runner: Runner = common.run_member) -> dict[str, int | None]:
+  """Runs the unfinished members on `workers` threads (worker i on device group i mod len(groups)).
+
+  `runner` runs one member; it is the one place a launcher decides how. SIGINT or SIGTERM stops taking new
+  members and sends SIGTERM to the running ones, which checkpoint and exit. Returns each member's exit code
+  (None: not run here, as finished before or locked by another launcher).
+  """
+  pending: queue.SimpleQueue[common.Member] = queue.SimpleQueue()
+  for member in sweep.members:
+    pending.put(member)
+  exit_codes, running, stop = {}, {}, threading.Event()
+
+  def started(run_id: str, process: subprocess.Popen) -> None:
+    running[run_id] = process
+    if stop.is_set():  # Interrupted while it was starting.
+      process.terminate()
+
+  def work(worker: int) -> None:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": groups[worker % len(groups)]} if groups else None
+    where = f"GPU {env['CUDA_VISIBLE_DEVICES']}" if env else "the CPU"
+    while not stop.is_set():
+      try:
+        member = pending.get_nowait()
+      except queue.Empty:
+        return
+      start = time.perf_counter()
+      code = runner(sweep, member, env=env, started=functools.partial(started, member.run_id))
+      running.pop(member.run_id, None)
+      exit_codes[member.run_id] = code
+      if code is None:
+        why = "already finished" if common.is_finished(member) else "running in another launcher"
+        print(f"{member.run_id}: skipped, {why}", flush=True)
+      else:
+        print(f"{member.run_id}: {common.status(member, code)} on {where} in {time.perf_counter() - start:.0f} s "
+              f"(log: {member.workdir / common.LOG_FILE})", flush=True)
+
+  def interrupt(signum: int, frame) -> None:  # pylint: disable=unused-argument
+    stop.set()
+    for process in list(running.values()):
+      process.terminate()
+
+  threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(workers)]
+  previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+  try:
+    for thread in threads:
+      thread.start()
+    for thread in threads:
+      thread.join()
+  finally:
+    for s, handler in previous.items():
+      signal.signal(s, handler)
+  return exit_codes
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  try:
+    sweep = common.from_flags()
+    groups = device_groups(_DEVICES.value)
+    workers = _WORKERS.value or len(groups) or 1
+    print(f"{common.describe(sweep)}\n{workers} worker(s) on {f'GPU groups {groups}' if groups else 'the CPU'}",
+          flush=True)
+    if common.DRY_RUN.value:
+      return
+    common.prepare_data(sweep)
+  except ConfigError as e:
+    sys.exit(f"launch: error: {e}")
+  exit_codes = launch(sweep, workers, groups)
+  rows = common.summary(sweep, exit_codes)
+  print(f"{common.table(rows)}\nsummary: {common.write_summary(sweep, rows)}")
+  if any(row["status"].startswith(("failed", "interrupted")) for row in rows):
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  app.run(main)
