@@ -1,8 +1,11 @@
 """MNIST and Fashion-MNIST as numpy arrays, through tensorflow-datasets but without TensorFlow."""
 
+import contextlib
+import fcntl
 import io
 import os
 import pathlib
+from collections.abc import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -111,17 +114,30 @@ def _prepared_builder(
       f"{shown} {state} and download is off: point it at a prepared TFDS data folder, "
       f"set data.manual_dir to the four {title} IDX .gz files, or allow download"
     )
-  try:
-    aejax.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-  except NonMatchingChecksumError as e:
-    if manual_dir is None:
-      raise
-    bad = next((file for file in _IDX_FILES if file in str(e)), "an IDX file")
-    raise ConfigError(
-      f"data.manual_dir={manual_dir!r}: {bad} differs in size or sha256 from the published file: "
-      f"replace it with the original {title} file"
-    ) from e
+  with _preparation_lock(root, name):
+    aejax = aejax_class(data_dir=root)  # Afresh: another process may have prepared it while this one waited.
+    if aejax.is_prepared():
+      return aejax
+    try:
+      aejax.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    except NonMatchingChecksumError as e:
+      if manual_dir is None:
+        raise
+      bad = next((file for file in _IDX_FILES if file in str(e)), "an IDX file")
+      raise ConfigError(
+        f"data.manual_dir={manual_dir!r}: {bad} differs in size or sha256 from the published file: "
+        f"replace it with the original {title} file"
+      ) from e
   return aejax
+
+
+@contextlib.contextmanager
+def _preparation_lock(root: pathlib.Path, name: str) -> Iterator[None]:
+  """Holds an OS lock on `root/.aejax_<name>.lock`, so runs started together prepare a dataset once, not racing."""
+  root.mkdir(parents=True, exist_ok=True)
+  with open(root / f".aejax_{name}.lock", "w") as lock_file:
+    fcntl.flock(lock_file, fcntl.LOCK_EX)  # Released when the file closes, or when the process dies.
+    yield
 
 
 def _read(builder: tfds.core.DatasetBuilder, split: str, num_examples: int | None) -> tuple[np.ndarray, np.ndarray]:

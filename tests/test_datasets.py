@@ -2,11 +2,13 @@
 import gzip
 import pathlib
 import shutil
+from concurrent import futures
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from aejax import tfds_builders
 from aejax.datasets import load_split
 from aejax.errors import ConfigError
 
@@ -131,6 +133,22 @@ def _raises(start: str, **kwargs) -> None:
   message = str(info.value)
   assert message.startswith(start), message
   assert "\n" not in message
+
+
+def test_runs_started_together_prepare_the_dataset_once(tmp_path, mnist_manual_dir, monkeypatch):
+  prepare, calls = tfds_builders.AejaxMnist.download_and_prepare, []
+
+  def counted(self, *args, **kwargs):
+    calls.append(self)
+    return prepare(self, *args, **kwargs)
+
+  monkeypatch.setattr(tfds_builders.AejaxMnist, "download_and_prepare", counted)
+  read = lambda _: load_split("mnist", "test", data_dir=str(tmp_path), manual_dir=str(mnist_manual_dir))  # noqa: E731
+  with futures.ThreadPoolExecutor(2) as pool:
+    (images_a, labels_a), (images_b, labels_b) = pool.map(read, range(2))
+  assert len(calls) == 1
+  np.testing.assert_array_equal(images_a, images_b)
+  assert np.bincount(labels_a).tolist() == np.bincount(labels_b).tolist() == TEST_COUNTS
 
 
 def test_unknown_name(tmp_path):
