@@ -41,6 +41,7 @@ class MetricWriter:
 
   def __init__(self, workdir: pathlib.Path, config: config_dict.ConfigDict, start_step: int):
     self.metrics_path = workdir / "metrics.jsonl"
+    self.summary_path = workdir / "summary.json"
     self.images_dir = workdir / "images"
     _truncate_after(self.metrics_path, start_step)
     self._file = self.metrics_path.open("a")
@@ -63,6 +64,10 @@ class MetricWriter:
     return paths
 
   def write_summary(self, summary: dict[str, Any]) -> None:
+    """Writes the run's end-of-run summary to `<workdir>/summary.json` (whole or not at all) and to W&B."""
+    tmp = self.summary_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(self.summary_path)
     if self._wandb is not None:
       self._wandb.summary.update(summary)
 

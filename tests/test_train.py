@@ -40,6 +40,7 @@ def test_smoke_run_learns_and_writes_checkpoint_metrics_images(name, smoke_confi
   expected = {"reconstruction"} | ({"samples"} if "vae" in name else set())
   assert {p.split("_0")[0] for p in pictures} == expected
   assert summary["image/reconstruction"].endswith("reconstruction_0000060.png")
+  assert json.loads((tmp_path / "summary.json").read_text()) == summary
 
 
 def test_dae_picture_shows_clean_noisy_and_denoised_rows(smoke_config, tmp_path):
