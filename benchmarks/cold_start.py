@@ -8,7 +8,11 @@ the clock starts just before `subprocess.Popen`. The process time adds evaluatio
 checkpoint and exit. Only the compilation cache is cold: the dataset is prepared in the data dir before the
 first run, and the OS file cache is not dropped.
 
+With `--sweep`, run i is the config's i-th sweep member (`get_sweep()`, its overrides added to the command
+as `launch.local` adds them): the start-up of a sweep's members, which share one compilation cache.
+
   python benchmarks/cold_start.py
+  python benchmarks/cold_start.py --config experiments/beta_vae.py --sweep
 """
 import argparse
 import json
@@ -20,6 +24,8 @@ import time
 
 from aejax import config as config_lib
 from aejax import datasets
+from aejax import sweep as sweep_lib
+from launch import common
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _DEFAULT_MNIST_DIR = _REPO.parent / "shared" / "data" / "mnist"
@@ -34,11 +40,11 @@ def prepare_data(config_path: pathlib.Path, manual_dir: str, data_dir: str | Non
 
 
 def time_run(config: str, workdir: pathlib.Path, cache_dir: pathlib.Path, manual_dir: str,
-             data_dir: str | None) -> dict[str, float]:
-  """Runs one step of `config`:smoke and returns seconds to its first finished step and to the process's exit."""
+             data_dir: str | None, overrides: dict) -> dict[str, float]:
+  """Runs one step of `config`:smoke with `overrides`; returns seconds to its first finished step and to exit."""
   command = [sys.executable, "-m", "aejax.main", f"--config={config}:smoke", f"--workdir={workdir}",
              "--config.log_every=1", "--config.num_steps=1", f"--config.data.manual_dir={manual_dir}",
-             f"--config.compilation_cache_dir={cache_dir}"]
+             f"--config.compilation_cache_dir={cache_dir}", *(common.flag(k, v) for k, v in overrides.items())]
   if data_dir is not None:
     command.append(f"--config.data.data_dir={data_dir}")
   log = workdir.with_suffix(".log")
@@ -60,6 +66,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                       help="folder with the four IDX .gz files (config.data.manual_dir)")
   parser.add_argument("--data_dir", default=None,
                       help="TFDS data dir for config.data.data_dir (default: $TFDS_DATA_DIR or TFDS's own)")
+  parser.add_argument("--sweep", action="store_true", help="run the config's first three sweep members")
   return parser.parse_args(argv)
 
 
@@ -69,18 +76,22 @@ def main(argv: list[str]) -> None:
   args.mnist_dir = str(pathlib.Path(args.mnist_dir).resolve())
   args.data_dir = args.data_dir and str(pathlib.Path(args.data_dir).resolve())
   prepare_data(_REPO / args.config, args.mnist_dir, args.data_dir)
+  members = list(sweep_lib.load(f"{_REPO / args.config}:smoke").values()) if args.sweep else [{}] * len(_RUNS)
+  if len(members) < len(_RUNS):
+    sys.exit(f"cold_start: {args.config}'s sweep has {len(members)} members; --sweep needs {len(_RUNS)}")
   runs = []
   with tempfile.TemporaryDirectory(prefix="aejax-cold-start-") as tmp:
     cache_dir = pathlib.Path(tmp) / "jax_cache"
     cache_dir.mkdir()
-    for i, cache in enumerate(_RUNS):
-      runs.append({"cache": cache, **time_run(args.config, pathlib.Path(tmp) / f"run{i}", cache_dir,
-                                              args.mnist_dir, args.data_dir)})
+    for i, (cache, overrides) in enumerate(zip(_RUNS, members)):
+      runs.append({"cache": cache, "member": sweep_lib.run_id(overrides),
+                   **time_run(args.config, pathlib.Path(tmp) / f"run{i}", cache_dir, args.mnist_dir, args.data_dir,
+                              overrides)})
 
   print(f"{args.config}:smoke, one step; seconds from launch")
-  print(f"{'run':<5}{'cache':<7}{'first step':>12}{'process':>10}")
+  print(f"{'run':<5}{'cache':<7}{'member':<16}{'first step':>12}{'process':>10}")
   for i, run in enumerate(runs):
-    print(f"{i + 1:<5}{run['cache']:<7}{run['first_step_s']:>12.2f}{run['process_s']:>10.2f}")
+    print(f"{i + 1:<5}{run['cache']:<7}{run['member']:<16}{run['first_step_s']:>12.2f}{run['process_s']:>10.2f}")
   print(json.dumps({"config": args.config, "runs": runs}))
 
 
