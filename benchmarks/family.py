@@ -46,6 +46,8 @@ ENTRIES = (
     Entry("stacked_ae_pretrained", "experiments/stacked_ae.py", _STACKED_METRICS, {"num_steps": 3 * 936}),
     Entry("stacked_ae", "experiments/stacked_ae.py", _STACKED_METRICS),
     Entry("stacked_ae_end_to_end", "experiments/stacked_ae.py", ("depth1_recon_error",), {"pretrain_steps": 0}),
+    # The seed's conv net (7x7x128 spatial code, BCE, 20 epochs): BCE per test image beside the squared error.
+    Entry("conv_ae", "experiments/conv_ae.py", ("bce",)),
 )
 
 
