@@ -16,11 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax.training import train_state
+from jax.sharding import Mesh
 from ml_collections import config_dict
 from tqdm import tqdm
 
 import aejax.variants  # noqa: F401  (registers the variants)
-from aejax import checkpoint, config as config_lib, input_pipeline, registry, writers
+from aejax import checkpoint, config as config_lib, input_pipeline, parallel, registry, writers
 from aejax.errors import ConfigError
 
 
@@ -35,6 +36,27 @@ class Interrupted(Exception):
   def __init__(self, signum: int, step: int):
     super().__init__(f"stopped by signal {signum} at step {step}; checkpoint saved, rerun the same command to resume")
     self.signum = signum
+
+
+class SilentWriter:
+  """Takes the `writers.MetricWriter` calls on processes other than the first of a multi-process run, and
+  writes nothing: process 0 writes the run's files and W&B run."""
+
+  def __init__(self, workdir: pathlib.Path):
+    self.metrics_path = workdir / "metrics.jsonl"
+
+  def write_scalars(self, step: int, scalars: dict[str, Any]) -> None:
+    del step, scalars
+
+  def write_images(self, step: int, pictures: dict[str, np.ndarray]) -> dict[str, pathlib.Path]:
+    del step, pictures
+    return {}
+
+  def write_summary(self, summary: dict[str, Any]) -> None:
+    del summary
+
+  def close(self) -> None:
+    pass
 
 
 def make_optimizer(config: config_dict.ConfigDict) -> optax.GradientTransformation:
@@ -71,8 +93,12 @@ def init_state(variant: registry.Variant, model: nn.Module, config: config_dict.
   Initialisation runs once, so compile time is what counts: eagerly every small op compiles on its
   own, and at the default level the random initialisers alone take seconds to compile on a CPU.
   """
-  init = jax.jit(functools.partial(create_state, variant, model, config)).lower(key, example)
-  return init.compile(compiler_options={"xla_backend_optimization_level": 0})(key, example)
+  return compile_cheaply(functools.partial(create_state, variant, model, config), key, example)
+
+
+def compile_cheaply(fn, *args):
+  """`jax.jit(fn)(*args)` compiled at XLA's cheapest optimisation level: for code that runs once (initialisation)."""
+  return jax.jit(fn).lower(*args).compile(compiler_options={"xla_backend_optimization_level": 0})(*args)
 
 
 def make_train_step(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict):
@@ -89,33 +115,57 @@ def make_train_step(variant: registry.Variant, model: nn.Module, config: config_
   return train_step
 
 
-def make_data_step(train_step, split: input_pipeline.Split, batch_size: int, dynamic_binarize: bool):
-  """Wraps `train_step` so the batch is gathered on device from `split`, in the order `perm` gives."""
+def _sharded_over(mesh: Mesh | None):
+  """The batch constraint of `mesh` (see aejax/parallel.py), or the identity without one."""
+  return (lambda tree: tree) if mesh is None else functools.partial(parallel.shard_batch, mesh=mesh)
+
+
+def make_data_step(train_step, split: input_pipeline.Split, batch_size: int, dynamic_binarize: bool,
+                   mesh: Mesh | None = None):
+  """Wraps `train_step` so the batch is gathered on device from `split`, in the order `perm` gives.
+
+  With `mesh`, each device gathers its slice of the batch and XLA averages the gradients over them.
+  """
   steps_per_epoch = split.size // batch_size
+  sharded = _sharded_over(mesh)
 
   def step(state: TrainState, split: input_pipeline.Split, perm: jax.Array, key: jax.Array):
     start = (state.step % steps_per_epoch) * batch_size
     batch_key, step_key = jax.random.split(jax.random.fold_in(key, state.step))
-    batch = input_pipeline.make_batch(split, jax.lax.dynamic_slice(perm, (start,), (batch_size,)),
-                                      batch_key, dynamic_binarize)
+    indices = sharded(jax.lax.dynamic_slice(perm, (start,), (batch_size,)))
+    batch = sharded(input_pipeline.make_batch(split, indices, batch_key, dynamic_binarize))
     return train_step(state, batch, step_key)
 
   return step
 
 
-def make_evaluate(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict,
-                  split: input_pipeline.Split):
-  """A function `(state, key) -> {name: mean over the split}` that runs the variant's evaluation in fixed batches."""
-  batch_size = min(config.eval_batch_size, split.size)
-  num_batches = -(-split.size // batch_size)
+def make_eval_sums(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict,
+                   split: input_pipeline.Split, mesh: Mesh | None = None):
+  """The pure `(state, split, index, key) -> {name: sum over batch index}` of the variant's evaluation, and the
+  number of fixed-size batches that cover `split` (the last one padded and masked).
 
-  @jax.jit
+  With `mesh`, each batch is split over its devices, its size rounded up to a multiple of their number.
+  """
+  batch_size = min(config.eval_batch_size, split.size)
+  if mesh is not None:
+    batch_size = parallel.round_up(batch_size, mesh)
+  sharded = _sharded_over(mesh)
+
   def batch_sums(state: TrainState, split: input_pipeline.Split, index: jax.Array, key: jax.Array):
-    ids = index * batch_size + jnp.arange(batch_size)
+    ids = sharded(index * batch_size + jnp.arange(batch_size))
     valid = (ids < split.size).astype(jnp.float32)
-    batch = input_pipeline.make_batch(split, jnp.minimum(ids, split.size - 1), key, False)
+    batch = sharded(input_pipeline.make_batch(split, jnp.minimum(ids, split.size - 1), key, False))
     per_example = variant.evaluate(model, config, state.params, batch, jax.random.fold_in(key, index), state.hparams)
     return {k: jnp.sum(v * valid) for k, v in per_example.items()}
+
+  return batch_sums, -(-split.size // batch_size)
+
+
+def make_evaluate(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict,
+                  split: input_pipeline.Split, mesh: Mesh | None = None):
+  """A function `(state, key) -> {name: mean over the split}` that runs the variant's evaluation in fixed batches."""
+  batch_sums, num_batches = make_eval_sums(variant, model, config, split, mesh)
+  batch_sums = jax.jit(batch_sums)
 
   def evaluate(state: TrainState, key: jax.Array) -> dict[str, float]:
     sums = [batch_sums(state, split, i, key) for i in range(num_batches)]
@@ -126,7 +176,7 @@ def make_evaluate(variant: registry.Variant, model: nn.Module, config: config_di
 
 
 @contextlib.contextmanager
-def _signals_caught() -> Iterator[list[int]]:
+def signals_caught() -> Iterator[list[int]]:
   """Records SIGTERM/SIGINT instead of dying, so the loop can checkpoint first."""
   received: list[int] = []
   handler = lambda signum, frame: received.append(signum)  # noqa: E731
@@ -138,36 +188,47 @@ def _signals_caught() -> Iterator[list[int]]:
       signal.signal(s, h)
 
 
+def check_batch_fits(config: config_dict.ConfigDict, split: input_pipeline.Split) -> None:
+  """A `ConfigError` if one batch needs more images than the train split holds."""
+  if config.batch_size > split.size:
+    raise ConfigError(f"config.batch_size={config.batch_size} is larger than the {split.size} training images "
+                      f"of {config.data.name!r}: use a batch size of at most {split.size}")
+
+
 def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
   """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the run's summary."""
   config_lib.validate(config)
   variant = registry.get(config.variant)
   variant.validate(config)
+  mesh = parallel.data_mesh()
+  parallel.check_batch_size(config.batch_size, mesh)
   workdir = pathlib.Path(workdir)
-  train_split, test_split = input_pipeline.load(config.data)
-  if config.batch_size > train_split.size:
-    raise ConfigError(f"config.batch_size={config.batch_size} is larger than the {train_split.size} training images "
-                      f"of {config.data.name!r}: use a batch size of at most {train_split.size}")
+  train_split, test_split = parallel.replicate(input_pipeline.load(config.data), mesh)
+  check_batch_fits(config, train_split)
   model = variant.build_model(config, tuple(train_split.images.shape[1:]))
 
   init_key, train_key, data_key, eval_key, image_key = jax.random.split(jax.random.key(config.seed), 5)
   example = jnp.zeros((1, *train_split.images.shape[1:]), jnp.float32)
-  state = init_state(variant, model, config, init_key, example)
+  state = parallel.replicate(init_state(variant, model, config, init_key, example), mesh)
+  primary = jax.process_index() == 0
   workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+  if primary:
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
   ckpts = checkpoint.Checkpoints(workdir, config.keep_checkpoints)
   state = ckpts.restore_latest(state)
   step = int(state.step)
-  writer = writers.MetricWriter(workdir, config, step)
+  writer = writers.MetricWriter(workdir, config, step) if primary else SilentWriter(workdir)
 
   train_step = jax.jit(make_data_step(make_train_step(variant, model, config), train_split, config.batch_size,
-                                      config.data.binarize == "dynamic"), donate_argnums=0)
-  evaluate = make_evaluate(variant, model, config, test_split)
+                                      config.data.binarize == "dynamic", mesh),
+                       donate_argnums=0, out_shardings=parallel.replicated(mesh))
+  evaluate = make_evaluate(variant, model, config, test_split, mesh)
   pictures = jax.jit(lambda params, batch, key: variant.images(model, config, params, batch, key))
   image_batch = input_pipeline.make_batch(test_split, jnp.arange(min(config.num_images, test_split.size)),
                                           image_key, False)
-  permute = jax.jit(input_pipeline.epoch_permutation, static_argnums=2)
+  permute = jax.jit(input_pipeline.epoch_permutation, static_argnums=2, out_shardings=parallel.replicated(mesh))
   steps_per_epoch = train_split.size // config.batch_size
+  sync_each_step = parallel.sync_each_step(mesh)
 
   def evaluate_and_draw(state: TrainState, step: int, log: bool = True):
     metrics = {f"test/{k}": v for k, v in evaluate(state, eval_key).items()}
@@ -180,13 +241,15 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
   tick, tick_step = time.perf_counter(), step
   epoch, perm = -1, None
   try:
-    with _signals_caught() as received, tqdm(total=config.num_steps, initial=step, desc=config.variant,
-                                             unit="step", dynamic_ncols=True) as bar:
+    with signals_caught() as received, tqdm(total=config.num_steps, initial=step, desc=config.variant,
+                                             unit="step", dynamic_ncols=True, disable=not primary) as bar:
       while step < config.num_steps and not received:
         if step // steps_per_epoch != epoch:
           epoch = step // steps_per_epoch
           perm = permute(data_key, epoch, train_split.size)
         state, metrics = train_step(state, train_split, perm, train_key)
+        if sync_each_step:
+          jax.block_until_ready(state)
         pending.append(metrics)
         step += 1
         if step % config.log_every == 0 or step == config.num_steps:

@@ -97,4 +97,5 @@ def _init_wandb(workdir: pathlib.Path, config: config_dict.ConfigDict):
   return wandb.init(
       project=config.wandb.project, entity=config.wandb.entity, group=config.wandb.group,
       tags=list(config.wandb.tags), name=config.wandb.name or workdir.name, config=config.to_dict(),
-      dir=str(workdir), mode=mode, id=id_file.read_text().strip(), resume="allow")
+      dir=str(workdir), mode=mode, id=id_file.read_text().strip(), resume="allow",
+      reinit="create_new")  # Members of a bundle are runs of one process, each with its own W&B run.

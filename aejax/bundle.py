@@ -1,0 +1,226 @@
+"""Bundles: sweep members that differ only in scalar hyper-parameters train together as one compiled program.
+
+The members' parameters, optimiser states and hyper-parameters (the variant's `hparams`, the learning
+rate, the seed's keys) are stacked on a leading axis and `aejax.train`'s data step is `vmap`ped over them:
+one dispatch per step for the whole bundle, which pays off for small nets and on accelerators. Each
+member keeps its own workdir, exactly as `train.train_and_evaluate` writes it (config.json, orbax
+checkpoints, metrics.jsonl, pictures, W&B run), so a bundle resumes from its members' checkpoints and a
+member's files read like those of a single run.
+
+Per-member learning rates: the optimiser is built once at rate 1 and each member's updates are scaled
+by its rate. Every optimiser and schedule of `train.make_optimizer` is proportional to the rate, so
+this is the member's own optimiser, with the same state (checkpoints are interchangeable with single runs).
+"""
+import pathlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from ml_collections import config_dict
+from tqdm import tqdm
+
+from aejax import checkpoint, config as config_lib, input_pipeline, registry, train, writers
+from aejax.errors import ConfigError
+
+MEMBER_FIELDS = ("seed", "learning_rate", "wandb.name")  # May differ within a bundle, beside the variant's hparams.
+
+
+def _flatten(config: config_dict.ConfigDict, prefix: str = "") -> dict[str, Any]:
+  flat = {}
+  for key, value in config.items():
+    if isinstance(value, config_dict.ConfigDict):
+      flat.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+  return flat
+
+
+def check_bundle(configs: Sequence[config_dict.ConfigDict], workdirs: Sequence[str | pathlib.Path]) -> None:
+  """A `ConfigError` unless the configs can share one program: they may differ only in the variant's scalar
+  hyper-parameters, `learning_rate`, `seed` and `wandb.name`, and each has a workdir of its own."""
+  if not configs or len(configs) != len(workdirs):
+    raise ConfigError(f"a bundle needs one workdir per config: got {len(configs)} configs and {len(workdirs)} "
+                      "workdirs")
+  resolved = [pathlib.Path(w).resolve() for w in workdirs]
+  if len(set(resolved)) != len(resolved):
+    raise ConfigError("two bundle members share a workdir: give each member its own")
+  variant = registry.get(configs[0].variant)
+  allowed = set(MEMBER_FIELDS) | set(variant.hparams(configs[0]))
+  reference = _flatten(configs[0])
+  for k, config in enumerate(configs[1:], 1):
+    flat = _flatten(config)
+    differing = sorted(f for f in reference.keys() | flat.keys()
+                       if f not in allowed and reference.get(f) != flat.get(f))
+    if differing:
+      raise ConfigError(f"bundle member {k} ({workdirs[k]}) differs from member 0 in "
+                        f"{', '.join(f'config.{f}' for f in differing)}: within a bundle only "
+                        f"{', '.join(sorted(allowed))} may differ; train the others in another bundle")
+
+
+def _scaled(tx: optax.GradientTransformation, rate: jax.Array) -> optax.GradientTransformation:
+  """`tx` with its updates multiplied by `rate`; the same state."""
+
+  def update(grads, state, params=None):
+    updates, state = tx.update(grads, state, params)
+    return jax.tree.map(lambda u: rate * u, updates), state
+
+  return optax.GradientTransformation(tx.init, update)
+
+
+def member(tree: Any, k: int) -> Any:
+  """Member `k` of a stacked pytree (a bundle's state, metrics or pictures)."""
+  return jax.tree.map(lambda x: x[k], tree)
+
+
+def _stack(trees: Sequence[Any]) -> Any:
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def init_bundle(variant: registry.Variant, model: nn.Module, configs: Sequence[config_dict.ConfigDict],
+                base: config_dict.ConfigDict, input_shape: tuple[int, ...]):
+  """The stacked fresh states of `configs`' members, their learning rates (N,), and their train, data, eval and
+  image keys (N,) each, split from each member's seed as `train.train_and_evaluate` splits them."""
+  seed_keys = jax.vmap(lambda seed: jax.random.split(jax.random.key(seed), 5))(
+      jnp.asarray([c.seed for c in configs]))
+  init_keys, *keys = (seed_keys[:, i] for i in range(5))
+  hparams = _stack([{k: jnp.asarray(v, jnp.float32) for k, v in variant.hparams(c).items()} for c in configs])
+  example = jnp.zeros((1, *input_shape), jnp.float32)
+  state = train.compile_cheaply(
+      jax.vmap(lambda key, hp: train.create_state(variant, model, base, key, example).replace(hparams=hp)),
+      init_keys, hparams)
+  return state, jnp.asarray([c.learning_rate for c in configs], jnp.float32), tuple(keys)
+
+
+def make_bundle_step(variant: registry.Variant, model: nn.Module, base: config_dict.ConfigDict,
+                     split: input_pipeline.Split):
+  """`train.make_data_step` vmapped over the members and jitted (the state donated):
+  `(states, rates, split, perms, keys) -> (states, metrics)`, each member's updates scaled by its rate."""
+  data_step = train.make_data_step(train.make_train_step(variant, model, base), split, base.batch_size,
+                                   base.data.binarize == "dynamic")
+
+  def member_step(state: train.TrainState, rate: jax.Array, split: input_pipeline.Split, perm: jax.Array,
+                  key: jax.Array):
+    new, metrics = data_step(state.replace(tx=_scaled(state.tx, rate)), split, perm, key)
+    return new.replace(tx=state.tx), metrics
+
+  return jax.jit(jax.vmap(member_step, in_axes=(0, 0, None, 0, 0)), donate_argnums=0)
+
+
+def base_config(configs: Sequence[config_dict.ConfigDict]) -> config_dict.ConfigDict:
+  """The config the bundle's program is built from: member 0's, at learning rate 1 (the members' rates scale
+  the updates)."""
+  base = configs[0].copy_and_resolve_references()
+  base.learning_rate = 1.0
+  return base
+
+
+def train_bundle(configs: Sequence[config_dict.ConfigDict],
+                 workdirs: Sequence[str | pathlib.Path]) -> list[dict[str, Any]]:
+  """Trains `configs[k]` in `workdirs[k]` for every k as one vmapped program, resuming from the members'
+  checkpoints; returns each member's summary, as `train.train_and_evaluate` would."""
+  for config in configs:
+    config_lib.validate(config)
+    registry.get(config.variant).validate(config)
+  check_bundle(configs, workdirs)
+  variant = registry.get(configs[0].variant)
+  base = base_config(configs)
+  workdirs = [pathlib.Path(w) for w in workdirs]
+  n = len(configs)
+  train_split, test_split = input_pipeline.load(base.data)
+  train.check_batch_fits(base, train_split)
+  model = variant.build_model(base, tuple(train_split.images.shape[1:]))
+
+  state, rates, (train_keys, data_keys, eval_keys, image_keys) = init_bundle(
+      variant, model, configs, base, tuple(train_split.images.shape[1:]))
+
+  ckpts, members = [], []
+  for k, (config, workdir) in enumerate(zip(configs, workdirs)):
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+    ckpts.append(checkpoint.Checkpoints(workdir, config.keep_checkpoints))
+    members.append(ckpts[-1].restore_latest(member(state, k)))
+  steps = sorted({int(m.step) for m in members})
+  if len(steps) > 1:
+    for ck in ckpts:
+      ck.close()
+    raise ConfigError(f"the bundle's members were checkpointed at different steps ({', '.join(map(str, steps))}): "
+                      "resume them alone with aejax.main, or remove the newer checkpoints")
+  state, step = _stack(members), steps[0]
+  bundle_writers = [writers.MetricWriter(w, c, step) for c, w in zip(configs, workdirs)]
+
+  bundle_step = make_bundle_step(variant, model, base, train_split)
+  permute = jax.jit(jax.vmap(lambda key, epoch: input_pipeline.epoch_permutation(key, epoch, train_split.size),
+                             in_axes=(0, None)))
+  batch_sums, num_batches = train.make_eval_sums(variant, model, base, test_split)
+  member_sums = jax.jit(jax.vmap(batch_sums, in_axes=(0, None, None, 0)))
+  pictures = jax.jit(jax.vmap(lambda params, batch, key: variant.images(model, base, params, batch, key),
+                              in_axes=(0, None, 0)))
+  image_batch = input_pipeline.make_batch(test_split, jnp.arange(min(base.num_images, test_split.size)),
+                                          image_keys[0], False)
+  steps_per_epoch = train_split.size // base.batch_size
+
+  def evaluate_and_draw(state: train.TrainState, step: int, log: bool = True):
+    sums = [member_sums(state, test_split, i, eval_keys) for i in range(num_batches)]
+    totals = jax.device_get(jax.tree.map(lambda *xs: sum(xs), *sums))
+    drawn = jax.device_get(pictures(state.params, image_batch, image_keys))
+    metrics, paths = [], []
+    for k, writer in enumerate(bundle_writers):
+      metrics.append({f"test/{name}": float(v[k]) / test_split.size for name, v in totals.items()})
+      if log:
+        writer.write_scalars(step, metrics[-1])
+      paths.append(writer.write_images(step, member(drawn, k)))
+    return metrics, paths
+
+  test_metrics, image_paths, pending = [], [], []
+  tick, tick_step = time.perf_counter(), step
+  epoch, perm = -1, None
+  try:
+    with train.signals_caught() as received, tqdm(
+        total=base.num_steps, initial=step, desc=f"{base.variant} x{n}", unit="step", dynamic_ncols=True) as bar:
+      while step < base.num_steps and not received:
+        if step // steps_per_epoch != epoch:
+          epoch = step // steps_per_epoch
+          perm = permute(data_keys, epoch)
+        state, metrics = bundle_step(state, rates, train_split, perm, train_keys)
+        pending.append(metrics)
+        step += 1
+        if step % base.log_every == 0 or step == base.num_steps:
+          rows = jax.device_get(pending)
+          now = time.perf_counter()
+          samples_per_s = (step - tick_step) * base.batch_size / (now - tick)  # Each member's own.
+          tick, tick_step, pending = now, step, []
+          for k, writer in enumerate(bundle_writers):
+            means = {f"train/{name}": float(np.mean([row[name][k] for row in rows])) for name in rows[0]}
+            writer.write_scalars(step, {**means, "train/samples_per_s": samples_per_s})
+          bar.set_postfix(samples_per_s=f"{n * samples_per_s:.0f}")
+          bar.update(step - bar.n)
+        if step % base.eval_every == 0 or step == base.num_steps:
+          test_metrics, image_paths = evaluate_and_draw(state, step)
+        if step % base.checkpoint_every == 0 or step == base.num_steps:
+          for k, ck in enumerate(ckpts):
+            ck.save(step, member(state, k))
+      if received:
+        for k, ck in enumerate(ckpts):
+          ck.save(step, member(state, k))
+          ck.wait()
+        raise train.Interrupted(received[0], step)
+    if not test_metrics:  # Rerun of a finished bundle: report its final numbers, already in metrics.jsonl.
+      test_metrics, image_paths = evaluate_and_draw(state, step, log=False)
+    summaries = []
+    for ck, writer, metrics, paths in zip(ckpts, bundle_writers, test_metrics, image_paths):
+      ck.wait()
+      summary = {"step": step, **metrics, "checkpoint": str(ck.directory / str(ck.latest_step)),
+                 "metrics": str(writer.metrics_path), **{f"image/{k}": str(p) for k, p in paths.items()}}
+      writer.write_summary(summary)
+      summaries.append(summary)
+    return summaries
+  finally:
+    for ck in ckpts:
+      ck.close()
+    for writer in bundle_writers:
+      writer.close()

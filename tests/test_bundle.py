@@ -1,0 +1,115 @@
+"""Bundles: each member trains as it would alone, resumes from its own checkpoints, and odd members are refused."""
+import json
+import re
+import shutil
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from aejax import bundle, config as config_lib, train
+from aejax.errors import ConfigError
+
+from conftest import REPO
+
+# Three β-VAE members that differ in every per-member field: β (the variant's hparams), learning rate, seed.
+MEMBERS = [dict(beta=1.0, learning_rate=1e-3, seed=0), dict(beta=4.0, learning_rate=3e-3, seed=1),
+           dict(beta=2.0, learning_rate=5e-4, seed=0)]
+FIELDS = {"num_steps": 20, "log_every": 10, "eval_every": 20, "checkpoint_every": 10, "data.num_train": 1_024,
+          "data.num_test": 256, "model.encoder_widths": (128,)}
+
+
+def _config(dirs, **fields):
+  """experiments/beta_vae.py:smoke with FIELDS and `fields` (dotted names) on the session's MNIST."""
+  config = config_lib.from_file(f"{REPO}/experiments/beta_vae.py:smoke")
+  config.update_from_flattened_dict({**FIELDS, "data.data_dir": str(dirs[0]), "data.manual_dir": str(dirs[1]),
+                                     **fields})
+  return config
+
+
+def _configs(dirs, **fields):
+  return [_config(dirs, **m, **fields) for m in MEMBERS]
+
+
+@pytest.fixture(scope="module")
+def dirs(data_dir, mnist_manual_dir):
+  return data_dir, mnist_manual_dir
+
+
+def _latest(workdir):
+  with ocp.CheckpointManager(workdir / "checkpoints") as manager:
+    return manager.restore(manager.latest_step())
+
+
+def _rows(workdir):
+  return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _assert_close(a, b):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def trained_bundle(dirs, tmp_path_factory):
+  root = tmp_path_factory.mktemp("bundle")
+  workdirs = [root / f"member{k}" for k in range(len(MEMBERS))]
+  return workdirs, bundle.train_bundle(_configs(dirs), workdirs)
+
+
+def test_member_ends_as_if_trained_alone(trained_bundle, dirs, tmp_path):
+  workdirs, summaries = trained_bundle
+  alone = train.train_and_evaluate(_config(dirs, **MEMBERS[1]), tmp_path / "alone")
+  _assert_close(_latest(tmp_path / "alone"), _latest(workdirs[1]))
+  for r_alone, r_bundle in zip(_rows(tmp_path / "alone"), _rows(workdirs[1]), strict=True):
+    assert r_alone.keys() == r_bundle.keys()
+    for k in r_alone.keys() - {"time", "train/samples_per_s"}:
+      assert r_bundle[k] == pytest.approx(r_alone[k], rel=1e-4), k
+  assert summaries[1]["test/loss"] == pytest.approx(alone["test/loss"], rel=1e-4)
+  assert summaries[1]["checkpoint"] == str(workdirs[1].absolute() / "checkpoints" / "20")
+  # The members really differ: different β, rate and seed give different parameters.
+  first, second = (jax.tree.leaves(_latest(w)["params"])[0] for w in workdirs[:2])
+  assert not np.allclose(first, second, rtol=1e-2)
+
+
+def test_bundle_resumes_from_its_members_checkpoints(trained_bundle, dirs, tmp_path):
+  workdirs, _ = trained_bundle
+  resumed = [tmp_path / w.name for w in workdirs]
+  for whole, part in zip(workdirs, resumed):  # As if stopped after the step-10 checkpoint.
+    shutil.copytree(whole, part)
+    shutil.rmtree(part / "checkpoints" / "20")
+  summaries = bundle.train_bundle(_configs(dirs), resumed)
+  assert [s["step"] for s in summaries] == [20] * len(MEMBERS)
+  for whole, part in zip(workdirs, resumed):
+    _assert_close(_latest(whole), _latest(part))
+    rows = [_rows(w) for w in (whole, part)]
+    assert [r["step"] for r in rows[1]] == [r["step"] for r in rows[0]]  # Rows past step 10 rewritten, once.
+    loss = [[r.get("train/loss", r.get("test/loss")) for r in w] for w in rows]
+    assert loss[1] == pytest.approx(loss[0], rel=1e-4)
+
+
+def test_rerun_of_a_finished_bundle_trains_nothing_and_reports_the_same(trained_bundle, dirs):
+  workdirs, summaries = trained_bundle
+  rows = [_rows(w) for w in workdirs]
+  again = bundle.train_bundle(_configs(dirs), workdirs)
+  assert [_rows(w) for w in workdirs] == rows
+  for a, b in zip(again, summaries):
+    assert a["test/loss"] == pytest.approx(b["test/loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(latent_dim=8), "bundle member 1 (m1) differs from member 0 in config.latent_dim: within a bundle only "
+                         "beta, kl_warmup_steps, learning_rate, seed, wandb.name may differ; train the others in "
+                         "another bundle"),
+    ({"data.binarize": "static"}, "differs from member 0 in config.data.binarize:"),
+])
+def test_members_that_differ_in_other_fields_are_refused(dirs, fields, message):
+  configs = [_config(dirs), _config(dirs, beta=2.0, **fields)]
+  with pytest.raises(ConfigError, match=re.escape(message)):
+    bundle.check_bundle(configs, ["m0", "m1"])
+
+
+def test_members_need_their_own_workdirs(dirs, tmp_path):
+  with pytest.raises(ConfigError, match="two bundle members share a workdir"):
+    bundle.check_bundle([_config(dirs), _config(dirs, seed=1)], [tmp_path, tmp_path])
