@@ -23,6 +23,8 @@ CONV_IMPLS = ("auto", "xla", "cpu")
 WANDB_MODES = ("online", "offline", "disabled")
 DATASETS = ("mnist", "fashion_mnist")
 STACK_INPUTS = ("codes", "concat")
+EVAL_SUITES = ("recon", "anomaly", "denoise", "impute", "generate", "nll")
+NUM_CLASSES = 10  # MNIST and Fashion-MNIST.
 
 
 def base_config() -> config_dict.ConfigDict:
@@ -37,6 +39,8 @@ def base_config() -> config_dict.ConfigDict:
   c.decoder_std = 1.0
   c.beta = 1.0
   c.kl_warmup_steps = 0
+  # VAEs: k > 1 trains on the importance-weighted bound with k samples (IWAE, Burda et al. 2016), needs β = 1.
+  c.iwae_samples = 1
   c.noise_type = "gaussian"
   c.noise_factor = 0.0
   # Sparse AE (`sparse_ae`): loss = reconstruction + sparsity_weight (λ >= 0) · penalty on the code h.
@@ -90,6 +94,18 @@ def base_config() -> config_dict.ConfigDict:
   c.data.binarize = "none"
   c.data.num_train = config_dict.placeholder(int)  # None: the whole split.
   c.data.num_test = config_dict.placeholder(int)
+  # Digits kept in the train split, e.g. (3,) for the one-class anomaly protocol; () keeps all. The test split
+  # keeps every digit, so the others are the anomalies. num_train then counts the kept images.
+  c.data.train_labels = ()
+
+  # The evaluation suite (`python -m aejax.evaluate`, or at the end of training for the suites named here).
+  c.eval = config_dict.ConfigDict()
+  c.eval.suites = ()  # Run after training: any of recon, anomaly, denoise, impute, generate, nll; () none.
+  c.eval.num_train = 10_000  # Train images that PCA and the linear probe are fitted on.
+  c.eval.noise_factors = (0.25, 0.5, 0.75)  # Denoising: corruption levels (config.noise_type) to score.
+  c.eval.mask_fraction = 0.5  # Imputation: the fraction of pixels hidden by the random mask.
+  c.eval.block_size = 12  # Imputation: the side of the hidden square, at a random place in each image.
+  c.eval.nll_samples = 5_000  # Importance samples per image of the NLL estimate (5,000 as published).
 
   c.log_every = 100
   c.eval_every = 2_000
@@ -121,6 +137,8 @@ def smoke(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   c.checkpoint_every = 30
   c.warmup_steps = min(c.warmup_steps, 10)
   c.kl_warmup_steps = min(c.kl_warmup_steps, 20)
+  c.eval.num_train = 512
+  c.eval.nll_samples = 16
   c.wandb.mode = "disabled"
   return c
 
@@ -183,9 +201,29 @@ def validate(config: config_dict.ConfigDict) -> None:
   widths = tuple(config.model.encoder_widths) + tuple(config.model.decoder_widths or ())
   _require(all(w > 0 for w in widths), "config.model.encoder_widths/decoder_widths", widths,
            "every layer width must be a positive integer")
+  _require(config.iwae_samples >= 1, "config.iwae_samples", config.iwae_samples,
+           "use 1 (the ELBO) or more importance samples, e.g. --config.iwae_samples=50")
+  labels = tuple(config.data.train_labels)
+  _require(all(isinstance(d, int) and 0 <= d < NUM_CLASSES for d in labels) and len(set(labels)) == len(labels),
+           "config.data.train_labels", labels,
+           f"use distinct class labels in 0..{NUM_CLASSES - 1}, e.g. --config.data.train_labels='(3,)', or () for all")
+  validate_eval(config.eval)
   m = config.model
   _require(not m.spatial_code or m.kind == "conv", "config.model.spatial_code", m.spatial_code,
            "a spatial code needs the conv encoder: add --config.model.kind=conv")
   _require(m.code_channels > 0, "config.model.code_channels", m.code_channels, "use a positive channel count")
   _require(len(m.conv_features) > 0 and all(f > 0 for f in m.conv_features), "config.model.conv_features",
            tuple(m.conv_features), "use one or more positive feature counts, e.g. '(32,64)'")
+
+
+def validate_eval(e: config_dict.ConfigDict) -> None:
+  """Checks `config.eval`; raises `ConfigError` on the first bad field."""
+  suites = tuple(e.suites)
+  _require(all(s in EVAL_SUITES for s in suites), "config.eval.suites", suites,
+           f"use a tuple of {', '.join(EVAL_SUITES)}, e.g. --config.eval.suites='(\"recon\",)'")
+  _require(e.num_train > 0, "config.eval.num_train", e.num_train, "use a positive number of train images, e.g. 10000")
+  _require(len(e.noise_factors) > 0 and all(f > 0 for f in e.noise_factors), "config.eval.noise_factors",
+           tuple(e.noise_factors), "use one or more positive noise levels, e.g. '(0.25,0.5)'")
+  _require(0 < e.mask_fraction < 1, "config.eval.mask_fraction", e.mask_fraction, "use a fraction in (0, 1), e.g. 0.5")
+  _require(e.block_size > 0, "config.eval.block_size", e.block_size, "use a positive side in pixels, e.g. 12")
+  _require(e.nll_samples >= 1, "config.eval.nll_samples", e.nll_samples, "use at least one sample, e.g. 5000")

@@ -33,14 +33,20 @@ def _binarize_once(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def load(data: config_dict.ConfigDict) -> tuple[Split, Split]:
   """The train and test splits named by `config.data`, on the default device.
 
-  'static' binarisation samples both splits once; 'dynamic' resamples each train batch
+  `data.train_labels`, when not empty, keeps only those digits in the train split (`num_train` then counts the
+  kept images). 'static' binarisation samples both splits once; 'dynamic' resamples each train batch
   (`make_batch`) and samples the test split once so that evaluations are comparable.
   """
   splits = []
   rng = np.random.default_rng(_BINARIZE_SEED)
+  keep = tuple(data.train_labels)
   for split, limit in (("train", data.num_train), ("test", data.num_test)):
+    filtered = split == "train" and bool(keep)
     images, labels = datasets.load_split(data.name, split, data_dir=data.data_dir, manual_dir=data.manual_dir,
-                                         download=data.download, num_examples=limit)
+                                         download=data.download, num_examples=None if filtered else limit)
+    if filtered:
+      kept = np.flatnonzero(np.isin(labels, keep))[:limit]
+      images, labels = images[kept], labels[kept]
     if data.binarize == "static" or (data.binarize == "dynamic" and split == "test"):
       images = _binarize_once(images, rng)
     splits.append(Split(jnp.asarray(images), jnp.asarray(labels, jnp.int32)))

@@ -25,12 +25,14 @@ def _use_compilation_cache(directory: str) -> None:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  from aejax import train  # pylint: disable=g-import-not-at-top  (after flags, so `--help` is fast)
+  import jax  # pylint: disable=g-import-not-at-top  (after flags, so `--help` is fast)
+  from aejax import parallel, train, writers  # pylint: disable=g-import-not-at-top
   from aejax.errors import ConfigError  # pylint: disable=g-import-not-at-top
   if _CONFIG.value is None or not _WORKDIR.value:
     sys.exit("aejax: error: --config and --workdir are required, e.g. "
              "--config experiments/vae.py --workdir runs/vae (rerun the same command to resume)")
   _use_compilation_cache(_CONFIG.value.compilation_cache_dir)
+  parallel.initialize_distributed()  # Several processes (SLURM tasks, TPU hosts) train one run together.
   try:
     summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except ConfigError as e:
@@ -38,9 +40,14 @@ def main(argv: list[str]) -> None:
   except train.Interrupted as e:
     print(f"aejax: {e}", file=sys.stderr)
     sys.exit(128 + e.signum)
-  width = max(len(k) for k in summary)
-  print("\n".join(["aejax: finished"] + [f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}"
-                                         for k, v in summary.items()]))
+  print(writers.format_report("aejax: finished", summary))
+  if _CONFIG.value.eval.suites and jax.process_index() == 0:  # The config's evaluation suites, on the last checkpoint.
+    from aejax import evaluate  # pylint: disable=g-import-not-at-top  (scikit-learn and friends, only when used)
+    try:
+      report = evaluate.evaluate_run(_WORKDIR.value, _CONFIG.value.eval.suites)
+    except ConfigError as e:
+      sys.exit(f"aejax: error: {e}")
+    print(writers.format_report(f"aejax: evaluated ({os.path.join(_WORKDIR.value, 'eval.json')})", report))
 
 
 if __name__ == "__main__":

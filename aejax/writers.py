@@ -99,3 +99,10 @@ def _init_wandb(workdir: pathlib.Path, config: config_dict.ConfigDict):
       tags=list(config.wandb.tags), name=config.wandb.name or workdir.name, config=config.to_dict(),
       dir=str(workdir), mode=mode, id=id_file.read_text().strip(), resume="allow",
       reinit="create_new")  # Members of a bundle are runs of one process, each with its own W&B run.
+
+
+def format_report(title: str, report: dict[str, Any]) -> str:
+  """`report` as aligned `name  value` lines under `title`, floats to 4 decimals, as the command lines print it."""
+  width = max(len(k) for k in report)
+  return "\n".join([title] + [f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}"
+                              for k, v in report.items()])

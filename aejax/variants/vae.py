@@ -1,8 +1,12 @@
 """`vae` and `beta_vae`: Gaussian code with closed-form KL; loss = -log p(x|z) + β·KL (with optional warm-up).
 
 `beta_vae` is the same model and loss; its config sets β > 1. Test metrics always include the
-negative ELBO (β = 1) in nats, whatever β trains the model.
+negative ELBO (β = 1) in nats, whatever β trains the model. With `iwae_samples` k > 1 the model trains on
+the importance-weighted bound of Burda et al. (2016) instead, log (1/k) Σ_i p(x, z_i) / q(z_i|x), which
+tightens towards log p(x) as k grows; `importance_weighted_nll` is the same estimate with any k, in chunks.
 """
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -37,8 +41,53 @@ def _terms(model, config: Config, params: Params, x: jax.Array, key: jax.Array) 
   return common.decoder_nll(config, out["logits"], x), losses.gaussian_kl(out["mean"], out["logvar"])
 
 
+def log_weights(model, config: Config, params: Params, x: jax.Array, key: jax.Array,
+                num_samples: int) -> jax.Array:
+  """log p(x, z_i) - log q(z_i|x) for `num_samples` draws z_i ~ q(z|x) per image: (num_samples, B), in nats."""
+  mean, logvar = model.apply(params, x, method=model.encode)
+  eps = jax.random.normal(key, (num_samples, *mean.shape), mean.dtype)
+  z = mean + jnp.exp(0.5 * logvar) * eps
+  logits = model.apply(params, z.reshape(-1, mean.shape[-1]), method=model.decode)
+  targets = jnp.broadcast_to(x, (num_samples, *x.shape)).reshape(logits.shape)
+  log_px_z = -common.decoder_nll(config, logits, targets).reshape(num_samples, -1)
+  log_2pi = jnp.log(2 * jnp.pi)
+  log_pz = -0.5 * jnp.sum(jnp.square(z) + log_2pi, axis=-1)
+  log_qz = -0.5 * jnp.sum(jnp.square(eps) + logvar + log_2pi, axis=-1)
+  return log_px_z + log_pz - log_qz
+
+
+def iwae_bound(log_w: jax.Array) -> jax.Array:
+  """The importance-weighted lower bound on log p(x) per image, log mean_i exp(log_w_i), from (k, B) log-weights."""
+  return jax.nn.logsumexp(log_w, axis=0) - jnp.log(log_w.shape[0])
+
+
+def importance_weighted_nll(model, config: Config, params: Params, x: jax.Array, key: jax.Array,
+                            num_samples: int, chunk_size: int) -> jax.Array:
+  """-log p(x) per image estimated with `num_samples` importance samples, drawn `chunk_size` at a time.
+
+  The log-sum-exp is accumulated over chunks, so memory grows with `chunk_size`, not `num_samples`; the
+  estimate is the negative IWAE bound, an upper bound on the NLL in expectation that tightens as k grows.
+  """
+  chunk_size = min(chunk_size, num_samples)
+  num_chunks = -(-num_samples // chunk_size)
+
+  def add_chunk(total: jax.Array, index: jax.Array) -> tuple[jax.Array, None]:
+    log_w = log_weights(model, config, params, x, jax.random.fold_in(key, index), chunk_size)
+    drawn = index * chunk_size + jnp.arange(chunk_size)[:, None]
+    log_w = jnp.where(drawn < num_samples, log_w, -jnp.inf)  # The last chunk's draws past k do not count.
+    return jnp.logaddexp(total, jax.nn.logsumexp(log_w, axis=0)), None
+
+  start = jnp.full((x.shape[0],), -jnp.inf, jnp.float32)
+  total, _ = jax.lax.scan(add_chunk, start, jnp.arange(num_chunks))
+  return math.log(num_samples) - total
+
+
 def loss(model, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
          step: jax.Array) -> tuple[jax.Array, dict]:
+  if config.iwae_samples > 1:
+    log_w = log_weights(model, config, params, batch["image"], key, config.iwae_samples)
+    neg_bound = -iwae_bound(log_w).mean()
+    return neg_bound, {"neg_iwae_bound": neg_bound, "neg_elbo": -log_w.mean()}
   nll, kl = _terms(model, config, params, batch["image"], key)
   weight = kl_weight(hp, step)
   nll, kl = nll.mean(), kl.mean()
@@ -50,8 +99,12 @@ def evaluate(model, config: Config, params: Params, batch: Batch, key: jax.Array
   nll, kl = _terms(model, config, params, x, key)
   mean, _ = model.apply(params, x, method=model.encode)
   logits = model.apply(params, mean, method=model.decode)
-  return {"loss": nll + hp["beta"] * kl, "recon": nll, "kl": kl, "neg_elbo": nll + kl,
-          "recon_error": losses.squared_error(jax.nn.sigmoid(logits), x)}
+  metrics = {"loss": nll + hp["beta"] * kl, "recon": nll, "kl": kl, "neg_elbo": nll + kl,
+             "recon_error": losses.squared_error(jax.nn.sigmoid(logits), x)}
+  if config.iwae_samples > 1:
+    metrics["loss"] = metrics["neg_iwae_bound"] = -iwae_bound(
+        log_weights(model, config, params, x, jax.random.fold_in(key, 1), config.iwae_samples))
+  return metrics
 
 
 def images(model, config: Config, params: Params, batch: Batch, key: jax.Array) -> dict:
@@ -69,6 +122,9 @@ def validate(config: Config) -> None:
   if config.model.spatial_code:
     raise ConfigError("config.model.spatial_code=True: the VAE's latent is a vector (Dense mean and log-variance "
                       "heads on the conv features); use --config.model.spatial_code=False and set latent_dim")
+  if config.iwae_samples > 1 and (config.beta != 1 or config.kl_warmup_steps):
+    raise ConfigError(f"config.iwae_samples={config.iwae_samples}: the IWAE bound has no KL weight; use it with "
+                      "--config.beta=1 --config.kl_warmup_steps=0, or --config.iwae_samples=1 for the β-VAE loss")
 
 
 VARIANT = registry.Variant(build_model=build_model, hparams=hparams, loss=loss, evaluate=evaluate, images=images,

@@ -1,0 +1,142 @@
+"""The evaluation suite end to end on smoke-trained runs, its config fields, the one-class split and the CLI."""
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn import decomposition
+
+from aejax import config as config_lib, datasets, evaluate, input_pipeline, registry, train
+from aejax.errors import ConfigError
+
+from conftest import REPO
+
+# Small runs: 30 steps on 1,024 images, evaluated on 256 test images with PCA and probes fitted on 256.
+_SMALL = dict(num_steps=30, data__num_train=1_024, data__num_test=256, eval__num_train=256)
+
+
+def _png_shape(path):
+  return np.asarray(Image.open(path)).shape
+
+
+def test_ae_recon_and_impute_agree_with_training_metrics_and_independent_pca(smoke_config, tmp_path):
+  config = smoke_config("ae", **_SMALL)
+  summary = train.train_and_evaluate(config, tmp_path)
+  report = evaluate.evaluate_run(tmp_path)
+  assert report["suites"] == ["recon", "impute"]
+  assert json.loads((tmp_path / "eval.json").read_text()) == report
+  # The training loop's own test metrics on the same checkpoint and images.
+  assert report["recon/squared_error"] == pytest.approx(summary["test/recon_error"], rel=1e-4)
+  assert report["recon/bce"] == pytest.approx(summary["test/bce"], rel=1e-4)
+  train_images, _ = datasets.load_split("mnist", "train", config.data.data_dir, num_examples=256)
+  test_images, _ = datasets.load_split("mnist", "test", config.data.data_dir, num_examples=256)
+  train_images, test_images = train_images.reshape(256, -1) / 255, test_images.reshape(256, -1) / 255
+  pca = decomposition.PCA(64, svd_solver="full").fit(train_images)
+  pca_error = np.square(pca.inverse_transform(pca.transform(test_images)) - test_images).sum(axis=1).mean()
+  assert report["recon/pca_components"] == 64
+  assert report["recon/pca_squared_error"] == pytest.approx(pca_error, rel=1e-4)
+  for name in ("code", "pca", "pixels"):
+    assert 0.2 < report[f"recon/kmeans_accuracy_{name}"] <= 1  # Chance is about 0.1 (0.2 with matching).
+    assert 0.5 < report[f"recon/probe_accuracy_{name}"] <= 1
+  assert report["impute/random_hidden_pixels"] == pytest.approx(0.5 * 784, rel=0.02)
+  assert report["impute/block_hidden_pixels"] == 12 * 12
+  full_mean_fill = np.square(train_images.mean(axis=0) - test_images).sum(axis=1).mean()
+  assert report["impute/random_mean_fill_squared_error"] == pytest.approx(0.5 * full_mean_fill, rel=0.05)
+  rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert rows[-1]["step"] == 30 and rows[-1]["recon/squared_error"] == report["recon/squared_error"]
+  assert _png_shape(report["image/eval_recon"]) == (3 * 29 - 1, 8 * 29 - 1)
+  assert _png_shape(report["image/eval_impute_block"]) == (3 * 29 - 1, 8 * 29 - 1)
+  with pytest.raises(ConfigError, match="suite 'nll' needs a VAE, not config.variant='ae'"):
+    evaluate.evaluate_run(tmp_path, ["nll"])
+  with pytest.raises(ConfigError, match=r"suite 'anomaly' needs a one-class run: train with --config.data.train_"):
+    evaluate.evaluate_run(tmp_path, ["anomaly"])
+  with pytest.raises(ConfigError, match=r"has no config.json: point it at a run's folder"):
+    evaluate.evaluate_run(tmp_path / "missing")
+  config = evaluate.load_config(tmp_path)
+  config.eval.block_size = 29
+  with pytest.raises(ConfigError, match=r"block_size=29: the imputation block must fit in the 28x28 images; use at"):
+    evaluate.restore(tmp_path, config)
+
+
+def test_one_class_dae_from_the_command_line_detects_other_digits_and_denoises(data_dir, mnist_manual_dir, tmp_path):
+  # The evaluation the config names runs at the end of training (aejax.main).
+  command = [sys.executable, "-m", "aejax.main", "--config=experiments/dae.py:smoke", f"--workdir={tmp_path}",
+             f"--config.data.data_dir={data_dir}", f"--config.data.manual_dir={mnist_manual_dir}",
+             "--config.compilation_cache_dir=", "--config.data.train_labels=(1,)",
+             "--config.eval.suites=('recon','anomaly','denoise','impute')",
+             *(f"--config.{field.replace('__', '.')}={value}" for field, value in _SMALL.items())]
+  result = subprocess.run(command, cwd=REPO, text=True, capture_output=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  assert f"aejax: evaluated ({tmp_path / 'eval.json'})" in result.stdout
+  report = json.loads((tmp_path / "eval.json").read_text())
+  assert report["suites"] == ["recon", "anomaly", "denoise", "impute"]
+  assert "recon/probe_accuracy_code" not in report  # One class: nothing to probe.
+  assert report["anomaly/fraction_anomalous"] == pytest.approx(1 - 0.11, abs=0.05)  # About 1 in 9 test images is a 1.
+  assert report["anomaly/auroc_squared_error"] > 0.8 and report["anomaly/auroc_bce"] > 0.8
+  for factor in (0.25, 0.5, 0.75):
+    assert report[f"denoise/{factor:g}/psnr_median"] > report[f"denoise/{factor:g}/psnr_noisy"]
+    assert report[f"denoise/{factor:g}/ssim_median"] > report[f"denoise/{factor:g}/ssim_noisy"]
+  assert report["denoise/0.25/psnr_noisy"] > report["denoise/0.5/psnr_noisy"] > report["denoise/0.75/psnr_noisy"]
+  assert report["denoise/0.75/psnr_model"] > report["denoise/0.75/psnr_noisy"]
+  assert _png_shape(report["image/eval_denoise_0.5"]) == (4 * 29 - 1, 8 * 29 - 1)
+
+
+def test_iwae_trained_vae_bound_nll_and_pictures_with_the_2d_scatter(smoke_config, tmp_path):
+  summary = train.train_and_evaluate(smoke_config("vae", latent_dim=2, iwae_samples=5, **_SMALL), tmp_path)
+  assert summary["test/loss"] == summary["test/neg_iwae_bound"] < summary["test/neg_elbo"]
+  report = evaluate.evaluate_run(tmp_path, ["generate", "nll"], nll_samples=32)
+  assert report["nll/samples"] == 32
+  assert report["nll/iwae_nll"] < summary["test/neg_iwae_bound"] < report["nll/neg_elbo"]  # k = 32 is tighter than 5.
+  assert _png_shape(report["image/eval_traversals"]) == (2 * 29 - 1, 8 * 29 - 1)  # One row per latent unit.
+  assert _png_shape(report["image/eval_prior_samples"]) == (8 * 29 - 1, 8 * 29 - 1)
+  assert _png_shape(report["image/eval_interpolations"]) == (8 * 29 - 1, 8 * 29 - 1)
+  assert _png_shape(report["image/eval_latent_scatter"])[2] == 3
+  with pytest.raises(ConfigError, match=r"config.iwae_samples=5: the IWAE bound has no KL weight"):
+    train.train_and_evaluate(smoke_config("beta_vae", iwae_samples=5), tmp_path / "beta")
+
+
+def test_train_labels_keep_those_digits_in_order_and_leave_the_test_split_whole(smoke_config):
+  config = smoke_config("ae", data__train_labels=(3, 5), data__num_train=100, data__num_test=100)
+  train_split, test_split = input_pipeline.load(config.data)
+  images, labels = datasets.load_split("mnist", "train", config.data.data_dir)
+  kept = np.flatnonzero((labels == 3) | (labels == 5))[:100]
+  np.testing.assert_array_equal(np.asarray(train_split.images), images[kept])
+  np.testing.assert_array_equal(np.asarray(train_split.labels), labels[kept])
+  assert len(np.unique(np.asarray(test_split.labels))) == 10
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("data.train_labels", (3, 10), "config.data.train_labels=(3, 10): use distinct class labels in 0..9"),
+    ("data.train_labels", (3, 3), "config.data.train_labels=(3, 3): use distinct class labels"),
+    ("eval.suites", ("recon", "fid"), "config.eval.suites=('recon', 'fid'): use a tuple of recon, anomaly"),
+    ("eval.mask_fraction", 1.0, "config.eval.mask_fraction=1.0: use a fraction in (0, 1)"),
+    ("eval.nll_samples", 0, "config.eval.nll_samples=0: use at least one sample"),
+    ("iwae_samples", 0, "config.iwae_samples=0: use 1 (the ELBO) or more importance samples"),
+])
+def test_bad_eval_fields_fail_with_one_line(field, value, message):
+  config = config_lib.base_config()
+  section, _, leaf = field.rpartition(".")
+  (config[section] if section else config)[leaf] = value
+  with pytest.raises(ConfigError, match="^" + re.escape(message)):
+    config_lib.validate(config)
+
+
+@pytest.mark.parametrize("name,iwae_samples", [("anomaly_ae", 1), ("hinton2006", 1), ("iwae_burda2016", 1),
+                                               ("iwae_burda2016", 50)])
+def test_paper_and_protocol_configs_are_valid_full_and_smoke(name, iwae_samples):
+  for arg in ("", ":smoke"):
+    config = config_lib.from_file(f"{REPO}/experiments/{name}.py{arg}")
+    config.iwae_samples = iwae_samples
+    config_lib.validate(config)
+    registry.get(config.variant).validate(config)
+
+
+def test_command_line_reports_a_bad_suite_in_one_line(tmp_path):
+  result = subprocess.run([sys.executable, "-m", "aejax.evaluate", f"--workdir={tmp_path}", "--suite=recon,fid"],
+                          cwd=REPO, text=True, capture_output=True, timeout=120)
+  assert result.returncode == 1
+  assert result.stderr.strip() == ("aejax.evaluate: error: suite 'fid' is not known: use a comma-separated list of "
+                                   "recon, anomaly, denoise, impute, generate, nll, e.g. --suite recon,impute")
