@@ -10,8 +10,18 @@ member's files read like those of a single run.
 Per-member learning rates: the optimiser is built once at rate 1 and each member's updates are scaled
 by its rate. Every optimiser and schedule of `train.make_optimizer` is proportional to the rate, so
 this is the member's own optimiser, with the same state (checkpoints are interchangeable with single runs).
+
+Command line (what the launchers in `launch/` run for a bundle of sweep members; each member's workdir is
+ROOT/<run id>, its overrides those of the config file's `get_sweep()`):
+
+    python -m aejax.bundle --config experiments/beta_vae.py[:smoke] --root ROOT --members ID1,ID2,...
+        [--config.FIELD=VALUE ...]
+
+SIGTERM or SIGINT checkpoints every member and exits with 128 + the signal number, as aejax.main does.
 """
+import functools
 import pathlib
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -21,13 +31,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from ml_collections import config_dict
+from absl import app, flags
+from ml_collections import config_dict, config_flags
 from tqdm import tqdm
 
-from aejax import checkpoint, config as config_lib, input_pipeline, registry, train, writers
+from aejax import checkpoint, config as config_lib, input_pipeline, registry, sweep as sweep_lib, train, writers
 from aejax.errors import ConfigError
 
 MEMBER_FIELDS = ("seed", "learning_rate", "wandb.name")  # May differ within a bundle, beside the variant's hparams.
+
+# The bundle size the launchers choose (see `auto_size`).
+ACCELERATOR_SIZE = 64  # One MNIST model uses a few percent of a GPU.
+CPU_SIZE = 4  # The seed's dae.py on 2 cores: 4 members 1.25x the samples/s of back-to-back runs, 16 members 0.84x.
+SMALL_NET_MACS = 250_000  # Multiply-adds per image of a "small" dense net: dae.py's 784-128-64-32 and back, 221k.
+_PIXELS = 28 * 28  # MNIST and Fashion-MNIST.
 
 
 def _flatten(config: config_dict.ConfigDict, prefix: str = "") -> dict[str, Any]:
@@ -40,6 +57,41 @@ def _flatten(config: config_dict.ConfigDict, prefix: str = "") -> dict[str, Any]
   return flat
 
 
+def _per_member(config: config_dict.ConfigDict) -> set[str]:
+  """The fields in which members of one bundle may differ."""
+  return set(MEMBER_FIELDS) | set(registry.get(config.variant).hparams(config))
+
+
+def bundle_key(config: config_dict.ConfigDict) -> tuple[tuple[str, Any], ...]:
+  """Equal for configs that can share a bundle (see `check_bundle`): the config without its per-member fields."""
+  per_member = _per_member(config)
+  return tuple(sorted((field, value) for field, value in _flatten(config.copy_and_resolve_references()).items()
+                      if field not in per_member))
+
+
+def _dense_macs(config: config_dict.ConfigDict) -> int:
+  """Multiply-adds per image of a dense encoder and decoder (the decoder mirrors the encoder unless given)."""
+  encoder = (_PIXELS, *config.model.encoder_widths, config.latent_dim)
+  decoder = (config.latent_dim, *(config.model.decoder_widths or config.model.encoder_widths[::-1]), _PIXELS)
+  return sum(a * b for layers in (encoder, decoder) for a, b in zip(layers, layers[1:]))
+
+
+def auto_size(config: config_dict.ConfigDict, accelerator: bool) -> int:
+  """The most members of `config`'s kind to bundle when the launcher chooses: never slower than running them
+  back to back.
+
+  1 for variants with their own train step (bundles are measured for one gradient step on a loss). Else on an
+  accelerator `ACCELERATOR_SIZE`; on the CPU `CPU_SIZE` for dense nets of at most `SMALL_NET_MACS` multiply-adds
+  per image, and 1 for larger or convolutional nets, which already keep the cores busy alone.
+  """
+  if registry.get(config.variant).train_step is not None:
+    return 1
+  if accelerator:
+    return ACCELERATOR_SIZE
+  small = config.model.kind == "mlp" and _dense_macs(config) <= SMALL_NET_MACS
+  return CPU_SIZE if small else 1
+
+
 def check_bundle(configs: Sequence[config_dict.ConfigDict], workdirs: Sequence[str | pathlib.Path]) -> None:
   """A `ConfigError` unless the configs can share one program: they may differ only in the variant's scalar
   hyper-parameters, `learning_rate`, `seed` and `wandb.name`, and each has a workdir of its own."""
@@ -49,8 +101,7 @@ def check_bundle(configs: Sequence[config_dict.ConfigDict], workdirs: Sequence[s
   resolved = [pathlib.Path(w).resolve() for w in workdirs]
   if len(set(resolved)) != len(resolved):
     raise ConfigError("two bundle members share a workdir: give each member its own")
-  variant = registry.get(configs[0].variant)
-  allowed = set(MEMBER_FIELDS) | set(variant.hparams(configs[0]))
+  allowed = _per_member(configs[0])
   reference = _flatten(configs[0])
   for k, config in enumerate(configs[1:], 1):
     flat = _flatten(config)
@@ -224,3 +275,55 @@ def train_bundle(configs: Sequence[config_dict.ConfigDict],
       ck.close()
     for writer in bundle_writers:
       writer.close()
+
+
+def sweep_members(spec: str, config: config_dict.ConfigDict, run_ids: Sequence[str]) -> list[config_dict.ConfigDict]:
+  """The configs of the sweep members `run_ids` of config file `spec` (its `get_sweep()`), from `config`, each
+  named by its run id in W&B."""
+  members = sweep_lib.load(spec, config)
+  unknown = [run_id for run_id in run_ids if run_id not in members]
+  if unknown:
+    raise ConfigError(f"--members: {', '.join(unknown)} not in {spec.partition(':')[0]}'s get_sweep(), whose run "
+                      f"ids are {', '.join(members)}")
+  return [sweep_lib.override(config, {**members[run_id], "wandb.name": run_id}) for run_id in run_ids]
+
+
+def main(argv: list[str], config_flag: flags.FlagHolder, root: flags.FlagHolder, run_ids: flags.FlagHolder) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if config_flag.value is None or not root.value or not run_ids.value:
+    sys.exit("aejax: error: --config, --root and --members are required, e.g. --config experiments/beta_vae.py "
+             "--root runs/beta_sweep --members beta1-seed0,beta1-seed1")
+  train.use_compilation_cache(config_flag.value.compilation_cache_dir)
+  spec = flags.FLAGS["config"].serialize().partition("=")[2]
+  workdirs = [pathlib.Path(root.value) / run_id for run_id in run_ids.value]
+  try:
+    configs = sweep_members(spec, config_flag.value, run_ids.value)
+    summaries = train_bundle(configs, workdirs)
+  except ConfigError as e:
+    sys.exit(f"aejax: error: {e}")
+  except train.Interrupted as e:
+    print(f"aejax: {e}", file=sys.stderr)
+    sys.exit(128 + e.signum)
+  print("aejax: finished bundle")
+  for run_id, summary in zip(run_ids.value, summaries):
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary.items() if k.startswith("test/"))
+    print(f"  {run_id}  step {summary['step']}  {metrics}", flush=True)
+  if config_flag.value.eval.suites:  # As aejax.main: the suites the config names, on each member's final checkpoint.
+    from aejax import evaluate  # pylint: disable=g-import-not-at-top  (scikit-learn and friends, only when used)
+    for workdir in workdirs:
+      try:
+        evaluate.evaluate_run(workdir, config_flag.value.eval.suites)
+      except ConfigError as e:
+        sys.exit(f"aejax: error: {e}")
+      print(f"aejax: evaluated {workdir.name}: {workdir / 'eval.json'}", flush=True)
+
+
+if __name__ == "__main__":
+  app.run(functools.partial(
+      main,
+      config_flag=config_flags.DEFINE_config_file(
+          "config", None, "Experiment config file with a get_sweep() (append ':smoke' for tiny members).",
+          lock_config=True),
+      root=flags.DEFINE_string("root", None, "Sweep folder: member ID trains in ROOT/ID."),
+      run_ids=flags.DEFINE_list("members", None, "Run ids of the sweep members to train together.")))

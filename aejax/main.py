@@ -13,15 +13,6 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config fil
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, metrics.jsonl, images. Reused to resume.")
 
 
-def _use_compilation_cache(directory: str) -> None:
-  """Shares compiled programs across processes (sweeps start hundreds of runs of the same shapes)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  if directory:
-    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(directory))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -31,7 +22,7 @@ def main(argv: list[str]) -> None:
   if _CONFIG.value is None or not _WORKDIR.value:
     sys.exit("aejax: error: --config and --workdir are required, e.g. "
              "--config experiments/vae.py --workdir runs/vae (rerun the same command to resume)")
-  _use_compilation_cache(_CONFIG.value.compilation_cache_dir)
+  train.use_compilation_cache(_CONFIG.value.compilation_cache_dir)
   parallel.initialize_distributed()  # Several processes (SLURM tasks, TPU hosts) train one run together.
   try:
     summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

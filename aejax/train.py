@@ -4,6 +4,7 @@ Nothing here knows a variant: the model, loss, evaluation and pictures come from
 """
 import contextlib
 import functools
+import os
 import pathlib
 import signal
 import time
@@ -57,6 +58,15 @@ class SilentWriter:
 
   def close(self) -> None:
     pass
+
+
+def use_compilation_cache(directory: str) -> None:
+  """Turns on JAX's persistent compilation cache in `directory` ('' leaves it off): a sweep's processes, which
+  run programs of the same shapes, then compile each once."""
+  if directory:
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def make_optimizer(config: config_dict.ConfigDict) -> optax.GradientTransformation:

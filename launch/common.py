@@ -1,10 +1,14 @@
 """What the local and SLURM launchers share: the resolved sweep, member workdirs and locks, the finished
-check, running one member, and the summary table.
+check, grouping members into bundles, running one bundle, and the summary table.
 
-A member runs as a normal `python -m aejax.main` in `<root>/<run id>`, so a rerun resumes it from its
-checkpoints. While it runs, the process that started it holds an OS lock on `<root>/<run id>/.lock`
-(also held by the run itself, so it outlives a killed launcher and dies with the run): two launchers on
-the same sweep never run a member twice.
+A member trains in `<root>/<run id>`, so a rerun resumes it from its checkpoints. Members whose configs
+differ only in per-member fields (`aejax.bundle.bundle_key`: the variant's scalar hyper-parameters, the
+learning rate, the seed) are grouped into bundles of at most `--bundle_size` members (default: the
+automatic size of `aejax.bundle.auto_size`: on an accelerator 64; on the CPU 4 for small dense nets, else
+1). A bundle of one runs as a normal `python -m aejax.main`; a larger one as one `python -m aejax.bundle`,
+one vmapped program whose members each write a normal run's workdir. While it runs, the process that
+started it holds an OS lock on every member's `<root>/<run id>/.lock` (also held by the run itself, so it
+outlives a killed launcher and dies with the run): two launchers on the same sweep never run a member twice.
 """
 import contextlib
 import csv
@@ -17,7 +21,7 @@ import pathlib
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from absl import flags
@@ -31,7 +35,11 @@ CONFIG = config_flags.DEFINE_config_file(
     "--config.FIELD=VALUE overrides apply to every member.", lock_config=True)
 ROOT = flags.DEFINE_string("root", None, "Sweep folder: one workdir per member, <root>/<run id>, and summary.csv.")
 NAME = flags.DEFINE_string("name", None, "Sweep name, the W&B group of its members (default: the root's folder name).")
-DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the members, their overrides and status; run nothing.")
+DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the members, their overrides and status, and the bundles; "
+                             "run nothing.")
+BUNDLE_SIZE = flags.DEFINE_integer(
+    "bundle_size", None, "Most members per vmapped bundle, one process each; 1: one aejax.main per member "
+    "(default: automatic, 64 on GPUs, on the CPU 4 for small dense nets and 1 for others).", lower_bound=1)
 
 LOCK_FILE = ".lock"
 LOG_FILE = "launch.log"
@@ -52,6 +60,7 @@ class Member:
 class Sweep:
   """A sweep ready to launch: the config every member starts from, the shared overrides, the members."""
   spec: str  # Absolute config path with its argument, e.g. '/repo/experiments/beta_vae.py:smoke'.
+  config: config_dict.ConfigDict  # The config of `spec` with the shared overrides, before the members' own.
   root: pathlib.Path
   name: str  # The W&B group.
   flags: tuple[str, ...]  # `--config.FIELD=VALUE` for every member.
@@ -80,7 +89,7 @@ def resolve(config: config_dict.ConfigDict, spec: str, overrides: dict[str, Any]
                       "the sweep with --name instead")
   root = pathlib.Path(root).absolute()
   configs = {run_id: sweep_lib.override(config, o) for run_id, o in members.items()}
-  return Sweep(spec=spec, root=root, name=name or root.name,
+  return Sweep(spec=spec, config=config, root=root, name=name or root.name,
                flags=tuple(flag(field, value) for field, value in overrides.items()),
                members=tuple(Member(run_id, o, configs[run_id].num_steps, root / run_id)
                              for run_id, o in members.items()),
@@ -109,6 +118,36 @@ def command(sweep: Sweep, member: Member) -> list[str]:
   return [sys.executable, "-m", "aejax.main", f"--config={sweep.spec}", f"--workdir={member.workdir}", *sweep.flags,
           *(flag(field, value) for field, value in member.overrides.items()),
           flag("wandb.group", sweep.name), flag("wandb.name", member.run_id)]
+
+
+def bundle_command(sweep: Sweep, members: Sequence[Member]) -> list[str]:
+  """The aejax.bundle command line that trains `members` together: shared overrides and the W&B group."""
+  return [sys.executable, "-m", "aejax.bundle", f"--config={sweep.spec}", f"--root={sweep.root}",
+          f"--members={','.join(m.run_id for m in members)}", *sweep.flags, flag("wandb.group", sweep.name)]
+
+
+def bundles(sweep: Sweep, members: Sequence[Member], size: int | None,
+            accelerator: bool) -> list[tuple[Member, ...]]:
+  """`members` grouped into bundles: members of one bundle share `aejax.bundle.bundle_key` and their latest
+  checkpoint's step (a bundle resumes its members together), at most `size` of them (None: `aejax.bundle.auto_size`
+  of the group on an accelerator or on the CPU), a group split into as few bundles as that allows, of sizes within
+  one of each other, in the sweep's order."""
+  from aejax import bundle  # pylint: disable=g-import-not-at-top  (JAX is slow to import; not for --help)
+  groups: dict[tuple, list[tuple[Member, config_dict.ConfigDict]]] = {}
+  for m in members:
+    config = sweep_lib.override(sweep.config, m.overrides)
+    groups.setdefault((bundle.bundle_key(config), latest_checkpoint(m.workdir)), []).append((m, config))
+  units = []
+  for group in groups.values():
+    parts = -(-len(group) // (size or bundle.auto_size(group[0][1], accelerator)))
+    bounds = [-(-len(group) * i // parts) for i in range(parts + 1)]  # Sizes within one of each other.
+    units.extend(tuple(m for m, _ in group[a:b]) for a, b in zip(bounds, bounds[1:]))
+  return units
+
+
+def plan(sweep: Sweep, size: int | None, accelerator: bool) -> list[tuple[Member, ...]]:
+  """The bundles of the sweep's unfinished members (see `bundles`)."""
+  return bundles(sweep, [m for m in sweep.members if not is_finished(m)], size, accelerator)
 
 
 @contextlib.contextmanager
@@ -161,22 +200,33 @@ def last_metrics(workdir: pathlib.Path) -> dict[str, Any]:
           **({k: v for k, v in tests[-1].items() if k.startswith("test/")} if tests else {})}
 
 
-def run_member(sweep: Sweep, member: Member, env: dict[str, str] | None = None,
-               started: Callable[[subprocess.Popen], None] | None = None) -> int | None:
-  """Runs `member` to its end under its lock, its output appended to `<workdir>/launch.log`.
+def run_bundle(sweep: Sweep, members: Sequence[Member], env: dict[str, str] | None = None,
+               started: Callable[[subprocess.Popen], None] | None = None) -> dict[str, int | None]:
+  """Runs `members` to their end as one process under all their locks: aejax.main for one, aejax.bundle for more.
 
-  Returns aejax.main's exit code, or None when the member did not run: finished before, or locked by
-  another launcher. `started` receives the process (for launchers that forward signals to it).
+  Members finished before or locked by another launcher are left out and the rest train. The output is
+  appended to the first one's `<workdir>/launch.log` (the others' say where it is). Returns each member's exit
+  code, that of the process, or None when it did not run. `started` receives the process (for launchers that
+  forward signals to it).
   """
-  with lock(member.workdir) as fd:
-    if fd is None or is_finished(member):
-      return None
-    with (member.workdir / LOG_FILE).open("a") as log:
-      process = subprocess.Popen(command(sweep, member), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                 pass_fds=(fd,))
+  with contextlib.ExitStack() as held:
+    fds = {m.run_id: held.enter_context(lock(m.workdir)) for m in members}
+    todo = [m for m in members if fds[m.run_id] is not None and not is_finished(m)]
+    if not todo:
+      return {m.run_id: None for m in members}
+    log_path = todo[0].workdir / LOG_FILE
+    for m in todo[1:]:
+      with (m.workdir / LOG_FILE).open("a") as note:
+        note.write(f"launch: training in a bundle with {', '.join(t.run_id for t in todo if t != m)}; "
+                   f"the output is in {log_path}\n")
+    with log_path.open("a") as log:
+      process = subprocess.Popen(command(sweep, todo[0]) if len(todo) == 1 else bundle_command(sweep, todo),
+                                 stdout=log, stderr=subprocess.STDOUT, env=env,
+                                 pass_fds=tuple(fds[m.run_id] for m in todo))
       if started is not None:
         started(process)
-      return process.wait()
+      code = process.wait()
+  return {m.run_id: code if m in todo else None for m in members}
 
 
 def status(member: Member, exit_code: int | None = None) -> str:
@@ -227,12 +277,17 @@ def table(rows: list[dict[str, Any]]) -> str:
   return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in cells)
 
 
-def describe(sweep: Sweep) -> str:
-  """The dry-run listing: each member's status and the flags it adds to the shared command."""
+def describe(sweep: Sweep, units: Sequence[tuple[Member, ...]] = ()) -> str:
+  """The dry-run listing: each member's status and the flags it adds to the shared command, then the bundles of
+  more than one member among `units`."""
   width = max(len(m.run_id) for m in sweep.members)
   lines = [f"{sweep.name}: {len(sweep.members)} members of {sweep.spec} under {sweep.root} (W&B group {sweep.name})",
            "  every member: " + " ".join(sweep.flags) if sweep.flags else "  every member: no shared overrides"]
   for m in sweep.members:
     own = " ".join(flag(field, value) for field, value in m.overrides.items())
     lines.append(f"  {m.run_id:<{width}}  {status(m):<11}  {own}")
+  bundled = [unit for unit in units if len(unit) > 1]
+  lines.append(f"{len(units)} process(es) for {sum(map(len, units))} unfinished members, {len(bundled)} of them "
+               "vmapped bundles" + "".join(f"\n  bundle {k}: {', '.join(m.run_id for m in unit)}"
+                                           for k, unit in enumerate(bundled, 1)))
   return "\n".join(lines)

@@ -1,12 +1,17 @@
-"""Runs a sweep on this machine, one member at a time per worker, each a normal `aejax.main` run.
+"""Runs a sweep on this machine, one bundle of members at a time per worker.
 
     python -m launch.local --config experiments/beta_vae.py --root runs/beta_sweep [--workers N] [--devices 0,1]
-        [--name NAME] [--dry_run] [--config.FIELD=VALUE ...]
+        [--bundle_size N] [--name NAME] [--dry_run] [--config.FIELD=VALUE ...]
 
 One worker per GPU (`nvidia-smi -L`, or the entries of CUDA_VISIBLE_DEVICES or `--devices`; '0+1,2+3' gives
-two workers with two GPUs each), else `--workers` on the CPU. Rerunning skips finished members and resumes
-unfinished ones; a member another launcher is running is skipped. Ends with a table of the members
-(also `<root>/summary.csv`); exits 1 if a member failed or was interrupted.
+two workers with two GPUs each), else `--workers` on the CPU. Members that differ only in the variant's scalar
+hyper-parameters, learning rate or seed train as one vmapped `aejax.bundle` process of up to `--bundle_size`
+members (default: up to 64 on GPUs; on the CPU up to 4 for small dense nets such as dae.py's, else 1, as
+bundling larger nets there is no faster); `--bundle_size 1` runs each member as a normal `aejax.main`. Either
+way each member writes a normal run's workdir. Rerunning skips finished members and resumes unfinished ones;
+a member another launcher is running is skipped (its bundle trains the rest). SIGINT or SIGTERM stops the runs
+with a checkpoint. Ends with a table of the members (also `<root>/summary.csv`); exits 1 if a member failed or
+was interrupted. `--dry_run` lists the members and the bundles.
 """
 import functools
 import os
@@ -28,7 +33,8 @@ _WORKERS = flags.DEFINE_integer("workers", None, "Members run at once (default: 
 _DEVICES = flags.DEFINE_string("devices", None, "CUDA_VISIBLE_DEVICES of each worker, comma-separated: '0,1', or "
                                "'0+1,2+3' for two GPUs per worker (default: every GPU that nvidia-smi lists).")
 
-Runner = Callable[..., int | None]  # common.run_member's signature: (sweep, member, env=, started=) -> exit code.
+# common.run_bundle's signature: (sweep, members, env=, started=) -> {run id: exit code or None}.
+Runner = Callable[..., dict[str, int | None]]
 
 
 def device_groups(devices: str | None) -> list[str]:
@@ -44,48 +50,60 @@ def device_groups(devices: str | None) -> list[str]:
   return [str(i) for i, line in enumerate(line for line in listing.stdout.splitlines() if line.startswith("GPU "))]
 
 
-def launch(sweep: common.Sweep, workers: int, groups: list[str],
-           runner: Runner = common.run_member) -> dict[str, int | None]:
-  """Runs the unfinished members on `workers` threads (worker i on device group i mod len(groups)).
+def launch(sweep: common.Sweep, workers: int, groups: list[str], runner: Runner = common.run_bundle,
+           bundle_size: int | None = 1) -> dict[str, int | None]:
+  """Runs the unfinished members in bundles of at most `bundle_size` (None: automatic) on `workers` threads
+  (worker i on device group i mod len(groups)).
 
-  `runner` runs one member; it is the one place a launcher decides how. SIGINT or SIGTERM stops taking new
-  members and sends SIGTERM to the running ones, which checkpoint and exit. Returns each member's exit code
+  `runner` runs one bundle; it is the one place a launcher decides how. SIGINT or SIGTERM stops taking new
+  bundles and sends SIGTERM to the running ones, which checkpoint and exit. Returns each member's exit code
   (None: not run here, as finished before or locked by another launcher).
   """
-  pending: queue.SimpleQueue[common.Member] = queue.SimpleQueue()
-  for member in sweep.members:
-    pending.put(member)
   exit_codes, running, stop = {}, {}, threading.Event()
+  pending: queue.SimpleQueue[tuple[common.Member, ...]] = queue.SimpleQueue()
+  units = common.plan(sweep, bundle_size, accelerator=bool(groups))
+  for unit in units:
+    pending.put(unit)
 
-  def started(run_id: str, process: subprocess.Popen) -> None:
-    running[run_id] = process
+  def started(key: str, process: subprocess.Popen) -> None:
+    running[key] = process
     if stop.is_set():  # Interrupted while it was starting.
       process.terminate()
+
+  def report(member: common.Member, code: int | None, how: str = "") -> None:
+    exit_codes[member.run_id] = code
+    if code is None:
+      why = "already finished" if common.is_finished(member) else "running in another launcher"
+      print(f"{member.run_id}: skipped, {why}", flush=True)
+    else:
+      print(f"{member.run_id}: {common.status(member, code)} {how} (log: {member.workdir / common.LOG_FILE})",
+            flush=True)
 
   def work(worker: int) -> None:
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": groups[worker % len(groups)]} if groups else None
     where = f"GPU {env['CUDA_VISIBLE_DEVICES']}" if env else "the CPU"
     while not stop.is_set():
       try:
-        member = pending.get_nowait()
+        unit = pending.get_nowait()
       except queue.Empty:
         return
       start = time.perf_counter()
-      code = runner(sweep, member, env=env, started=functools.partial(started, member.run_id))
-      running.pop(member.run_id, None)
-      exit_codes[member.run_id] = code
-      if code is None:
-        why = "already finished" if common.is_finished(member) else "running in another launcher"
-        print(f"{member.run_id}: skipped, {why}", flush=True)
-      else:
-        print(f"{member.run_id}: {common.status(member, code)} on {where} in {time.perf_counter() - start:.0f} s "
-              f"(log: {member.workdir / common.LOG_FILE})", flush=True)
+      codes = runner(sweep, unit, env=env, started=functools.partial(started, unit[0].run_id))
+      running.pop(unit[0].run_id, None)
+      ran = sum(code is not None for code in codes.values())
+      how = f"on {where}{f' in a bundle of {ran}' if ran > 1 else ''} in {time.perf_counter() - start:.0f} s"
+      for member in unit:
+        report(member, codes[member.run_id], how)
 
   def interrupt(signum: int, frame) -> None:  # pylint: disable=unused-argument
     stop.set()
     for process in list(running.values()):
       process.terminate()
 
+  planned = {m.run_id for unit in units for m in unit}
+  for member in sweep.members:
+    if member.run_id not in planned:
+      report(member, None)
   threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(workers)]
   previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
   try:
@@ -106,14 +124,15 @@ def main(argv: list[str]) -> None:
     sweep = common.from_flags()
     groups = device_groups(_DEVICES.value)
     workers = _WORKERS.value or len(groups) or 1
-    print(f"{common.describe(sweep)}\n{workers} worker(s) on {f'GPU groups {groups}' if groups else 'the CPU'}",
-          flush=True)
+    units = common.plan(sweep, common.BUNDLE_SIZE.value, accelerator=bool(groups))
+    print(f"{common.describe(sweep, units)}\n{workers} worker(s) on "
+          f"{f'GPU groups {groups}' if groups else 'the CPU'}", flush=True)
     if common.DRY_RUN.value:
       return
     common.prepare_data(sweep)
   except ConfigError as e:
     sys.exit(f"launch: error: {e}")
-  exit_codes = launch(sweep, workers, groups)
+  exit_codes = launch(sweep, workers, groups, bundle_size=common.BUNDLE_SIZE.value)
   rows = common.summary(sweep, exit_codes)
   print(f"{common.table(rows)}\nsummary: {common.write_summary(sweep, rows)}")
   if any(row["status"].startswith(("failed", "interrupted")) for row in rows):

@@ -11,9 +11,13 @@ import sys
 import threading
 import time
 
+import jax
+import numpy as np
 import pytest
 
+from aejax import bundle
 from aejax import config as config_lib
+from aejax import train
 from aejax import sweep as sweep_lib
 from aejax.errors import ConfigError
 from launch import common, local, slurm
@@ -146,13 +150,14 @@ def test_workers_run_at_once_each_on_its_device_group_and_each_member_once(tiny,
   sweep = dataclasses.replace(sweep, members=members)
   calls, lock, all_three = [], threading.Lock(), threading.Barrier(3, timeout=30)
 
-  def runner(sweep, member, env=None, started=None):  # pylint: disable=unused-argument
+  def runner(sweep, members, env=None, started=None):  # pylint: disable=unused-argument
+    (member,) = members  # --bundle_size 1: one member per process.
     with lock:
       calls.append((threading.get_ident(), member.run_id, env["CUDA_VISIBLE_DEVICES"]))
       first_round = len(calls) <= 3
     if first_round:
       all_three.wait()  # Returns only once three members run at the same time.
-    return 0
+    return {member.run_id: 0}
 
   exit_codes = local.launch(sweep, workers=3, groups=["0,1", "2"], runner=runner)
   assert exit_codes == {f"m{i}": 0 for i in range(7)}
@@ -166,7 +171,8 @@ def test_workers_run_at_once_each_on_its_device_group_and_each_member_once(tiny,
 def test_failed_and_interrupted_members_are_reported(tiny, tmp_path):
   sweep = _resolve(tiny, tmp_path / "codes")
   codes = {"seed0": 1, "seed1": 128 + signal.SIGTERM}  # aejax.main: bad input; stopped after a checkpoint.
-  exit_codes = local.launch(sweep, workers=1, groups=[], runner=lambda s, member, **_: codes[member.run_id])
+  exit_codes = local.launch(sweep, workers=1, groups=[],
+                            runner=lambda s, members, **_: {m.run_id: codes[m.run_id] for m in members})
   assert [row["status"] for row in common.summary(sweep, exit_codes)] == ["failed (exit 1)", "interrupted"]
 
 
@@ -180,10 +186,17 @@ def test_device_groups(monkeypatch):
   assert local.device_groups(None) == []
 
 
-def test_dry_run_lists_members_and_runs_nothing(tmp_path):
+@pytest.mark.parametrize("bundle_flags, bundles", [
+    ([], []),  # Automatic: the β-VAE's 784-512-256-10 net is not small, one process per member on the CPU.
+    (["--bundle_size=4"], ["beta1-seed0, beta1-seed1, beta1-seed2, beta2-seed0",
+                           "beta2-seed1, beta2-seed2, beta4-seed0, beta4-seed1",
+                           "beta4-seed2, beta8-seed0, beta8-seed1, beta8-seed2",
+                           "beta16-seed0, beta16-seed1, beta16-seed2"]),
+])
+def test_dry_run_lists_members_and_bundles_and_runs_nothing(tmp_path, bundle_flags, bundles):
   root = tmp_path / "beta_sweep"
   result = subprocess.run([sys.executable, "-m", "launch.local", "--config=experiments/beta_vae.py:smoke",
-                           f"--root={root}", "--dry_run", "--config.num_steps=7"],
+                           f"--root={root}", "--dry_run", "--config.num_steps=7", *bundle_flags],
                           cwd=REPO, text=True, capture_output=True, timeout=120)
   assert result.returncode == 0, result.stderr
   lines = result.stdout.splitlines()
@@ -191,7 +204,19 @@ def test_dry_run_lists_members_and_runs_nothing(tmp_path):
   assert lines[1] == "  every member: --config.num_steps=7"
   assert lines[2].split() == ["beta1-seed0", "not", "started", "--config.beta=1", "--config.seed=0"]
   assert lines[16].split() == ["beta16-seed2", "not", "started", "--config.beta=16", "--config.seed=2"]
+  assert lines[17] == (f"{len(bundles) or 15} process(es) for 15 unfinished members, {len(bundles)} of them "
+                       "vmapped bundles")
+  assert lines[18:-1] == [f"  bundle {k}: {members}" for k, members in enumerate(bundles, 1)]
   assert not root.exists()
+
+
+def test_bundle_command_line_trains_the_members_it_names(beta):
+  spec, overrides = beta
+  configs = bundle.sweep_members(spec, sweep_lib.override(config_lib.from_file(spec), overrides), ["beta4-seed1"])
+  assert [(c.beta, c.seed, c.wandb.name, c.num_steps) for c in configs] == [(4.0, 1, "beta4-seed1", 4)]
+  with pytest.raises(ConfigError, match=r"^--members: beta2-seed0 not in .*beta\.py's get_sweep\(\), whose run ids "
+                                        r"are beta1-seed0, beta4-seed1$"):
+    bundle.sweep_members(spec, config_lib.from_file(spec), ["beta1-seed0", "beta2-seed0"])
 
 
 def test_member_command_sets_its_workdir_group_name_and_overrides(tiny, tmp_path):
@@ -255,7 +280,9 @@ def test_submitit_local_executor_requeues_a_preempted_member_and_skips_finished_
   assert slurm.submit(sweep, ex) == {}  # Finished: nothing to submit again.
 
 
-def test_slurm_gets_one_job_array_with_a_member_per_task(tiny, tmp_path, monkeypatch):
+@pytest.fixture()
+def sbatch(tmp_path, monkeypatch):
+  """A fake sbatch on the PATH that submits job 4242; returns where it copies the script it is given."""
   bin_dir, script = tmp_path / "bin", tmp_path / "submitted.sh"
   bin_dir.mkdir()
   (bin_dir / "sbatch").write_text(f"#!/bin/sh\ncp \"$1\" {script}\necho Submitted batch job 4242\n")
@@ -263,6 +290,15 @@ def test_slurm_gets_one_job_array_with_a_member_per_task(tiny, tmp_path, monkeyp
   for tool in bin_dir.iterdir():
     tool.chmod(0o755)
   monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+  return script
+
+
+def _submitted_task(job):
+  return pickle.loads(pathlib.Path(job.paths.submitted_pickle).read_bytes()).function
+
+
+def test_slurm_gets_one_job_array_with_a_member_per_task(tiny, tmp_path, sbatch):
+  script = sbatch
   sweep = _resolve(tiny, tmp_path / "array_sweep")
   ex = slurm.executor(sweep, "slurm", timeout_min=30, gpus_per_node=1, cpus_per_task=4, slurm_array_parallelism=1,
                       slurm_partition="gpu")
@@ -272,13 +308,21 @@ def test_slurm_gets_one_job_array_with_a_member_per_task(tiny, tmp_path, monkeyp
   for line in ("--array=0-1%1", "--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=4", "--time=30",
                "--job-name=array_sweep", "--signal=USR2@"):
     assert f"#SBATCH {line}" in text
-  tasks = [pickle.loads(pathlib.Path(job.paths.submitted_pickle).read_bytes()).function for job in jobs.values()]
-  assert [task.member for task in tasks] == list(sweep.members)
+  assert [_submitted_task(job).members for job in jobs.values()] == [(m,) for m in sweep.members]
+
+
+def test_slurm_gets_a_bundle_per_task(tiny, tmp_path, sbatch):
+  sweep = _resolve(tiny, tmp_path / "bundle_sweep")  # Two seeds of one net: they share a bundle.
+  ex = slurm.executor(sweep, "slurm", timeout_min=30, gpus_per_node=1, cpus_per_task=4)
+  jobs = slurm.submit(sweep, ex, bundle_size=None, accelerator=True)
+  assert list(jobs) == ["seed0", "seed1"] and jobs["seed0"] is jobs["seed1"]
+  assert _submitted_task(jobs["seed0"]).members == sweep.members
+  assert "#SBATCH --gpus-per-node=1" in sbatch.read_text()
 
 
 def test_checkpoint_stops_the_run_and_requeues_the_same_member(tiny, tmp_path):
   sweep = _resolve(tiny, tmp_path / "requeue")
-  task = slurm.MemberTask(sweep, sweep.members[1])
+  task = slurm.BundleTask(sweep, sweep.members[1:])
   stopped = tmp_path / "stopped"
   run = subprocess.Popen([sys.executable, "-c", "import pathlib, signal, sys, time\n"
                           f"stop = lambda *_: (pathlib.Path({str(stopped)!r}).write_text('SIGTERM'), sys.exit(143))\n"
@@ -291,5 +335,131 @@ def test_checkpoint_stops_the_run_and_requeues_the_same_member(tiny, tmp_path):
   with pytest.raises(ChildProcessError):
     os.waitpid(run.pid, os.WNOHANG)  # And it has ended: checkpoint() waited for it.
   requeued = pickle.loads(pickle.dumps(delayed.function))
-  assert isinstance(requeued, slurm.MemberTask) and requeued.member == sweep.members[1]
+  assert isinstance(requeued, slurm.BundleTask) and requeued.members == sweep.members[1:]
   assert requeued._process is None  # pylint: disable=protected-access
+
+
+# Two β-VAE members that differ in β and seed: they may share a bundle.
+_BETA_EXPERIMENT = f"""from aejax import config as config_lib
+from aejax import sweep as sweep_lib
+
+
+def get_config(arg=None):
+  return config_lib.from_file({str(REPO / "experiments" / "beta_vae.py")!r} + (":" + arg if arg else ""))
+
+
+def get_sweep():
+  return sweep_lib.zipit(sweep_lib.sweep("beta", [1.0, 4.0]), sweep_lib.sweep("seed", [0, 1]))
+"""
+
+# latent_dim × seed, the seed varying slowest: members of one latent size are not next to each other.
+_LATENT_EXPERIMENT = _BETA_EXPERIMENT.replace(
+    'sweep_lib.zipit(sweep_lib.sweep("beta", [1.0, 4.0]), sweep_lib.sweep("seed", [0, 1]))',
+    'sweep_lib.product(sweep_lib.sweep("seed", [0, 1, 2]), sweep_lib.sweep("latent_dim", [8, 16]))')
+
+
+def _experiment(folder, name, text, tiny):
+  """(spec, overrides) of experiment `text` written as `<folder>/<name>.py`, with the tiny sweep's overrides but
+  those it sweeps."""
+  (folder / f"{name}.py").write_text(text)
+  _, overrides = tiny
+  spec = f"{folder / name}.py:smoke"
+  swept = {field for member in sweep_lib.load(spec).values() for field in member}
+  return spec, {field: value for field, value in overrides.items() if field not in swept}
+
+
+@pytest.fixture(scope="module")
+def beta(tiny, tmp_path_factory):
+  return _experiment(tmp_path_factory.mktemp("beta"), "beta", _BETA_EXPERIMENT, tiny)
+
+
+def _params(workdir):
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  with ocp.CheckpointManager(workdir / "checkpoints") as manager:
+    return manager.restore(manager.latest_step())["params"]
+
+
+@pytest.fixture(scope="module")
+def bundled_sweep(beta, tmp_path_factory):
+  """A root where `python -m launch.local --bundle_size=2` ran the two β-VAE members: (root, the launcher's result)."""
+  root = tmp_path_factory.mktemp("sweeps") / "beta_sweep"
+  spec, overrides = beta
+  command = [sys.executable, "-m", "launch.local", f"--config={spec}", f"--root={root}", "--bundle_size=2",
+             *(common.flag(field, value) for field, value in overrides.items())]
+  return root, subprocess.run(command, cwd=REPO, text=True, capture_output=True, timeout=300)
+
+
+def test_bundled_sweep_finishes_every_member_as_if_each_ran_alone(bundled_sweep, beta, tmp_path):
+  root, result = bundled_sweep
+  assert result.returncode == 0, result.stderr + result.stdout
+  assert "beta1-seed0: finished on the CPU in a bundle of 2" in result.stdout
+  first, second = root / "beta1-seed0", root / "beta4-seed1"
+  assert "aejax: finished bundle" in (first / common.LOG_FILE).read_text()  # One aejax.bundle process for both.
+  assert str(first / common.LOG_FILE) in (second / common.LOG_FILE).read_text()
+  with (root / "summary.csv").open() as f:
+    rows = list(csv.DictReader(f))
+  assert [(row["member"], row["beta"], row["seed"], row["status"], row["step"]) for row in rows] == [
+      ("beta1-seed0", "1.0", "0", "finished", "4"), ("beta4-seed1", "4.0", "1", "finished", "4")]
+  for row in rows:
+    workdir = root / row["member"]
+    assert float(row["test/loss"]) == pytest.approx(_test_rows(workdir)[-1]["test/loss"], rel=1e-12)
+    assert json.loads((workdir / "summary.json").read_text())["step"] == 4
+    saved = json.loads((workdir / "config.json").read_text())
+    assert (saved["wandb"]["group"], saved["wandb"]["name"]) == ("beta_sweep", row["member"])
+  # The second member alone, as aejax.main trains it (what --bundle_size 1 runs).
+  spec, overrides = beta
+  sweep = common.resolve(sweep_lib.override(config_lib.from_file(spec), overrides), spec, overrides, root)
+  train.train_and_evaluate(sweep_lib.override(sweep.config, sweep.members[1].overrides), tmp_path / "alone")
+  bundled, single = _params(second), _params(tmp_path / "alone")
+  for x, y in zip(jax.tree.leaves(bundled), jax.tree.leaves(single), strict=True):
+    np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
+  assert not np.allclose(jax.tree.leaves(_params(first))[0], jax.tree.leaves(bundled)[0])  # β and seed differ.
+
+
+def test_relaunched_bundle_skips_finished_members(bundled_sweep, beta, capsys):
+  root, first = bundled_sweep
+  assert first.returncode == 0, first.stderr
+  before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.glob("beta*/metrics.jsonl")}
+  assert len(before) == 2
+  spec, overrides = beta
+  sweep = common.resolve(sweep_lib.override(config_lib.from_file(spec), overrides), spec, overrides, root)
+  assert common.plan(sweep, 2, accelerator=False) == []
+  assert local.launch(sweep, workers=1, groups=[], bundle_size=2) == {"beta1-seed0": None, "beta4-seed1": None}
+  out = capsys.readouterr().out
+  assert "beta1-seed0: skipped, already finished" in out and "beta4-seed1: skipped, already finished" in out
+  assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.glob("beta*/metrics.jsonl")} == before
+
+
+def test_bundles_keep_members_of_different_latent_sizes_apart(tiny, tmp_path):
+  spec, overrides = _experiment(tmp_path, "latent", _LATENT_EXPERIMENT, tiny)
+  sweep = common.resolve(sweep_lib.override(config_lib.from_file(spec), overrides), spec, overrides, tmp_path / "r")
+  units = common.bundles(sweep, sweep.members, 2, accelerator=False)
+  assert [[m.run_id for m in unit] for unit in units] == [
+      ["seed0-latent_dim8", "seed1-latent_dim8"], ["seed2-latent_dim8"],
+      ["seed0-latent_dim16", "seed1-latent_dim16"], ["seed2-latent_dim16"]]
+  for unit in units:  # Each can train as one program.
+    bundle.check_bundle([sweep_lib.override(sweep.config, m.overrides) for m in unit], [m.workdir for m in unit])
+  with pytest.raises(ConfigError, match="differs from member 0 in config.latent_dim"):
+    bundle.check_bundle([sweep_lib.override(sweep.config, m.overrides) for m in sweep.members[:2]], ["a", "b"])
+  # Automatic: the tiny dense net bundles 4 on the CPU and 64 on a GPU, so each latent size is one bundle here.
+  for accelerator in (False, True):
+    units = common.bundles(sweep, sweep.members, None, accelerator)
+    assert [[m.overrides["latent_dim"] for m in unit] for unit in units] == [[8] * 3, [16] * 3]
+  assert [len(u) for u in common.bundles(sweep, sweep.members * 3, None, accelerator=False)] == [3, 3, 3, 3, 3, 3]
+  (sweep.members[2].workdir / "checkpoints" / "2").mkdir(parents=True)  # seed1-latent_dim8 stopped at step 2.
+  assert [[m.run_id for m in unit] for unit in common.bundles(sweep, sweep.members, 2, accelerator=False)] == [
+      ["seed0-latent_dim8", "seed2-latent_dim8"], ["seed0-latent_dim16", "seed1-latent_dim16"],
+      ["seed2-latent_dim16"], ["seed1-latent_dim8"]]  # It resumes apart from the others, which start afresh.
+
+
+@pytest.mark.parametrize("name, fields, cpu, gpu", [
+    ("dae", {}, 4, 64),  # The seed's 784-128-64-32: 221,184 multiply-adds per image, small.
+    ("dae", {"model.encoder_widths": (256, 64)}, 1, 64),  # 438,272: not small.
+    ("vae", {}, 1, 64),
+    ("conv_ae", {}, 1, 64),
+    ("stacked_ae", {}, 1, 1),  # Its own train step: never bundled automatically.
+])
+def test_automatic_bundle_size(name, fields, cpu, gpu):
+  config = config_lib.from_file(f"{REPO}/experiments/{name}.py")
+  config.update_from_flattened_dict(fields)
+  assert (bundle.auto_size(config, accelerator=False), bundle.auto_size(config, accelerator=True)) == (cpu, gpu)
