@@ -333,10 +333,9 @@ def evaluate_run(workdir: str | pathlib.Path, suites: Sequence[str] | None = Non
     writer.write_scalars(run.step, results)
     paths = writer.write_images(run.step, pictures)
     report = {"step": run.step, "suites": list(chosen), **results, **{f"image/{k}": str(p) for k, p in paths.items()}}
-    writer.write_summary(report)
+    writer.write_summary(report, "eval.json")  # The run's own summary.json stays as training left it.
   finally:
     writer.close()
-  (workdir / "eval.json").write_text(json.dumps(report, indent=2))
   return report
 
 

@@ -53,8 +53,8 @@ class SilentWriter:
     del step, pictures
     return {}
 
-  def write_summary(self, summary: dict[str, Any]) -> None:
-    del summary
+  def write_summary(self, summary: dict[str, Any], file_name: str = "summary.json") -> None:
+    del summary, file_name
 
   def close(self) -> None:
     pass

@@ -41,7 +41,7 @@ class MetricWriter:
 
   def __init__(self, workdir: pathlib.Path, config: config_dict.ConfigDict, start_step: int):
     self.metrics_path = workdir / "metrics.jsonl"
-    self.summary_path = workdir / "summary.json"
+    self.workdir = workdir
     self.images_dir = workdir / "images"
     _truncate_after(self.metrics_path, start_step)
     self._file = self.metrics_path.open("a")
@@ -63,11 +63,12 @@ class MetricWriter:
       self._wandb.log({f"images/{name}": wandb.Image(str(p)) for name, p in paths.items()}, step=step)
     return paths
 
-  def write_summary(self, summary: dict[str, Any]) -> None:
-    """Writes the run's end-of-run summary to `<workdir>/summary.json` (whole or not at all) and to W&B."""
-    tmp = self.summary_path.with_suffix(".tmp")
+  def write_summary(self, summary: dict[str, Any], file_name: str = "summary.json") -> None:
+    """Writes `summary` to `<workdir>/<file_name>` (whole or not at all) and into the W&B run's summary."""
+    path = self.workdir / file_name
+    tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(self.summary_path)
+    tmp.replace(path)
     if self._wandb is not None:
       self._wandb.summary.update(summary)
 

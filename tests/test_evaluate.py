@@ -28,6 +28,7 @@ def test_ae_recon_and_impute_agree_with_training_metrics_and_independent_pca(smo
   report = evaluate.evaluate_run(tmp_path)
   assert report["suites"] == ["recon", "impute"]
   assert json.loads((tmp_path / "eval.json").read_text()) == report
+  assert json.loads((tmp_path / "summary.json").read_text()) == summary  # Training's summary is left as it was.
   # The training loop's own test metrics on the same checkpoint and images.
   assert report["recon/squared_error"] == pytest.approx(summary["test/recon_error"], rel=1e-4)
   assert report["recon/bce"] == pytest.approx(summary["test/bce"], rel=1e-4)
