@@ -1,6 +1,7 @@
 """Tests run on the CPU, whatever accelerators the machine has."""
 import os
 import pathlib
+import signal
 import socket
 import tempfile
 
@@ -63,3 +64,20 @@ def smoke_config(data_dir, mnist_manual_dir):
     return c
 
   return make
+
+
+@pytest.fixture()
+def preempt_at(monkeypatch):
+  """`preempt_at(step)`: runs send themselves SIGTERM once they have logged `step`, until `monkeypatch.undo()`."""
+  from aejax import writers  # pylint: disable=g-import-not-at-top
+  write_scalars = writers.MetricWriter.write_scalars
+
+  def arm(step: int) -> None:
+    def write_then_preempt(self, logged, scalars):
+      write_scalars(self, logged, scalars)
+      if logged == step:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(writers.MetricWriter, "write_scalars", write_then_preempt)
+
+  return arm

@@ -1,6 +1,5 @@
 """The command line: overrides, one-line errors before any work, SIGTERM checkpoints, W&B without a key."""
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -1,8 +1,6 @@
 """`stacked_ae`: the stack against a numpy forward pass, stages that train one layer with a fresh optimiser,
 greedy pre-training far better than random and improved by fine-tuning, resume across a stage boundary."""
 import json
-import os
-import signal
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +9,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from aejax import config as config_lib
-from aejax import input_pipeline, registry, train, writers
+from aejax import input_pipeline, registry, train
 from aejax.errors import ConfigError
 
 
@@ -119,17 +117,10 @@ def test_concat_stack_learns_stage_by_stage(smoke_config, tmp_path):
   assert evals[80]["test/recon_error"] < evals[60]["test/recon_error"] < evals[20]["test/depth3_recon_error"]
 
 
-def test_resume_across_a_stage_boundary_equals_uninterrupted(smoke_config, tmp_path, monkeypatch):
+def test_resume_across_a_stage_boundary_equals_uninterrupted(smoke_config, tmp_path, monkeypatch, preempt_at):
   fields = dict(pretrain_steps=10, num_steps=50, log_every=5, eval_every=50, checkpoint_every=50)
   train.train_and_evaluate(smoke_config("stacked_ae", **fields), tmp_path / "whole")
-  write_scalars = writers.MetricWriter.write_scalars
-
-  def preempt_at_step_25(self, step, scalars):
-    write_scalars(self, step, scalars)
-    if step == 25:
-      os.kill(os.getpid(), signal.SIGTERM)
-
-  monkeypatch.setattr(writers.MetricWriter, "write_scalars", preempt_at_step_25)
+  preempt_at(25)
   with pytest.raises(train.Interrupted, match="at step 25"):
     train.train_and_evaluate(smoke_config("stacked_ae", **fields), tmp_path / "resumed")
   monkeypatch.undo()

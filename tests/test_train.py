@@ -1,14 +1,12 @@
 """Training by behaviour: smoke runs learn and write their outputs, runs reproduce, resume equals uninterrupted."""
 import json
-import os
-import signal
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from aejax import train, writers
+from aejax import train
 
 
 def _rows(workdir):
@@ -59,19 +57,12 @@ def test_same_seed_same_parameters_other_seed_differs(smoke_config, tmp_path):
   assert not all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(c)))
 
 
-def test_resume_after_sigterm_equals_uninterrupted(smoke_config, tmp_path, monkeypatch):
+def test_resume_after_sigterm_equals_uninterrupted(smoke_config, tmp_path, monkeypatch, preempt_at):
   # A cosine schedule over num_steps, KL warm-up and dynamic binarisation: everything that depends on the step.
   fields = dict(lr_schedule="cosine", num_steps=60, checkpoint_every=50, kl_warmup_steps=40, data__binarize="dynamic")
   train.train_and_evaluate(smoke_config("beta_vae", **fields), tmp_path / "whole")
 
-  write_scalars = writers.MetricWriter.write_scalars
-
-  def preempt_at_step_40(self, step, scalars):
-    write_scalars(self, step, scalars)
-    if step == 40:
-      os.kill(os.getpid(), signal.SIGTERM)
-
-  monkeypatch.setattr(writers.MetricWriter, "write_scalars", preempt_at_step_40)
+  preempt_at(40)
   with pytest.raises(train.Interrupted, match="at step 40; checkpoint saved"):
     train.train_and_evaluate(smoke_config("beta_vae", **fields), tmp_path / "resumed")
   monkeypatch.undo()
