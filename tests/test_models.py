@@ -26,8 +26,9 @@ def test_shapes(variant, kind, upsample):
   model = v.build_model(c, (28, 28, 1))
   x = jnp.zeros((5, 28, 28, 1))
   key = jax.random.key(0)
-  params = v.init(model, key, x)
-  out = model.apply(params, x, key) if variant == "vae" else model.apply(params, x)
+  # Shapes only: abstract evaluation checks them without compiling every op.
+  params = jax.eval_shape(lambda k: v.init(model, k, x), key)
+  out = jax.eval_shape(lambda p, k: model.apply(p, x, k) if variant == "vae" else model.apply(p, x), params, key)
   assert out["logits"].shape == (5, 28, 28, 1)
   if variant == "vae":
     assert out["mean"].shape == out["logvar"].shape == out["z"].shape == (5, 7)
@@ -38,7 +39,8 @@ def test_shapes(variant, kind, upsample):
 def test_decoder_widths_default_to_the_mirrored_encoder():
   c = _config("ae")
   v = registry.get("ae")
-  params = v.init(v.build_model(c, (28, 28, 1)), jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+  params = jax.eval_shape(lambda k: v.init(v.build_model(c, (28, 28, 1)), k, jnp.zeros((1, 28, 28, 1))),
+                          jax.random.key(0))
   p = params["params"]
   kernels = lambda module: [p[module][f"Dense_{i}"]["kernel"].shape for i in range(len(p[module]))]
   assert kernels("encoder") == [(784, 32), (32, 16)]
