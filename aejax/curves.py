@@ -1,0 +1,122 @@
+"""Sweep curves: a metric of a finished sweep's members against the field the sweep varies.
+
+    python -m aejax.curves --root runs/beta_sweep --x beta --y test/recon_error,test/kl
+
+Reads every member workdir under ROOT (its `config.json`, and the metrics of its `summary.json` and, if
+present, `eval.json`), groups the members by the value of `--x` (a dotted config field), and plots the mean of
+each `--y` metric over each group (the other swept fields, such as seeds) with its min-max range, one panel
+per metric: β against reconstruction error and KL is the rate-distortion curve; λ against error and mean
+activation, or the noise factor against `denoise/...psnr...`, the others the issue names. Writes
+`ROOT/curves_<x>.png` and the table behind it as `ROOT/curves_<x>.csv`.
+"""
+import csv
+import json
+import pathlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from absl import app, flags
+
+from aejax.errors import ConfigError
+
+
+def read_members(root: pathlib.Path) -> list[tuple[dict, dict[str, float]]]:
+  """(config, metrics) of each finished member under `root`: its config.json with summary.json and eval.json."""
+  members = []
+  for config_path in sorted(root.glob("*/config.json")):
+    summary = config_path.with_name("summary.json")
+    if not summary.exists():
+      continue  # Not finished.
+    metrics = {}
+    for path in (summary, config_path.with_name("eval.json")):
+      if path.exists():
+        metrics.update({k: v for k, v in json.loads(path.read_text()).items() if isinstance(v, (int, float))})
+    members.append((json.loads(config_path.read_text()), metrics))
+  if not members:
+    raise ConfigError(f"--root={str(root)!r} holds no finished run (no */summary.json): point it at a sweep's root "
+                      "after its members have finished")
+  return members
+
+
+def _field(config: dict, field: str) -> Any:
+  value = config
+  for part in field.split("."):
+    if not isinstance(value, dict) or part not in value:
+      raise ConfigError(f"--x={field!r} is not a config field of the sweep's runs: use a dotted field such as beta, "
+                        "noise_factor or model.encoder_widths")
+    value = value[part]
+  return value
+
+
+def table(members: Sequence[tuple[dict, dict[str, float]]], x: str, ys: Sequence[str]) -> list[dict[str, float]]:
+  """One row per value of `x` (sorted): the value, the member count, and mean, min and max of each metric in `ys`
+  over the members that have it (NaN where none has)."""
+  known = sorted({k for _, metrics in members for k in metrics})
+  missing = [y for y in ys if all(y not in metrics for _, metrics in members)]
+  if missing:
+    raise ConfigError(f"--y={missing[0]!r} is in no member's summary.json or eval.json: use one of {', '.join(known)}")
+  groups: dict[Any, list[dict[str, float]]] = {}
+  for config, metrics in members:
+    groups.setdefault(_field(config, x), []).append(metrics)
+  rows = []
+  for value in sorted(groups):
+    row = {x: value, "members": len(groups[value])}
+    for y in ys:
+      values = np.array([m[y] for m in groups[value] if y in m], np.float64)
+      stats = (values.mean(), values.min(), values.max()) if values.size else (np.nan,) * 3  # NaN: not plotted.
+      row.update({f"{y} {name}": stat for name, stat in zip(("mean", "min", "max"), stats)})
+    rows.append(row)
+  return rows
+
+
+def plot(rows: Sequence[dict[str, float]], x: str, ys: Sequence[str], path: pathlib.Path) -> pathlib.Path:
+  """One panel per metric: the mean against `x`, the min-max range shaded; saved as a PNG at `path`."""
+  import matplotlib  # pylint: disable=g-import-not-at-top  (only for this picture)
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  figure, axes = plt.subplots(1, len(ys), figsize=(4.5 * len(ys), 3.8), dpi=100, squeeze=False)
+  xs = [row[x] for row in rows]
+  for axis, y in zip(axes[0], ys):
+    axis.plot(xs, [row[f"{y} mean"] for row in rows], marker="o")
+    axis.fill_between(xs, [row[f"{y} min"] for row in rows], [row[f"{y} max"] for row in rows], alpha=0.25)
+    axis.set(xlabel=x, ylabel=y)
+    if min(xs) > 0 and max(xs) / min(xs) >= 100:
+      axis.set_xscale("log")
+  figure.tight_layout()
+  figure.savefig(path)
+  plt.close(figure)
+  return path
+
+
+def curves(root: str | pathlib.Path, x: str, ys: Sequence[str]) -> tuple[pathlib.Path, pathlib.Path]:
+  """Writes `ROOT/curves_<x>.png` and `.csv` for a finished sweep; returns their paths."""
+  root = pathlib.Path(root)
+  rows = table(read_members(root), x, ys)
+  csv_path = root / f"curves_{x}.csv"
+  with csv_path.open("w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+  return plot(rows, x, ys, root / f"curves_{x}.png"), csv_path
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not (_ROOT.value and _X.value and _Y.value):
+    sys.exit("aejax.curves: error: --root, --x and --y are required, e.g. --root runs/beta_sweep --x beta "
+             "--y test/recon_error,test/kl")
+  try:
+    png, table_path = curves(_ROOT.value, _X.value, _Y.value)
+  except ConfigError as e:
+    sys.exit(f"aejax.curves: error: {e}")
+  print(f"aejax.curves: {png}\n  table: {table_path}")
+
+
+if __name__ == "__main__":
+  _ROOT = flags.DEFINE_string("root", None, "The sweep's root: one finished run's workdir per member below it.")
+  _X = flags.DEFINE_string("x", None, "The swept config field on the horizontal axis, e.g. beta.")
+  _Y = flags.DEFINE_list("y", None, "Metrics of summary.json / eval.json, e.g. test/recon_error,test/kl.")
+  app.run(main)
