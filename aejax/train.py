@@ -39,27 +39,6 @@ class Interrupted(Exception):
     self.signum = signum
 
 
-class SilentWriter:
-  """Takes the `writers.MetricWriter` calls on processes other than the first of a multi-process run, and
-  writes nothing: process 0 writes the run's files and W&B run."""
-
-  def __init__(self, workdir: pathlib.Path):
-    self.metrics_path = workdir / "metrics.jsonl"
-
-  def write_scalars(self, step: int, scalars: dict[str, Any]) -> None:
-    del step, scalars
-
-  def write_images(self, step: int, pictures: dict[str, np.ndarray]) -> dict[str, pathlib.Path]:
-    del step, pictures
-    return {}
-
-  def write_summary(self, summary: dict[str, Any], file_name: str = "summary.json") -> None:
-    del summary, file_name
-
-  def close(self) -> None:
-    pass
-
-
 def use_compilation_cache(directory: str) -> None:
   """Turns on JAX's persistent compilation cache in `directory` ('' leaves it off): a sweep's processes, which
   run programs of the same shapes, then compile each once."""
@@ -227,7 +206,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
   ckpts = checkpoint.Checkpoints(workdir, config.keep_checkpoints)
   state = ckpts.restore_latest(state)
   step = int(state.step)
-  writer = writers.MetricWriter(workdir, config, step) if primary else SilentWriter(workdir)
+  writer = writers.MetricWriter(workdir, config, step) if primary else writers.NullWriter(workdir)
 
   train_step = jax.jit(make_data_step(make_train_step(variant, model, config), train_split, config.batch_size,
                                       config.data.binarize == "dynamic", mesh),

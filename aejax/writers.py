@@ -78,6 +78,27 @@ class MetricWriter:
       self._wandb.finish()
 
 
+class NullWriter:
+  """`MetricWriter`'s interface writing nothing: for processes other than the first of a multi-process run,
+  where process 0 writes the run's files and W&B run."""
+
+  def __init__(self, workdir: pathlib.Path):
+    self.metrics_path = workdir / "metrics.jsonl"  # Named in the run's summary, as process 0 writes it.
+
+  def write_scalars(self, step: int, scalars: dict[str, Any]) -> None:
+    del step, scalars
+
+  def write_images(self, step: int, pictures: dict[str, np.ndarray]) -> dict[str, pathlib.Path]:
+    del step, pictures
+    return {}
+
+  def write_summary(self, summary: dict[str, Any], file_name: str = "summary.json") -> None:
+    del summary, file_name
+
+  def close(self) -> None:
+    pass
+
+
 def _truncate_after(path: pathlib.Path, step: int) -> None:
   if not path.exists():
     return

@@ -268,6 +268,14 @@ def write_summary(sweep: Sweep, rows: list[dict[str, Any]]) -> pathlib.Path:
   return path
 
 
+def finish(sweep: Sweep, exit_codes: dict[str, int | None]) -> None:
+  """Prints the sweep's summary table, writes `<root>/summary.csv`, and exits 1 if a member failed or was stopped."""
+  rows = summary(sweep, exit_codes)
+  print(f"{table(rows)}\nsummary: {write_summary(sweep, rows)}")
+  if any(row["status"].startswith(("failed", "interrupted")) for row in rows):
+    sys.exit(1)
+
+
 def table(rows: list[dict[str, Any]]) -> str:
   """The rows as an aligned text table, floats to 4 significant digits."""
   columns = _columns(rows)

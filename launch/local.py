@@ -132,11 +132,7 @@ def main(argv: list[str]) -> None:
     common.prepare_data(sweep)
   except ConfigError as e:
     sys.exit(f"launch: error: {e}")
-  exit_codes = launch(sweep, workers, groups, bundle_size=common.BUNDLE_SIZE.value)
-  rows = common.summary(sweep, exit_codes)
-  print(f"{common.table(rows)}\nsummary: {common.write_summary(sweep, rows)}")
-  if any(row["status"].startswith(("failed", "interrupted")) for row in rows):
-    sys.exit(1)
+  common.finish(sweep, launch(sweep, workers, groups, bundle_size=common.BUNDLE_SIZE.value))
 
 
 if __name__ == "__main__":

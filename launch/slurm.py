@@ -124,10 +124,7 @@ def main(argv: list[str]) -> None:
         f"{', '.join(f'{run_id} {job.job_id}' for run_id, job in jobs.items()) or 'none'}", flush=True)
   if not (_WAIT.value or _LOCAL.value):
     return
-  rows = common.summary(sweep, wait(jobs))
-  print(f"{common.table(rows)}\nsummary: {common.write_summary(sweep, rows)}")
-  if any(row["status"].startswith(("failed", "interrupted")) for row in rows):
-    sys.exit(1)
+  common.finish(sweep, wait(jobs))
 
 
 if __name__ == "__main__":
