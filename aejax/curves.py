@@ -7,7 +7,10 @@ present, `eval.json`), groups the members by the value of `--x` (a dotted config
 each `--y` metric over each group (the other swept fields, such as seeds) with its min-max range, one panel
 per metric: β against reconstruction error and KL is the rate-distortion curve; λ against error and mean
 activation, or the noise factor against `denoise/...psnr...`, the others the issue names. Writes
-`ROOT/curves_<x>.png` and the table behind it as `ROOT/curves_<x>.csv`.
+`ROOT/curves_<x>.png` and the table behind it as `ROOT/curves_<x>.csv`, and logs both (a `wandb.Image` and a
+`wandb.Table`) as a W&B run `curves-<x>` of job type "curves" in the members' project and group, in the mode
+of their `wandb.mode` unless `--wandb_mode` says otherwise ('disabled': no run), its files under ROOT/wandb
+(an offline run uploads later with `wandb sync ROOT/wandb/offline-run-*`).
 """
 import csv
 import json
@@ -19,6 +22,8 @@ from typing import Any
 import numpy as np
 from absl import app, flags
 
+from aejax import config as config_lib
+from aejax import writers
 from aejax.errors import ConfigError
 
 
@@ -90,16 +95,42 @@ def plot(rows: Sequence[dict[str, float]], x: str, ys: Sequence[str], path: path
   return path
 
 
-def curves(root: str | pathlib.Path, x: str, ys: Sequence[str]) -> tuple[pathlib.Path, pathlib.Path]:
-  """Writes `ROOT/curves_<x>.png` and `.csv` for a finished sweep; returns their paths."""
+def log_wandb(root: pathlib.Path, x: str, rows: Sequence[dict[str, Any]], png: pathlib.Path,
+              settings: dict[str, Any], mode: str | None = None) -> str | None:
+  """Logs the picture and its table as a W&B run of job type 'curves' with the members' W&B `settings` (their
+  config's `wandb` fields; `mode`, if given, replaces theirs), its files under `root`; returns the run's URL, or
+  its folder when offline (for `wandb sync`), or None when the mode is 'disabled' or the members have no W&B
+  settings."""
+  mode = writers.wandb_mode(mode or settings.get("mode", "disabled"))
+  run = writers.start_wandb(mode, project=settings.get("project"), entity=settings.get("entity"),
+                            group=settings.get("group"), tags=list(settings.get("tags", ())), job_type="curves",
+                            name=f"curves-{x}", dir=str(root), config={"x": x, "root": str(root)})
+  if run is None:
+    return None
+  import wandb  # pylint: disable=g-import-not-at-top  (imported by start_wandb already)
+  columns = list(rows[0])
+  run.log({f"curves/{x}": wandb.Image(str(png)),
+           f"curves/{x}_table": wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in rows])})
+  where = run.url if mode == "online" else str(pathlib.Path(run.dir).parent)
+  run.finish()
+  return where
+
+
+def curves(root: str | pathlib.Path, x: str, ys: Sequence[str],
+           wandb_mode: str | None = None) -> tuple[pathlib.Path, pathlib.Path, str | None]:
+  """Writes `ROOT/curves_<x>.png` and `.csv` for a finished sweep and logs them to W&B (`log_wandb`, with the
+  first member's W&B settings: the launchers give all members one project and group); returns the two paths and
+  where the W&B run went (None: not logged)."""
   root = pathlib.Path(root)
-  rows = table(read_members(root), x, ys)
+  members = read_members(root)
+  rows = table(members, x, ys)
   csv_path = root / f"curves_{x}.csv"
   with csv_path.open("w", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-  return plot(rows, x, ys, root / f"curves_{x}.png"), csv_path
+  png = plot(rows, x, ys, root / f"curves_{x}.png")
+  return png, csv_path, log_wandb(root, x, rows, png, members[0][0].get("wandb", {}), wandb_mode)
 
 
 def main(argv: list[str]) -> None:
@@ -109,14 +140,16 @@ def main(argv: list[str]) -> None:
     sys.exit("aejax.curves: error: --root, --x and --y are required, e.g. --root runs/beta_sweep --x beta "
              "--y test/recon_error,test/kl")
   try:
-    png, table_path = curves(_ROOT.value, _X.value, _Y.value)
+    png, table_path, run = curves(_ROOT.value, _X.value, _Y.value, _WANDB_MODE.value)
   except ConfigError as e:
     sys.exit(f"aejax.curves: error: {e}")
-  print(f"aejax.curves: {png}\n  table: {table_path}")
+  print(f"aejax.curves: {png}\n  table: {table_path}" + (f"\n  W&B: {run}" if run else ""))
 
 
 if __name__ == "__main__":
   _ROOT = flags.DEFINE_string("root", None, "The sweep's root: one finished run's workdir per member below it.")
   _X = flags.DEFINE_string("x", None, "The swept config field on the horizontal axis, e.g. beta.")
   _Y = flags.DEFINE_list("y", None, "Metrics of summary.json / eval.json, e.g. test/recon_error,test/kl.")
+  _WANDB_MODE = flags.DEFINE_enum("wandb_mode", None, config_lib.WANDB_MODES, "W&B mode of the curves' run "
+                                  "(default: the members' wandb.mode); 'online' without an API key logs offline.")
   app.run(main)

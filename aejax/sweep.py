@@ -6,7 +6,11 @@ An experiment file may define `get_sweep()` from these helpers, e.g. β × seed 
       return sweep_lib.product(sweep_lib.sweep("beta", [1, 2, 4, 8, 16]), sweep_lib.sweep("seed", [0, 1, 2]))
 
 Fields are dotted paths into the config ("model.encoder_widths"). The launchers in `launch/` run the
-members, each in its own workdir `<root>/<run id>`.
+members, each in its own workdir `<root>/<run id>`. An optional `get_curves()` beside it names the curves
+(`aejax.curves`) the launchers draw when every member has finished: (swept field, [metrics]) pairs, e.g.
+
+    def get_curves():
+      return [("beta", ["test/recon_error", "test/kl"])]
 """
 import itertools
 import re
@@ -20,6 +24,7 @@ from aejax import config as config_lib
 from aejax.errors import ConfigError
 
 Overrides = dict[str, Any]
+Curve = tuple[str, list[str]]  # (swept field, metrics): one picture of `aejax.curves`.
 
 
 def sweep(field: str, values: Iterable[Any]) -> list[Overrides]:
@@ -118,3 +123,24 @@ def load(spec: str, config: config_dict.ConfigDict | None = None) -> dict[str, O
     raise ConfigError(f"{path}: get_sweep() returned no members: give it at least one value to sweep")
   return members
 
+
+def _is_curve(value: Any) -> bool:
+  return (isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], str) and bool(value[0])
+          and isinstance(value[1], (tuple, list)) and bool(value[1])
+          and all(isinstance(y, str) and y for y in value[1]))
+
+
+def load_curves(spec: str) -> list[Curve]:
+  """The (x, [ys]) pairs of the config file's `get_curves()`, [] when it has none; a malformed value is a ConfigError.
+
+  `spec` is 'experiments/x.py' or 'experiments/x.py:smoke'.
+  """
+  path = spec.partition(":")[0]
+  get_curves = runpy.run_path(path).get("get_curves")
+  if get_curves is None:
+    return []
+  curves = get_curves()
+  if not isinstance(curves, (tuple, list)) or not all(map(_is_curve, curves)):
+    raise ConfigError(f"{path}: get_curves() returned {curves!r}: return a list of (x, [metrics]) pairs, e.g. "
+                      "[('beta', ['test/recon_error', 'test/kl'])]")
+  return [(x, list(ys)) for x, ys in curves]

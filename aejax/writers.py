@@ -108,19 +108,30 @@ def _truncate_after(path: pathlib.Path, step: int) -> None:
   tmp.replace(path)
 
 
+def start_wandb(mode: str, **init_args: Any):
+  """A new W&B run (`wandb.init(mode=mode, **init_args)`), or None when `mode` is 'disabled'.
+
+  Several runs may live in one process (the members of a bundle, a launcher's curves). The mode is also set
+  for the process, or an offline run's process still calls W&B's servers (its telemetry) when it exits.
+  """
+  if mode == "disabled":
+    return None
+  import wandb  # pylint: disable=g-import-not-at-top  (slow import, only when used)
+  wandb.setup(wandb.Settings(mode=mode))
+  return wandb.init(mode=mode, reinit="create_new", **init_args)
+
+
 def _init_wandb(workdir: pathlib.Path, config: config_dict.ConfigDict):
   mode = wandb_mode(config.wandb.mode)
   if mode == "disabled":
     return None
-  import wandb  # pylint: disable=g-import-not-at-top  (slow import, only when used)
   id_file = workdir / "wandb_id"
   if not id_file.exists():
     id_file.write_text(uuid.uuid4().hex[:12])  # One W&B run per workdir, resumed with it.
-  return wandb.init(
-      project=config.wandb.project, entity=config.wandb.entity, group=config.wandb.group,
+  return start_wandb(
+      mode, project=config.wandb.project, entity=config.wandb.entity, group=config.wandb.group,
       tags=list(config.wandb.tags), name=config.wandb.name or workdir.name, config=config.to_dict(),
-      dir=str(workdir), mode=mode, id=id_file.read_text().strip(), resume="allow",
-      reinit="create_new")  # Members of a bundle are runs of one process, each with its own W&B run.
+      dir=str(workdir), id=id_file.read_text().strip(), resume="allow")
 
 
 def format_report(title: str, report: dict[str, Any]) -> str:

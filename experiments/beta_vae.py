@@ -32,3 +32,8 @@ def get_sweep():
       python -m launch.local --config experiments/beta_vae.py --root runs/beta_vae_sweep
   """
   return sweep_lib.product(sweep_lib.sweep("beta", [1, 2, 4, 8, 16]), sweep_lib.sweep("seed", [0, 1, 2]))
+
+
+def get_curves():
+  """The rate-distortion curve: β against reconstruction error and KL, drawn when the sweep has finished."""
+  return [("beta", ["test/recon_error", "test/kl"])]

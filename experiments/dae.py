@@ -28,3 +28,8 @@ def get_config(arg: str | None = None):
 def get_sweep():
   """The noise level, 5 runs: `python -m launch.local --config experiments/dae.py --root runs/dae_sweep`."""
   return sweep_lib.sweep("noise_factor", [0.1, 0.25, 0.5, 0.75, 1.0])
+
+
+def get_curves():
+  """The noise level against the test error of clean and of noisy inputs, drawn at the sweep's end."""
+  return [("noise_factor", ["test/recon_error", "test/denoise_error"])]

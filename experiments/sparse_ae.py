@@ -35,3 +35,8 @@ def get_sweep():
       python -m launch.local --config experiments/sparse_ae.py --root runs/sparse_sweep
   """
   return sweep_lib.sweep("sparsity_weight", [0.01, 0.1, 1.0, 10.0])
+
+
+def get_curves():
+  """λ against the test error and the code's mean activation (ρ = 0.05 is the target), drawn at the sweep's end."""
+  return [("sparsity_weight", ["test/recon_error", "test/mean_activation"])]

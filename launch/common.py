@@ -1,5 +1,5 @@
 """What the local and SLURM launchers share: the resolved sweep, member workdirs and locks, the finished
-check, grouping members into bundles, running one bundle, and the summary table.
+check, grouping members into bundles, running one bundle, the summary table, and the curves drawn at the end.
 
 A member trains in `<root>/<run id>`, so a rerun resumes it from its checkpoints. Members whose configs
 differ only in per-member fields (`aejax.bundle.bundle_key`: the variant's scalar hyper-parameters, the
@@ -268,10 +268,41 @@ def write_summary(sweep: Sweep, rows: list[dict[str, Any]]) -> pathlib.Path:
   return path
 
 
+def _reason(error: Exception) -> str:
+  return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def draw_curves(sweep: Sweep, rows: list[dict[str, Any]]) -> list[str]:
+  """Draws the pictures of the config file's `get_curves()` (`aejax.curves`: PNG, CSV, W&B run) once every member
+  has finished; returns a `curves: ...` line per picture, or one saying why there is none. Never raises: a sweep
+  succeeds or fails by its members, not by its pictures."""
+  unfinished = [row["member"] for row in rows if row["status"] != "finished"]
+  if unfinished:
+    return [f"curves: not drawn, {len(unfinished)} of {len(rows)} members did not finish (e.g. {unfinished[0]})"]
+  try:
+    declared = sweep_lib.load_curves(sweep.spec)
+  except Exception as e:  # pylint: disable=broad-except  (reported, not raised: see above)
+    return [f"curves: {_reason(e)}"]
+  if not declared:
+    return [f"curves: none declared (add get_curves() to {sweep.spec.partition(':')[0]} to draw some)"]
+  from aejax import curves  # pylint: disable=g-import-not-at-top  (numpy, matplotlib and W&B: only here)
+  lines = []
+  for x, ys in declared:
+    try:
+      png, csv_path, run = curves.curves(sweep.root, x, ys)
+    except Exception as e:  # pylint: disable=broad-except  (W&B's errors too)
+      lines.append(f"curves: {x}: {_reason(e)}")
+    else:
+      lines.append(f"curves: {png} (table {csv_path}" + (f", W&B {run})" if run else ")"))
+  return lines
+
+
 def finish(sweep: Sweep, exit_codes: dict[str, int | None]) -> None:
-  """Prints the sweep's summary table, writes `<root>/summary.csv`, and exits 1 if a member failed or was stopped."""
+  """Prints the sweep's summary table, writes `<root>/summary.csv`, draws the declared curves of a finished sweep
+  (`draw_curves`), and exits 1 if a member failed or was stopped."""
   rows = summary(sweep, exit_codes)
-  print(f"{table(rows)}\nsummary: {write_summary(sweep, rows)}")
+  print(f"{table(rows)}\nsummary: {write_summary(sweep, rows)}", flush=True)
+  print(*draw_curves(sweep, rows), sep="\n")
   if any(row["status"].startswith(("failed", "interrupted")) for row in rows):
     sys.exit(1)
 

@@ -1,23 +1,29 @@
-"""Sweep curves: the table behind them against a hand computation, the picture, and bad input."""
+"""Sweep curves: the table behind them against a hand computation, the picture, bad input, the W&B run (offline,
+with the network blocked), and the launchers drawing the curves a sweep declares."""
 import csv
 import json
+import socket
 
 import numpy as np
 import pytest
+import wandb
 from PIL import Image
 
 from aejax import curves
 from aejax.errors import ConfigError
+from launch import common
 
 # (beta, seed) -> (test/recon_error, test/kl)
 _RUNS = {(1.0, 0): (30.0, 5.0), (1.0, 1): (32.0, 7.0), (4.0, 0): (40.0, 2.0), (4.0, 1): (44.0, 1.0)}
 
 
-def _sweep(root):
+def _sweep(root, wandb=None):
+  """Four finished members (and an unfinished one) under `root`; `wandb`: their config's W&B fields, if any."""
   for (beta, seed), (error, kl) in _RUNS.items():
     workdir = root / f"beta{beta:g}-seed{seed}"
     workdir.mkdir(parents=True)
-    (workdir / "config.json").write_text(json.dumps({"beta": beta, "seed": seed, "model": {"kind": "mlp"}}))
+    config = {"beta": beta, "seed": seed, "model": {"kind": "mlp"}, **({"wandb": wandb} if wandb else {})}
+    (workdir / "config.json").write_text(json.dumps(config))
     (workdir / "summary.json").write_text(json.dumps({"step": 10, "test/recon_error": error, "test/kl": kl,
                                                        "checkpoint": str(workdir / "checkpoints" / "10")}))
   (root / "beta4-seed0" / "eval.json").write_text(json.dumps({"denoise/psnr": 17.5, "suites": ["denoise"]}))
@@ -41,8 +47,9 @@ def test_table_groups_members_by_the_swept_field(tmp_path):
 
 
 def test_curves_write_the_picture_and_its_table(tmp_path):
-  png, table = curves.curves(_sweep(tmp_path), "beta", ["test/recon_error", "test/kl"])
+  png, table, run = curves.curves(_sweep(tmp_path), "beta", ["test/recon_error", "test/kl"])
   assert png == tmp_path / "curves_beta.png"
+  assert run is None and not (tmp_path / "wandb").exists()  # Members without W&B settings: no W&B run.
   width, height = Image.open(png).size
   assert (width, height) == (900, 380)  # Two panels of 4.5 x 3.8 inches at 100 dpi.
   with table.open() as f:
@@ -62,3 +69,109 @@ def test_unknown_fields_are_one_line_errors(tmp_path, x, ys, message):
 def test_a_root_without_finished_runs_is_one_line_error(tmp_path):
   with pytest.raises(ConfigError, match="holds no finished run"):
     curves.curves(tmp_path, "beta", ["test/kl"])
+
+
+def _wandb_fields(mode):
+  return {"mode": mode, "project": "aejax", "entity": None, "group": "beta_sweep", "tags": ["beta_vae"], "name": None}
+
+
+@pytest.fixture()
+def no_network(monkeypatch):
+  """Makes every internet connection of this process fail (local sockets, such as W&B's service's, still work)
+  and keeps W&B's files in `HOME` and its output quiet; returns the list of attempts."""
+  attempts = []
+  connect = socket.socket.connect
+
+  def guarded(sock, address, *args):
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+      attempts.append(address)
+      raise RuntimeError("network blocked by test")
+    return connect(sock, address, *args)
+
+  def no_lookup(*args, **kwargs):
+    attempts.append(args)
+    raise RuntimeError("network blocked by test")
+
+  monkeypatch.setattr(socket.socket, "connect", guarded)
+  monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
+  return attempts
+
+
+def test_curves_log_an_offline_wandb_run_under_the_root(tmp_path, monkeypatch, no_network):
+  home = tmp_path / "home"
+  for name, value in (("HOME", home), ("WANDB_DIR", home / "wandb_dir"), ("WANDB_CACHE_DIR", home / "cache"),
+                      ("WANDB_CONFIG_DIR", home / "config"), ("WANDB_DATA_DIR", home / "data"),
+                      ("WANDB_SILENT", "true"), ("WANDB_DISABLE_GIT", "true")):
+    monkeypatch.setenv(name, str(value))
+  monkeypatch.delenv("WANDB_API_KEY", raising=False)
+  root = _sweep(tmp_path / "beta_sweep", _wandb_fields("disabled"))
+  png, _, run = curves.curves(root, "beta", ["test/recon_error", "test/kl"], wandb_mode="offline")  # Theirs: off.
+  runs = list((root / "wandb").glob("offline-run-*"))
+  assert len(runs) == 1 and run == str(runs[0])
+  pictures = list(runs[0].glob("files/media/images/curves/beta_*.png"))
+  assert len(pictures) == 1 and Image.open(pictures[0]).size == Image.open(png).size
+  tables = list(runs[0].glob("files/media/table/curves/beta_table_*.table.json"))
+  assert len(tables) == 1
+  logged = json.loads(tables[0].read_text())
+  assert logged["columns"][:3] == ["beta", "members", "test/recon_error mean"]
+  assert [row[:2] for row in logged["data"]] == [[1.0, 2], [4.0, 2]]
+  wandb.teardown()  # Stops W&B's service, which writes out the run's record: its group, job type and name.
+  record = next(runs[0].glob("run-*.wandb")).read_bytes()
+  assert all(text in record for text in (b"beta_sweep", b"curves", b"curves-beta"))
+  assert not no_network
+
+
+def test_wandb_mode_disabled_overrides_the_members_mode(tmp_path):
+  root = _sweep(tmp_path, _wandb_fields("offline"))
+  assert curves.curves(root, "beta", ["test/kl"], wandb_mode="disabled")[2] is None
+  assert not (root / "wandb").exists()
+
+
+def _finished_sweep(root, spec):
+  """A `common.Sweep` of the four finished members of `_sweep(root)`, from the experiment file `spec`."""
+  _sweep(root)
+  for workdir in root.glob("beta*-seed*/"):
+    if (workdir / "summary.json").exists():
+      (workdir / "checkpoints" / "10").mkdir(parents=True)  # What makes a member finished.
+  members = tuple(common.Member(f"beta{b:g}-seed{s}", {"beta": b, "seed": s}, 10, root / f"beta{b:g}-seed{s}")
+                  for b, s in _RUNS)
+  return common.Sweep(spec=spec, config=None, root=root, name=root.name, flags=(), members=members, datasets=())
+
+
+def _experiment(tmp_path, curves_body):
+  path = tmp_path / "exp.py"
+  path.write_text(f"def get_sweep():\n  return []\n\n\ndef get_curves():\n  return {curves_body}\n")
+  return f"{path}:smoke"
+
+
+def test_finish_draws_the_declared_curves(tmp_path, capsys):
+  spec = _experiment(tmp_path, "[('beta', ['test/kl']), ('seed', ['test/recon_error'])]")
+  sweep = _finished_sweep(tmp_path / "sweep", spec)
+  common.finish(sweep, {m.run_id: 0 for m in sweep.members})
+  lines = capsys.readouterr().out.splitlines()
+  root = sweep.root
+  assert lines[-2:] == [f"curves: {root / 'curves_beta.png'} (table {root / 'curves_beta.csv'})",
+                        f"curves: {root / 'curves_seed.png'} (table {root / 'curves_seed.csv'})"]
+  assert (root / "curves_beta.png").exists() and (root / "curves_seed.png").exists()
+
+
+@pytest.mark.parametrize("curves_body,exit_codes,line", [
+    ("[('beta', ['test/elbo'])]", {}, "curves: beta: --y='test/elbo' is in no member's summary.json or eval.json: "
+                                      "use one of denoise/psnr, step, test/kl, test/recon_error"),
+    ("[('beta', 'test/kl')]", {}, "curves: {path}: get_curves() returned [('beta', 'test/kl')]: return a list of "
+                                  "(x, [metrics]) pairs, e.g. [('beta', ['test/recon_error', 'test/kl'])]"),
+    ("[]", {}, "curves: none declared (add get_curves() to {path} to draw some)"),
+    ("[('beta', ['test/kl'])]", {"beta4-seed1": 1},
+     "curves: not drawn, 1 of 4 members did not finish (e.g. beta4-seed1)"),
+])
+def test_finish_reports_curves_it_cannot_draw_in_one_line(tmp_path, capsys, curves_body, exit_codes, line):
+  spec = _experiment(tmp_path, curves_body)
+  sweep = _finished_sweep(tmp_path / "sweep", spec)
+  if exit_codes:
+    with pytest.raises(SystemExit):  # The failed member fails the sweep, not the curves.
+      common.finish(sweep, exit_codes)
+  else:
+    common.finish(sweep, {})  # A finished sweep stays a success whatever its curves do.
+  out = capsys.readouterr().out.splitlines()
+  assert out[-1] == line.format(path=spec.partition(":")[0])
+  assert not list(sweep.root.glob("curves_*.png"))

@@ -101,3 +101,37 @@ def test_bad_sweeps_are_one_line_errors(tmp_path, body, message):
   with pytest.raises(ConfigError, match=message) as error:
     sweep_lib.load(_experiment(tmp_path, body))
   assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("beta_vae", [("beta", ["test/recon_error", "test/kl"])]),
+    ("sparse_ae", [("sparsity_weight", ["test/recon_error", "test/mean_activation"])]),
+    ("dae", [("noise_factor", ["test/recon_error", "test/denoise_error"])]),
+    ("ae", []),  # No get_curves(): nothing to draw.
+])
+def test_experiments_declare_curves_of_their_swept_field(name, expected):
+  curves = sweep_lib.load_curves(f"{REPO}/experiments/{name}.py:smoke")
+  assert curves == expected
+  swept = {field for member in sweep_lib.load(f"{REPO}/experiments/{name}.py").values() for field in member}
+  assert {x for x, _ in curves} <= swept
+
+
+def _curves_experiment(tmp_path, body: str) -> str:
+  path = tmp_path / "curves_exp.py"
+  path.write_text(f"def get_curves():\n  return {body}\n")
+  return str(path)
+
+
+def test_load_curves_reads_pairs_of_a_field_and_its_metrics(tmp_path):
+  spec = _curves_experiment(tmp_path, "[('beta', ('test/kl',)), ['seed', ['test/recon_error', 'test/kl']]]")
+  assert sweep_lib.load_curves(spec + ":smoke") == [("beta", ["test/kl"]), ("seed", ["test/recon_error", "test/kl"])]
+
+
+@pytest.mark.parametrize("body", ["('beta', ['test/kl'])", "[('beta', 'test/kl')]", "[('beta', [])]",
+                                  "[('beta',)]", "[(None, ['test/kl'])]", "None"])
+def test_malformed_curves_are_one_line_errors(tmp_path, body):
+  spec = _curves_experiment(tmp_path, body)
+  with pytest.raises(ConfigError, match=rf"^{re.escape(spec)}: get_curves\(\) returned .*: return a list of "
+                                        r"\(x, \[metrics\]\) pairs, e\.g\. \[\('beta', \['test/recon_error'") as error:
+    sweep_lib.load_curves(spec)
+  assert "\n" not in str(error.value)
