@@ -7,6 +7,12 @@ member keeps its own workdir, exactly as `train.train_and_evaluate` writes it (c
 checkpoints, metrics.jsonl, pictures, W&B run), so a bundle resumes from its members' checkpoints and a
 member's files read like those of a single run.
 
+Devices: the stacked members are split over all of this process's devices (`parallel.member_mesh`), the data
+replicated, so each device trains its share of whole members with no traffic between devices. A bundle whose
+size does not divide by the device count is padded with copies of member 0, dummies whose results are never
+read or saved (at most one fewer than the devices, and no slower: the devices work in parallel); an error
+would instead make the researcher regroup the sweep. Each checkpoint gathers its member's slice to the host.
+
 Per-member learning rates: the optimiser is built once at rate 1 and each member's updates are scaled
 by its rate. Every optimiser and schedule of `train.make_optimizer` is proportional to the rate, so
 this is the member's own optimiser, with the same state (checkpoints are interchangeable with single runs).
@@ -32,16 +38,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import app, flags
+from jax.sharding import Mesh
 from ml_collections import config_dict, config_flags
 from tqdm import tqdm
 
-from aejax import checkpoint, config as config_lib, input_pipeline, registry, sweep as sweep_lib, train, writers
+from aejax import (checkpoint, config as config_lib, input_pipeline, parallel, registry, sweep as sweep_lib, train,
+                   writers)
 from aejax.errors import ConfigError
 
 MEMBER_FIELDS = ("seed", "learning_rate", "wandb.name")  # May differ within a bundle, beside the variant's hparams.
 
 # The bundle size the launchers choose (see `auto_size`).
-ACCELERATOR_SIZE = 64  # One MNIST model uses a few percent of a GPU.
+ACCELERATOR_SIZE = 64  # One MNIST model uses a few percent of a GPU; 64 splits over 1, 2, 4, 8... GPUs unpadded.
 CPU_SIZE = 4  # The seed's dae.py on 2 cores: 4 members 1.25x the samples/s of back-to-back runs, 16 members 0.84x.
 SMALL_NET_MACS = 250_000  # Multiply-adds per image of a "small" dense net: dae.py's 784-128-64-32 and back, 221k.
 _PIXELS = 28 * 28  # MNIST and Fashion-MNIST.
@@ -123,6 +131,16 @@ def _scaled(tx: optax.GradientTransformation, rate: jax.Array) -> optax.Gradient
   return optax.GradientTransformation(tx.init, update)
 
 
+def split_members(tree: Any, mesh: Mesh) -> Any:
+  """`tree`'s stacked arrays split over `mesh`'s 'members' axis, padded to a multiple of its device count with
+  copies of member 0: dummies, which train alongside and whose results are never read."""
+
+  def pad(x: jax.Array) -> jax.Array:
+    return jnp.concatenate([x, jnp.repeat(x[:1], parallel.round_up(len(x), mesh) - len(x), axis=0)])
+
+  return jax.jit(lambda tree: jax.tree.map(pad, tree), out_shardings=parallel.member_sharded(mesh))(tree)
+
+
 def member(tree: Any, k: int) -> Any:
   """Member `k` of a stacked pytree (a bundle's state, metrics or pictures)."""
   return jax.tree.map(lambda x: x[k], tree)
@@ -148,9 +166,10 @@ def init_bundle(variant: registry.Variant, model: nn.Module, configs: Sequence[c
 
 
 def make_bundle_step(variant: registry.Variant, model: nn.Module, base: config_dict.ConfigDict,
-                     split: input_pipeline.Split):
+                     split: input_pipeline.Split, mesh: Mesh):
   """`train.make_data_step` vmapped over the members and jitted (the state donated):
-  `(states, rates, split, perms, keys) -> (states, metrics)`, each member's updates scaled by its rate."""
+  `(states, rates, split, perms, keys) -> (states, metrics)`, each member's updates scaled by its rate, the
+  outputs split over `mesh`'s 'members' axis as the inputs (see `split_members`)."""
   data_step = train.make_data_step(train.make_train_step(variant, model, base), split, base.batch_size,
                                    base.data.binarize == "dynamic")
 
@@ -159,7 +178,8 @@ def make_bundle_step(variant: registry.Variant, model: nn.Module, base: config_d
     new, metrics = data_step(state.replace(tx=_scaled(state.tx, rate)), split, perm, key)
     return new.replace(tx=state.tx), metrics
 
-  return jax.jit(jax.vmap(member_step, in_axes=(0, 0, None, 0, 0)), donate_argnums=0)
+  return jax.jit(jax.vmap(member_step, in_axes=(0, 0, None, 0, 0)), donate_argnums=0,
+                 out_shardings=parallel.member_sharded(mesh))
 
 
 def base_config(configs: Sequence[config_dict.ConfigDict]) -> config_dict.ConfigDict:
@@ -168,6 +188,14 @@ def base_config(configs: Sequence[config_dict.ConfigDict]) -> config_dict.Config
   base = configs[0].copy_and_resolve_references()
   base.learning_rate = 1.0
   return base
+
+
+def _save(ckpts: Sequence[checkpoint.Checkpoints], step: int, state: train.TrainState) -> None:
+  """Each member's slice of `state` into its own checkpoints, gathered to the host and saved from this process's
+  first device as a one-device run saves its state (so the files are those of a single run)."""
+  host = jax.device_get(state)
+  for k, ck in enumerate(ckpts):
+    ck.save(step, jax.device_put(member(host, k), jax.local_devices()[0]))
 
 
 def train_bundle(configs: Sequence[config_dict.ConfigDict],
@@ -182,7 +210,8 @@ def train_bundle(configs: Sequence[config_dict.ConfigDict],
   base = base_config(configs)
   workdirs = [pathlib.Path(w) for w in workdirs]
   n = len(configs)
-  train_split, test_split = input_pipeline.load(base.data)
+  mesh = parallel.member_mesh()
+  train_split, test_split = parallel.replicate(input_pipeline.load(base.data), mesh)
   train.check_batch_fits(base, train_split)
   model = variant.build_model(base, tuple(train_split.images.shape[1:]))
 
@@ -201,12 +230,14 @@ def train_bundle(configs: Sequence[config_dict.ConfigDict],
       ck.close()
     raise ConfigError(f"the bundle's members were checkpointed at different steps ({', '.join(map(str, steps))}): "
                       "resume them alone with aejax.main, or remove the newer checkpoints")
-  state, step = _stack(members), steps[0]
+  state, rates, train_keys, data_keys, eval_keys, image_keys = split_members(
+      (_stack(members), rates, train_keys, data_keys, eval_keys, image_keys), mesh)
+  step = steps[0]
   bundle_writers = [writers.MetricWriter(w, c, step) for c, w in zip(configs, workdirs)]
 
-  bundle_step = make_bundle_step(variant, model, base, train_split)
+  bundle_step = make_bundle_step(variant, model, base, train_split, mesh)
   permute = jax.jit(jax.vmap(lambda key, epoch: input_pipeline.epoch_permutation(key, epoch, train_split.size),
-                             in_axes=(0, None)))
+                             in_axes=(0, None)), out_shardings=parallel.member_sharded(mesh))
   batch_sums, num_batches = train.make_eval_sums(variant, model, base, test_split)
   member_sums = jax.jit(jax.vmap(batch_sums, in_axes=(0, None, None, 0)))
   pictures = jax.jit(jax.vmap(lambda params, batch, key: variant.images(model, base, params, batch, key),
@@ -227,12 +258,13 @@ def train_bundle(configs: Sequence[config_dict.ConfigDict],
       paths.append(writer.write_images(step, member(drawn, k)))
     return metrics, paths
 
+  desc = f"{base.variant} x{n}" + (f" on {mesh.size} devices" if mesh.size > 1 else "")
   test_metrics, image_paths, pending = [], [], []
   tick, tick_step = time.perf_counter(), step
   epoch, perm = -1, None
   try:
     with train.signals_caught() as received, tqdm(
-        total=base.num_steps, initial=step, desc=f"{base.variant} x{n}", unit="step", dynamic_ncols=True) as bar:
+        total=base.num_steps, initial=step, desc=desc, unit="step", dynamic_ncols=True) as bar:
       while step < base.num_steps and not received:
         if step // steps_per_epoch != epoch:
           epoch = step // steps_per_epoch
@@ -253,11 +285,10 @@ def train_bundle(configs: Sequence[config_dict.ConfigDict],
         if step % base.eval_every == 0 or step == base.num_steps:
           test_metrics, image_paths = evaluate_and_draw(state, step)
         if step % base.checkpoint_every == 0 or step == base.num_steps:
-          for k, ck in enumerate(ckpts):
-            ck.save(step, member(state, k))
+          _save(ckpts, step, state)
       if received:
-        for k, ck in enumerate(ckpts):
-          ck.save(step, member(state, k))
+        _save(ckpts, step, state)
+        for ck in ckpts:
           ck.wait()
         raise train.Interrupted(received[0], step)
     if not test_metrics:  # Rerun of a finished bundle: report its final numbers, already in metrics.jsonl.

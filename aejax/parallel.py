@@ -5,6 +5,9 @@ constrained to the data sharding, so XLA's SPMD partitioner gives every device i
 and all-reduces the gradients (batch means and sums stay global: the loss is that of the whole batch).
 Batch sizes are global. Over several hosts (SLURM, TPU pods) every process runs the same program on
 the same global arrays after `initialize_distributed`.
+
+A bundle of sweep members (aejax/bundle.py) is split the other way: over a 1-D 'members' mesh of this process's
+devices, each device trains whole members on replicated data, with no traffic between devices.
 """
 import os
 from collections.abc import Mapping
@@ -16,6 +19,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 from aejax.errors import ConfigError
 
 DATA_AXIS = "data"
+MEMBER_AXIS = "members"
 
 
 def is_multiprocess_launch(env: Mapping[str, str]) -> bool:
@@ -42,6 +46,12 @@ def data_mesh() -> Mesh:
   return jax.make_mesh((jax.device_count(),), (DATA_AXIS,), axis_types=(AxisType.Auto,))
 
 
+def member_mesh() -> Mesh:
+  """A 1-D mesh over this process's devices, named 'members'."""
+  return jax.make_mesh((jax.local_device_count(),), (MEMBER_AXIS,), axis_types=(AxisType.Auto,),
+                       devices=jax.local_devices())
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
   """Every device holds the whole array."""
   return NamedSharding(mesh, PartitionSpec())
@@ -50,6 +60,11 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def batch_sharded(mesh: Mesh) -> NamedSharding:
   """Leading (batch) dimension split over the 'data' axis; the other dimensions whole."""
   return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def member_sharded(mesh: Mesh) -> NamedSharding:
+  """Leading (member) dimension split over the 'members' axis; the other dimensions whole."""
+  return NamedSharding(mesh, PartitionSpec(MEMBER_AXIS))
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:

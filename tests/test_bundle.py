@@ -1,7 +1,11 @@
-"""Bundles: each member trains as it would alone, resumes from its own checkpoints, and odd members are refused."""
+"""Bundles: each member trains as it would alone, resumes from its own checkpoints, trains the same with the
+members split over 4 devices, and odd members are refused."""
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -18,6 +22,9 @@ MEMBERS = [dict(beta=1.0, learning_rate=1e-3, seed=0), dict(beta=4.0, learning_r
            dict(beta=2.0, learning_rate=5e-4, seed=0)]
 FIELDS = {"num_steps": 20, "log_every": 10, "eval_every": 20, "checkpoint_every": 10, "data.num_train": 1_024,
           "data.num_test": 256, "model.encoder_widths": (128,)}
+# A bundle trained over 4 CPU devices: 5 members (MEMBERS, then copies of the first two), padded with 3 dummies to 2
+# members per device. (The 1-device bundles of the other tests split without padding.)
+SHARDED = MEMBERS + MEMBERS[:2]
 
 
 def _config(dirs, **fields):
@@ -46,9 +53,34 @@ def _rows(workdir):
   return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
-def _assert_close(a, b):
+def _assert_close(a, b, rtol=1e-4, atol=1e-6):
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-    np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+
+
+def train_sharded(root: str, data_dir: str, manual_dir: str) -> None:
+  """Run in the 4-device subprocess: trains SHARDED in root/member<k>, and prints as JSON the partition spec and
+  shard shapes of the first parameter of the state its step gets, and the collectives in that step."""
+  make_bundle_step, report = bundle.make_bundle_step, {}
+
+  def spying(*args):
+    step = make_bundle_step(*args)
+
+    def spied(state, *rest):
+      if not report:
+        leaf = jax.tree.leaves(state.params)[0]
+        hlo = step.lower(state, *rest).compile().as_text()
+        report.update(spec=list(leaf.sharding.spec), shards=[list(s.data.shape) for s in leaf.addressable_shards],
+                      collectives=[c for c in ("all-reduce", "all-gather", "all-to-all", "collective-permute")
+                                   if c in hlo])
+      return step(state, *rest)
+
+    return spied
+
+  bundle.make_bundle_step = spying
+  bundle.train_bundle([_config((data_dir, manual_dir), **m) for m in SHARDED],
+                      [f"{root}/member{k}" for k in range(len(SHARDED))])
+  print(json.dumps(report))
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +145,20 @@ def test_members_that_differ_in_other_fields_are_refused(dirs, fields, message):
 def test_members_need_their_own_workdirs(dirs, tmp_path):
   with pytest.raises(ConfigError, match="two bundle members share a workdir"):
     bundle.check_bundle([_config(dirs), _config(dirs, seed=1)], [tmp_path, tmp_path])
+
+
+def test_members_split_over_four_devices_train_as_on_one(trained_bundle, dirs, tmp_path):
+  """`train_sharded` in a subprocess, as JAX reads the device count when it starts (alone: two JAX processes on a
+  few cores slow each other down more than they overlap); XLA's cheapest optimisation level halves its compiling."""
+  workdirs, _ = trained_bundle
+  code = f"import test_bundle; test_bundle.train_sharded({str(tmp_path)!r}, {str(dirs[0])!r}, {str(dirs[1])!r})"
+  flags = "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0"
+  proc = subprocess.run([sys.executable, "-c", code], cwd=REPO / "tests", capture_output=True, text=True, timeout=300,
+                        env={**os.environ, "XLA_FLAGS": flags})
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  # Two members per device, and no traffic between the devices in a step.
+  assert json.loads(proc.stdout.splitlines()[-1]) == {"spec": ["members"], "shards": [[2, 128]] * 4,
+                                                      "collectives": []}
+  for k, m in enumerate(SHARDED):
+    _assert_close(_latest(workdirs[MEMBERS.index(m)]), _latest(tmp_path / f"member{k}"), rtol=1e-5, atol=1e-5)
+  assert sorted(p.name for p in tmp_path.glob("member*")) == [f"member{k}" for k in range(len(SHARDED))]  # No dummy.
