@@ -24,20 +24,29 @@ FIELDS = {"data.binarize": "dynamic", "num_steps": 8, "log_every": 4, "eval_ever
           "eval_batch_size": 96, "data.num_test": 500}  # 6 eval batches, the last one padded.
 
 
-def _start(workdir, data_dir, manual_dir, devices: int, env: dict[str, str] | None = None, **fields):
-  """`python -m aejax.main` on experiments/vae.py:smoke with FIELDS and `fields`, over `devices` CPU devices."""
+def _start(workdir, data_dir, manual_dir, devices: int, env: dict[str, str] | None = None, name: str = "",
+           **fields):
+  """`python -m aejax.main` on experiments/vae.py:smoke with FIELDS and `fields`, over `devices` CPU devices.
+
+  Its output goes to files beside `workdir`, not pipes: of two processes joined by collectives, one blocked on
+  a full pipe that nobody reads yet would stall the other too.
+  """
   flags = [f"--config.{k}={v}" for k, v in {**FIELDS, "data.data_dir": data_dir, "data.manual_dir": manual_dir,
                                               **fields}.items()]
   command = [sys.executable, "-m", "aejax.main", "--config", "experiments/vae.py:smoke", "--workdir", str(workdir),
              *flags]
   env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu",
          **(env or {})}
-  return subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  logs = [workdir.with_name(f"{workdir.name}{name}.{stream}") for stream in ("out", "err")]
+  with logs[0].open("w") as out, logs[1].open("w") as err:
+    proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=err, text=True)
+  proc.logs = logs
+  return proc
 
 
 def _finish(proc) -> tuple[int, str, str]:
-  out, err = proc.communicate(timeout=300)
-  return proc.returncode, out, err
+  proc.wait(timeout=300)
+  return proc.returncode, proc.logs[0].read_text(), proc.logs[1].read_text()
 
 
 def _free_port() -> int:
@@ -102,7 +111,7 @@ def test_four_devices_train_like_one(runs, root):
 def test_two_processes_with_jax_distributed_train_like_one(runs, root, data_dir, mnist_manual_dir):
   """Two SLURM-like tasks of 2 CPU devices each, joined by `jax.distributed` (gloo), share one workdir."""
   port = _free_port()
-  tasks = [_start(root / "two_processes", str(data_dir), str(mnist_manual_dir), devices=2,
+  tasks = [_start(root / "two_processes", str(data_dir), str(mnist_manual_dir), devices=2, name=f"-task{i}",
                   env={"SLURM_JOB_ID": "1", "SLURM_STEP_NODELIST": "localhost", "SLURM_NTASKS": "2",
                        "SLURM_PROCID": str(i), "SLURM_LOCALID": str(i), "JAX_COORDINATOR_PORT": str(port)})
            for i in range(2)]
