@@ -50,7 +50,7 @@ MEMBER_FIELDS = ("seed", "learning_rate", "wandb.name")  # May differ within a b
 
 # The bundle size the launchers choose (see `auto_size`).
 ACCELERATOR_SIZE = 64  # One MNIST model uses a few percent of a GPU; 64 splits over 1, 2, 4, 8... GPUs unpadded.
-CPU_SIZE = 4  # The seed's dae.py on 2 cores: 4 members 1.25x the samples/s of back-to-back runs, 16 members 0.84x.
+CPU_SIZE = 4  # dae.py on 2 cores, 4 members: 1.25x and 0.98x back-to-back's samples/s, and 3 start-ups saved.
 SMALL_NET_MACS = 250_000  # Multiply-adds per image of a "small" dense net: dae.py's 784-128-64-32 and back, 221k.
 _PIXELS = 28 * 28  # MNIST and Fashion-MNIST.
 
