@@ -21,6 +21,7 @@ def get_config(arg: str | None = None):
   c.batch_size = 256
   c.num_steps = 4_680  # 20 epochs of 234 steps.
   c.eval_every = c.checkpoint_every = 1_170
+  c.eval.suites = ("denoise",)  # PSNR and SSIM at the end: the figures a noise-level sweep is read by.
   c.wandb.tags = ("dae",)
   return config_lib.finalize(c, arg)
 
@@ -31,5 +32,7 @@ def get_sweep():
 
 
 def get_curves():
-  """The noise level against the test error of clean and of noisy inputs, drawn at the sweep's end."""
-  return [("noise_factor", ["test/recon_error", "test/denoise_error"])]
+  """The training noise level against the clean inputs' test error and the PSNR of the denoised test images at
+  each noise level of `eval.noise_factors`, drawn at the sweep's end."""
+  return [("noise_factor", ["test/recon_error", "denoise/0.25/psnr_model", "denoise/0.5/psnr_model",
+                            "denoise/0.75/psnr_model"])]

@@ -106,7 +106,8 @@ def test_bad_sweeps_are_one_line_errors(tmp_path, body, message):
 @pytest.mark.parametrize("name,expected", [
     ("beta_vae", [("beta", ["test/recon_error", "test/kl"])]),
     ("sparse_ae", [("sparsity_weight", ["test/recon_error", "test/mean_activation"])]),
-    ("dae", [("noise_factor", ["test/recon_error", "test/denoise_error"])]),
+    ("dae", [("noise_factor", ["test/recon_error", "denoise/0.25/psnr_model", "denoise/0.5/psnr_model",
+                               "denoise/0.75/psnr_model"])]),
     ("ae", []),  # No get_curves(): nothing to draw.
 ])
 def test_experiments_declare_curves_of_their_swept_field(name, expected):

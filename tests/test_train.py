@@ -6,7 +6,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from aejax import evaluate
+from aejax import sweep as sweep_lib
 from aejax import train
+
+from conftest import REPO
 
 
 def _rows(workdir):
@@ -39,6 +43,11 @@ def test_smoke_run_learns_and_writes_checkpoint_metrics_images(name, smoke_confi
   assert {p.split("_0")[0] for p in pictures} == expected
   assert summary["image/reconstruction"].endswith("reconstruction_0000060.png")
   assert json.loads((tmp_path / "summary.json").read_text()) == summary
+  # The metrics the experiment's sweep curves plot are ones its runs write (with the suites aejax.main runs next).
+  written = summary.keys() | (evaluate.evaluate_run(tmp_path, config.eval.suites).keys() if config.eval.suites
+                              else set())
+  for _, ys in sweep_lib.load_curves(f"{REPO}/experiments/{name}.py:smoke"):
+    assert set(ys) <= written, set(ys) - written
 
 
 def test_dae_picture_shows_clean_noisy_and_denoised_rows(smoke_config, tmp_path):
