@@ -116,7 +116,7 @@ def test_spatial_code_is_rejected_for_mlp_and_vae():
 
 
 def test_conv_ae_smoke_run_lowers_the_loss(smoke_config, tmp_path):
-  config = smoke_config("conv_ae", num_steps=40, eval_every=40, checkpoint_every=40)
+  config = smoke_config("conv_ae", num_steps=40, batch_size=32, eval_every=40, checkpoint_every=40)
   summary = train.train_and_evaluate(config, tmp_path)
   rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   losses = [r["train/loss"] for r in rows if "train/loss" in r]
