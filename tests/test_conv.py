@@ -66,9 +66,9 @@ def test_cpu_path_equals_xla_conv_forward_and_gradients(spatial_code, monkeypatc
   def outputs(model):
     loss = lambda p, x: jnp.sum(jnp.tanh(model.apply(p, x)["logits"]))
     code = lambda x: model.apply(params, x)["code"]
-    # Forward mode too: the contractive AE's Jacobians use it.
-    return jax.jit(lambda p, x: (model.apply(p, x), jax.grad(loss, argnums=(0, 1))(p, x),
-                                 jax.jvp(code, (x,), (jnp.ones_like(x),))[1]))(params, x)
+    # Forward mode too: the contractive AE's Jacobians use it. Compiled cheaply: compiling is most of the test.
+    return train.compile_cheaply(lambda p, x: (model.apply(p, x), jax.grad(loss, argnums=(0, 1))(p, x),
+                                               jax.jvp(code, (x,), (jnp.ones_like(x),))[1]), params, x)
 
   got, want = outputs(cpu), outputs(xla)
   for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
@@ -82,8 +82,8 @@ def test_cpu_conv_matches_xla_over_uneven_kernel_gradient_chunks(cin, cout, kern
   convs = [nn.Conv(cout, kernel, padding="SAME", conv_general_dilated=convolution.conv_general_dilated(impl))
            for impl in ("cpu", "xla")]
   params = convs[0].init(jax.random.key(1), x)
-  got, want = (jax.jit(jax.grad(lambda p, x, c=c: jnp.sum(jnp.sin(c.apply(p, x))), argnums=(0, 1)))(params, x)
-               for c in convs)
+  got, want = (train.compile_cheaply(jax.grad(lambda p, x, c=c: jnp.sum(jnp.sin(c.apply(p, x))), argnums=(0, 1)),
+                                     params, x) for c in convs)
   for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
 
