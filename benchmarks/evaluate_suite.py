@@ -2,13 +2,14 @@
 
 - `anomaly`: `experiments/anomaly_ae.py` once per normal digit (`data.train_labels=(d,)`), the `anomaly` suite:
   a table of the AUROCs (reconstruction squared error and BCE as scores) per digit, and their mean.
-- `defaults`: `experiments/ae.py`, `dae.py` and `vae.py` as they are, then every suite that fits each run (the
-  VAE's NLL with `--nll_samples`, 5,000 by default).
+- `defaults`: the spine's configs (`experiments/ae.py`, `dae.py`, `vae.py`, `beta_vae.py`, or those of
+  `--configs`) as they are, then every suite that fits each run (the VAEs' NLL with `--nll_samples`, 5,000 by
+  default).
 
 Runs that already finished in WORKDIR are not retrained (training resumes from the last checkpoint).
 
   python benchmarks/evaluate_suite.py --workdir runs/evaluate_suite [--only anomaly|defaults] [--digits 0,1]
-      [--nll_samples K]
+      [--configs ae,vae] [--nll_samples K]
 """
 import argparse
 import json
@@ -56,7 +57,7 @@ def anomaly_table(args: argparse.Namespace) -> str:
 
 def default_reports(args: argparse.Namespace) -> str:
   reports = {}
-  for name in ("ae", "dae", "vae"):
+  for name in args.configs:
     summary, report = train_and_evaluate(f"experiments/{name}.py", args.workdir / name, args, None)
     reports[name] = {**report, "train_seconds": summary["train_seconds"]}
     print(writers.format_report(f"{name}:", reports[name]), flush=True)
@@ -69,6 +70,8 @@ def main(argv: list[str]) -> None:
   parser.add_argument("--only", choices=("anomaly", "defaults"), default=None)
   parser.add_argument("--digits", type=lambda s: [int(d) for d in s.split(",")], default=list(range(10)),
                       help="normal digits of the anomaly table, comma-separated (default: all ten)")
+  parser.add_argument("--configs", type=lambda s: s.split(","), default=["ae", "dae", "vae", "beta_vae"],
+                      help="experiments/NAME.py files of the defaults table, comma-separated")
   parser.add_argument("--nll_samples", type=int, default=5_000, help="importance samples of the VAE's NLL estimate")
   parser.add_argument("--mnist_dir", default=str(_DEFAULT_MNIST_DIR), help="the four MNIST IDX .gz files")
   parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: $TFDS_DATA_DIR or TFDS's own)")
