@@ -34,5 +34,5 @@ def get_sweep():
 def get_curves():
   """The training noise level against the clean inputs' test error and the PSNR of the denoised test images at
   each noise level of `eval.noise_factors`, drawn at the sweep's end."""
-  return [("noise_factor", ["test/recon_error", "denoise/0.25/psnr_model", "denoise/0.5/psnr_model",
-                            "denoise/0.75/psnr_model"])]
+  psnrs = [f"denoise/{factor:g}/psnr_model" for factor in get_config().eval.noise_factors]
+  return [("noise_factor", ["test/recon_error", *psnrs])]
