@@ -263,9 +263,10 @@ def train_bundle(configs: Sequence[config_dict.ConfigDict],
   tick, tick_step = time.perf_counter(), step
   epoch, perm = -1, None
   try:
-    with train.signals_caught() as received, tqdm(
+    with train.stop_signals() as stop_signal, tqdm(
         total=base.num_steps, initial=step, desc=desc, unit="step", dynamic_ncols=True) as bar:
-      while step < base.num_steps and not received:
+      signum = None
+      while step < base.num_steps and not (signum := stop_signal(step)):
         if step // steps_per_epoch != epoch:
           epoch = step // steps_per_epoch
           perm = permute(data_keys, epoch)
@@ -286,11 +287,11 @@ def train_bundle(configs: Sequence[config_dict.ConfigDict],
           test_metrics, image_paths = evaluate_and_draw(state, step)
         if step % base.checkpoint_every == 0 or step == base.num_steps:
           _save(ckpts, step, state)
-      if received:
+      if signum:
         _save(ckpts, step, state)
         for ck in ckpts:
           ck.wait()
-        raise train.Interrupted(received[0], step)
+        raise train.Interrupted(signum, step)
     if not test_metrics:  # Rerun of a finished bundle: report its final numbers, already in metrics.jsonl.
       test_metrics, image_paths = evaluate_and_draw(state, step, log=False)
     summaries = []

@@ -8,7 +8,7 @@ import os
 import pathlib
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import flax.linen as nn
@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax.training import train_state
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 from ml_collections import config_dict
 from tqdm import tqdm
@@ -165,13 +166,27 @@ def make_evaluate(variant: registry.Variant, model: nn.Module, config: config_di
 
 
 @contextlib.contextmanager
-def signals_caught() -> Iterator[list[int]]:
-  """Records SIGTERM/SIGINT instead of dying, so the loop can checkpoint first."""
+def stop_signals() -> Iterator[Callable[[int], int | None]]:
+  """Catches SIGTERM/SIGINT for the loop, which calls the yielded `stop_signal(step)` before each step: the signal
+  that asks it to checkpoint and stop there, or None.
+
+  One process records the signals itself. Several processes (`jax.distributed`) must all stop at the same
+  step, or those still training wait forever on the collectives of those that stopped: JAX's preemption
+  service catches SIGTERM in any of them (a scheduler sends it to each at its own moment) and agrees on
+  the step; SIGINT is passed on to it as SIGTERM.
+  """
+  if jax.process_count() > 1:
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: os.kill(os.getpid(), signal.SIGTERM))
+    try:
+      yield lambda step: signal.SIGTERM if multihost_utils.reached_preemption_sync_point(step) else None
+    finally:
+      signal.signal(signal.SIGINT, previous)
+    return
   received: list[int] = []
   handler = lambda signum, frame: received.append(signum)  # noqa: E731
   previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
   try:
-    yield received
+    yield lambda step: received[0] if received else None
   finally:
     for s, h in previous.items():
       signal.signal(s, h)
@@ -230,9 +245,10 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
   tick, tick_step = time.perf_counter(), step
   epoch, perm = -1, None
   try:
-    with signals_caught() as received, tqdm(total=config.num_steps, initial=step, desc=config.variant,
-                                             unit="step", dynamic_ncols=True, disable=not primary) as bar:
-      while step < config.num_steps and not received:
+    with stop_signals() as stop_signal, tqdm(total=config.num_steps, initial=step, desc=config.variant,
+                                              unit="step", dynamic_ncols=True, disable=not primary) as bar:
+      signum = None
+      while step < config.num_steps and not (signum := stop_signal(step)):
         if step // steps_per_epoch != epoch:
           epoch = step // steps_per_epoch
           perm = permute(data_key, epoch, train_split.size)
@@ -254,10 +270,10 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
           test_metrics, image_paths = evaluate_and_draw(state, step)
         if step % config.checkpoint_every == 0 or step == config.num_steps:
           ckpts.save(step, state)
-      if received:
+      if signum:
         ckpts.save(step, state)
         ckpts.wait()
-        raise Interrupted(received[0], step)
+        raise Interrupted(signum, step)
     if not test_metrics:  # Rerun of a finished run: report its final numbers, already in metrics.jsonl.
       test_metrics, image_paths = evaluate_and_draw(state, step, log=False)
     ckpts.wait()
