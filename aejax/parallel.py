@@ -86,10 +86,11 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
 
 
 def sync_each_step(mesh: Mesh) -> bool:
-  """True for several CPU devices in one process, where the loop must wait for each step before the next.
+  """True for several CPU devices in one process, where the loop must wait for each step (and each evaluation
+  batch) before the next.
 
   XLA:CPU runs each device's part of a program on a shared thread pool and meets the others at every
-  all-reduce; with two steps in flight on a few cores, the parts of the next step can hold every thread
+  all-reduce; with two such programs in flight on a few cores, the parts of the next can hold every thread
   while a part of the current one waits for a thread: a deadlock (seen here with 4 forced devices on 2
   cores, after some hundred steps dispatched without waiting). GPUs and TPUs queue each device's work in
   order and need no wait.

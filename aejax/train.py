@@ -156,9 +156,14 @@ def make_evaluate(variant: registry.Variant, model: nn.Module, config: config_di
   """A function `(state, key) -> {name: mean over the split}` that runs the variant's evaluation in fixed batches."""
   batch_sums, num_batches = make_eval_sums(variant, model, config, split, mesh)
   batch_sums = jax.jit(batch_sums)
+  wait_each = mesh is not None and parallel.sync_each_step(mesh)
 
   def evaluate(state: TrainState, key: jax.Array) -> dict[str, float]:
-    sums = [batch_sums(state, split, i, key) for i in range(num_batches)]
+    sums = []
+    for i in range(num_batches):
+      sums.append(batch_sums(state, split, i, key))
+      if wait_each:
+        jax.block_until_ready(sums[-1])
     totals = jax.device_get(jax.tree.map(lambda *xs: sum(xs), *sums))
     return {k: float(v) / split.size for k, v in totals.items()}
 

@@ -1,5 +1,6 @@
 """Data parallelism: a run over 4 CPU devices, in one process or in two joined by `jax.distributed`, trains like
-the same run on 1; a batch that does not split over the devices is refused.
+the same run on 1; SIGTERM to one of two processes stops both at one step, and they resume; a batch that does
+not split over the devices is refused.
 
 The test process's JAX already has one CPU device, so the multi-device runs happen in subprocesses started
 with `--xla_force_host_platform_device_count`.
@@ -137,7 +138,6 @@ def _finish_all(tasks) -> list[tuple[int, str, str]]:
       t.kill()
 
 
-@pytest.mark.slow
 def test_two_processes_with_jax_distributed_train_like_one(runs, root, data_dir, mnist_manual_dir):
   for rc, out, err in _finish_all(_start_two_tasks(root / "two_processes", data_dir, mnist_manual_dir)):
     assert rc == 0, err[-3000:]
@@ -145,7 +145,6 @@ def test_two_processes_with_jax_distributed_train_like_one(runs, root, data_dir,
   _assert_same_training(root / "one", root / "two_processes")
 
 
-@pytest.mark.slow
 def test_sigterm_to_one_of_two_processes_stops_both_at_one_step_and_resumes(root, data_dir, mnist_manual_dir):
   """A scheduler's SIGTERM reaches each task at its own moment: here only task 1 gets it. Both must checkpoint at
   one agreed step and exit (a task left training would wait forever on the other's collectives); rerun, they
