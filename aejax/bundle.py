@@ -42,8 +42,8 @@ from jax.sharding import Mesh
 from ml_collections import config_dict, config_flags
 from tqdm import tqdm
 
-from aejax import (checkpoint, config as config_lib, input_pipeline, parallel, registry, sweep as sweep_lib, train,
-                   writers)
+from aejax import (checkpoint, config as config_lib, convolution, input_pipeline, parallel, registry,
+                   sweep as sweep_lib, train, writers)
 from aejax.errors import ConfigError
 
 MEMBER_FIELDS = ("seed", "learning_rate", "wandb.name")  # May differ within a bundle, beside the variant's hparams.
@@ -179,7 +179,7 @@ def make_bundle_step(variant: registry.Variant, model: nn.Module, base: config_d
     return new.replace(tx=state.tx), metrics
 
   return jax.jit(jax.vmap(member_step, in_axes=(0, 0, None, 0, 0)), donate_argnums=0,
-                 out_shardings=parallel.member_sharded(mesh))
+                 out_shardings=parallel.member_sharded(mesh), compiler_options=convolution.compiler_options(base))
 
 
 def base_config(configs: Sequence[config_dict.ConfigDict]) -> config_dict.ConfigDict:

@@ -1,15 +1,16 @@
 """The conv nets' layers as functions: 'SAME' convolutions chosen per backend, 2x max-pooling, 2x upsampling.
 
-On the CPU, XLA hands a plain 2-D convolution to YNNPACK, which runs this net's convolutions slower than
-XLA's other CPU convolution (Eigen), and their kernel gradients over a whole batch up to ten times slower.
-The 'cpu' implementation computes the same convolution in forms that XLA:CPU runs fast:
+On the CPU, XLA hands convolutions to YNNPACK, which runs this net's convolutions and their kernel gradients
+slower than XLA's other CPU convolution (Eigen). The 'cpu' implementation computes the same convolution in
+forms that XLA:CPU runs fast, and `compiler_options` turns YNNPACK's convolutions off for the programs that
+train with it:
 
 - output and input gradient with Eigen: YNNPACK declines a convolution whose output is wider than its
   input, so the output is computed one column wider and cropped, and the input's tangent is padded by
   one column, so that its transpose, the input gradient, is the wider one;
-- kernel gradient as a sum over chunks of the batch (`KERNEL_GRAD_CHUNK` examples each): YNNPACK's
-  kernel-gradient convolution is several times faster per example on small batches, and XLA runs the
-  chunks concurrently.
+- kernel gradient: XLA's own, which `compiler_options` keeps on Eigen too; in the whole train step that beat
+  YNNPACK's kernel gradients over chunks of the batch, the best form while YNNPACK took convolutions (see
+  the README's figures).
 
 A `jax.custom_jvp` ties these together, so forward and reverse mode (to any order) both work. Every
 implementation computes the same function of the same `nn.Conv` parameters: checkpoints move between
@@ -22,11 +23,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
+from ml_collections import config_dict
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
-# Examples per chunk of the kernel gradient. In one measurement of the seed's net at batch 256 on a 2-core
-# CPU, 32 gave 1.9x the throughput of XLA's plain convolutions; 8 gave 2.05x but doubled the compile time.
-KERNEL_GRAD_CHUNK = 32
+# XLA:CPU's library calls other than YNNPACK's convolutions (its dots stay), as `jax.jit(compiler_options=...)`.
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
 def _conv(x: jax.Array, kernel: jax.Array, padding: Sequence[tuple[int, int]], precision) -> jax.Array:
@@ -51,13 +52,6 @@ def _wide_input_conv(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
   return _conv(padded, kernel, [(top, bottom), (left - 1, right)], precision)
 
 
-def _chunked_conv(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
-  """The 'SAME' convolution over chunks of the batch; its transpose in `kernel` sums per-chunk gradients."""
-  chunks = -(-x.shape[0] // KERNEL_GRAD_CHUNK)
-  return jnp.concatenate([_conv(part, kernel, _same_padding(kernel), precision)
-                          for part in jnp.array_split(x, chunks)])
-
-
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _cpu_conv(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
   return _wide_output_conv(x, kernel, precision)
@@ -72,7 +66,7 @@ def _cpu_conv_jvp(precision, primals, tangents):
   if not isinstance(x_dot, SymbolicZero):
     terms.append(_wide_input_conv(x_dot, kernel, precision))
   if not isinstance(kernel_dot, SymbolicZero):
-    terms.append(_chunked_conv(x, kernel_dot, precision))
+    terms.append(_conv(x, kernel_dot, _same_padding(kernel), precision))
   return y, sum(terms) if terms else jnp.zeros_like(y)
 
 
@@ -108,6 +102,13 @@ def auto_conv(lhs: jax.Array, rhs: jax.Array, *args, **kwargs) -> jax.Array:
 def conv_general_dilated(impl: str) -> Callable[..., jax.Array]:
   """The `nn.Conv(conv_general_dilated=...)` function for `config.model.conv_impl`."""
   return {"auto": auto_conv, "xla": lax.conv_general_dilated, "cpu": cpu_conv}[impl]
+
+
+def compiler_options(config: config_dict.ConfigDict) -> dict[str, str] | None:
+  """The XLA options for programs that train `config`'s model on this backend: YNNPACK's convolutions off for a
+  conv net on the CPU path (see the module docstring); None where there is nothing to change."""
+  uses_cpu_path = config.model.kind == "conv" and config.model.conv_impl in ("auto", "cpu")
+  return dict(CPU_COMPILER_OPTIONS) if uses_cpu_path and jax.default_backend() == "cpu" else None
 
 
 def max_pool_2x2(x: jax.Array) -> jax.Array:

@@ -23,7 +23,7 @@ from ml_collections import config_dict
 from tqdm import tqdm
 
 import aejax.variants  # noqa: F401  (registers the variants)
-from aejax import checkpoint, config as config_lib, input_pipeline, parallel, registry, writers
+from aejax import checkpoint, config as config_lib, convolution, input_pipeline, parallel, registry, writers
 from aejax.errors import ConfigError
 
 
@@ -230,7 +230,8 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
 
   train_step = jax.jit(make_data_step(make_train_step(variant, model, config), train_split, config.batch_size,
                                       config.data.binarize == "dynamic", mesh),
-                       donate_argnums=0, out_shardings=parallel.replicated(mesh))
+                       donate_argnums=0, out_shardings=parallel.replicated(mesh),
+                       compiler_options=convolution.compiler_options(config))
   evaluate = make_evaluate(variant, model, config, test_split, mesh)
   pictures = jax.jit(lambda params, batch, key: variant.images(model, config, params, batch, key))
   image_batch = input_pipeline.make_batch(test_split, jnp.arange(min(config.num_images, test_split.size)),

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 from ml_collections import config_dict
 
 from aejax import config as config_lib
-from aejax import input_pipeline, registry, train
+from aejax import convolution, input_pipeline, registry, train
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _EXPERIMENT = _REPO / "experiments" / "ae.py"
@@ -76,7 +76,7 @@ class AejaxRunner:
     self.state = train.init_state(variant, model, config, init_key, example)
     self.step = jax.jit(train.make_data_step(train.make_train_step(variant, model, config), self.split,
                                              config.batch_size, config.data.binarize == "dynamic"),
-                        donate_argnums=0)
+                        donate_argnums=0, compiler_options=convolution.compiler_options(config))
     self.perm = jax.jit(input_pipeline.epoch_permutation, static_argnums=2)(data_key, 0, self.split.size)
     self.run(max(warmup_steps, 1))
 

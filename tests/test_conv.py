@@ -56,8 +56,7 @@ def test_transposed_conv_decoder_shapes(spatial_code):
 
 
 @pytest.mark.parametrize("spatial_code", [True, False])
-def test_cpu_path_equals_xla_conv_forward_and_gradients(spatial_code, monkeypatch):
-  monkeypatch.setattr(convolution, "KERNEL_GRAD_CHUNK", 3)  # Kernel gradients over chunks of 3, 3 and 2.
+def test_cpu_path_equals_xla_conv_forward_and_gradients(spatial_code):
   cpu, xla = (_model(conv_impl=impl, spatial_code=spatial_code) for impl in ("cpu", "xla"))
   x = jax.random.uniform(jax.random.key(1), (8, 28, 28, 1))
   params = jax.jit(cpu.init)(jax.random.key(0), x)  # One parameter layout for both.
@@ -76,8 +75,7 @@ def test_cpu_path_equals_xla_conv_forward_and_gradients(spatial_code, monkeypatc
 
 
 @pytest.mark.parametrize("cin,cout,kernel", [(3, 8, (3, 3)), (8, 3, (3, 3)), (2, 4, (5, 3))])
-def test_cpu_conv_matches_xla_over_uneven_kernel_gradient_chunks(cin, cout, kernel, monkeypatch):
-  monkeypatch.setattr(convolution, "KERNEL_GRAD_CHUNK", 2)  # 5 examples: chunks of 2, 2 and 1.
+def test_cpu_conv_matches_xla_for_other_shapes(cin, cout, kernel):
   x = jax.random.normal(jax.random.key(0), (5, 6, 5, cin))
   convs = [nn.Conv(cout, kernel, padding="SAME", conv_general_dilated=convolution.conv_general_dilated(impl))
            for impl in ("cpu", "xla")]
@@ -86,6 +84,24 @@ def test_cpu_conv_matches_xla_over_uneven_kernel_gradient_chunks(cin, cout, kern
                                      params, x) for c in convs)
   for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_cpu_compiler_options_keep_the_conv_train_step_off_ynnpack():
+  """The options go to conv nets on the CPU path alone, and the step compiled with them has no YNNPACK call (XLA
+  names those fusions '__ynn_fusion'), while the default compilation of the same step has some."""
+  config = config_lib.from_file(f"{_EXPERIMENT}:smoke")
+  options = convolution.compiler_options(config)
+  assert options is not None
+  for field, value in (("model.kind", "mlp"), ("model.conv_impl", "xla")):
+    other = config.copy_and_resolve_references()
+    other.update_from_flattened_dict({field: value})
+    assert convolution.compiler_options(other) is None
+  model = registry.get(config.variant).build_model(config, (28, 28, 1))
+  x = jnp.zeros((4, 28, 28, 1))
+  params = jax.eval_shape(model.init, jax.random.key(0), x)
+  grad = jax.grad(lambda p, x: jnp.sum(model.apply(p, x)["logits"]))
+  default, chosen = (jax.jit(grad, compiler_options=o).lower(params, x).compile().as_text() for o in (None, options))
+  assert "__ynn_fusion" in default and "__ynn_fusion" not in chosen
 
 
 def test_auto_picks_the_cpu_path_on_cpu_and_rejects_what_it_does_not_support():
