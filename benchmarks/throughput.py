@@ -159,11 +159,13 @@ def summarize(values: list[float]) -> dict[str, float]:
   return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def base_parser(description: str, steps: int, warmup_steps: int) -> argparse.ArgumentParser:
+def base_parser(description: str, steps: int, warmup_steps: int, keras_required: bool = True
+                ) -> argparse.ArgumentParser:
   """The arguments every Keras-beside-aejax benchmark takes, with its own step defaults."""
   parser = argparse.ArgumentParser(description=description)
-  parser.add_argument("--keras_python", required=True,
-                      help="python of a virtualenv with TensorFlow, e.g. /work/kerasvenv/bin/python")
+  parser.add_argument("--keras_python", required=keras_required, default=None,
+                      help="python of a virtualenv with TensorFlow, e.g. /work/kerasvenv/bin/python"
+                      + ("" if keras_required else "; without it, aejax's sides alone (e.g. on a GPU)"))
   parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
   parser.add_argument("--steps", type=int, default=steps, help="timed train steps per round, each side")
   parser.add_argument("--warmup_steps", type=int, default=warmup_steps,
