@@ -10,7 +10,11 @@ train with it:
   one column, so that its transpose, the input gradient, is the wider one;
 - kernel gradient: XLA's own, which `compiler_options` keeps on Eigen too; in the whole train step that beat
   YNNPACK's kernel gradients over chunks of the batch, the best form while YNNPACK took convolutions (see
-  the README's figures).
+  the README's figures);
+- one-channel layers (an image in, or logits out), where Eigen's convolution is far below its speed on
+  the wider layers, as matrix products: one input channel, the input's k*k shifted copies (each one
+  channel wide) times the kernel; one output channel, the input times the kernel's k*k taps, then the
+  k*k one-channel results shifted and summed, which is also the form of that layer's kernel gradient.
 
 A `jax.custom_jvp` ties these together, so forward and reverse mode (to any order) both work. Every
 implementation computes the same function of the same `nn.Conv` parameters: checkpoints move between
@@ -52,21 +56,55 @@ def _wide_input_conv(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
   return _conv(padded, kernel, [(top, bottom), (left - 1, right)], precision)
 
 
+def _taps(kernel: jax.Array) -> list[tuple[int, int]]:
+  """The kernel's (row, column) offsets in the row-major order of `kernel.reshape(kh * kw, ...)`."""
+  return [(dy, dx) for dy in range(kernel.shape[0]) for dx in range(kernel.shape[1])]
+
+
+def _one_input_conv(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
+  """The 'SAME' convolution of a one-channel `x`: its shifted copies, one per tap, times the kernel."""
+  kh, kw, _, features = kernel.shape
+  h, w = x.shape[1:3]
+  padded = jnp.pad(x[..., 0], ((0, 0), *_same_padding(kernel)))
+  patches = jnp.stack([padded[:, dy:dy + h, dx:dx + w] for dy, dx in _taps(kernel)], axis=-1)
+  return jnp.dot(patches, kernel.reshape(kh * kw, features), precision=precision)
+
+
+def _one_output_conv(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
+  """The 'SAME' convolution to one channel: `x` times each tap, then the one-channel maps shifted and summed."""
+  kh, kw, channels, _ = kernel.shape
+  h, w = x.shape[1:3]
+  per_tap = jnp.dot(x, kernel.reshape(kh * kw, channels).T, precision=precision)
+  padded = jnp.pad(per_tap, ((0, 0), *_same_padding(kernel), (0, 0)))
+  return sum(padded[:, dy:dy + h, dx:dx + w, t] for t, (dy, dx) in enumerate(_taps(kernel)))[..., None]
+
+
+def _forward(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
+  channels, features = kernel.shape[2:]
+  if channels == 1:
+    return _one_input_conv(x, kernel, precision)
+  if features == 1:
+    return _one_output_conv(x, kernel, precision)
+  return _wide_output_conv(x, kernel, precision)
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _cpu_conv(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
-  return _wide_output_conv(x, kernel, precision)
+  return _forward(x, kernel, precision)
 
 
 def _cpu_conv_jvp(precision, primals, tangents):
   # Linear in each tangent; reverse mode transposes these terms into the input and kernel gradients.
   x, kernel = primals
   x_dot, kernel_dot = tangents
-  y = _wide_output_conv(x, kernel, precision)
+  y = _forward(x, kernel, precision)
   terms = []
   if not isinstance(x_dot, SymbolicZero):
     terms.append(_wide_input_conv(x_dot, kernel, precision))
   if not isinstance(kernel_dot, SymbolicZero):
-    terms.append(_conv(x, kernel_dot, _same_padding(kernel), precision))
+    one_output = kernel.shape[3] == 1 and kernel.shape[2] > 1
+    terms.append(_one_output_conv(x, kernel_dot, precision) if one_output
+                 else _conv(x, kernel_dot, _same_padding(kernel), precision))
   return y, sum(terms) if terms else jnp.zeros_like(y)
 
 
@@ -112,12 +150,14 @@ def compiler_options(config: config_dict.ConfigDict) -> dict[str, str] | None:
 
 
 def max_pool_2x2(x: jax.Array) -> jax.Array:
-  """2x2 max-pooling with stride 2 of (B, H, W, C), H and W even, as the max of four strided slices.
+  """2x2 max-pooling with stride 2 of (B, H, W, C), H and W even, as a max over reshaped 2x2 windows.
 
-  Elementwise maxima cost XLA:CPU a fraction of `nn.max_pool`'s reduce-window and its select-and-scatter
-  gradient; where a window's maxima tie, the gradient is shared between them instead of going to one.
+  A reduction costs XLA:CPU a fraction of `nn.max_pool`'s reduce-window and its select-and-scatter
+  gradient, and its gradient less than that of the maximum of four strided slices inside the train step;
+  where a window's maxima tie, the gradient is shared between them instead of going to one.
   """
-  return jnp.maximum(jnp.maximum(x[:, 0::2, 0::2], x[:, 0::2, 1::2]), jnp.maximum(x[:, 1::2, 0::2], x[:, 1::2, 1::2]))
+  b, h, w, c = x.shape
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
 def upsample_2x(x: jax.Array) -> jax.Array:
