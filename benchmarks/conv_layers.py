@@ -23,7 +23,8 @@ SEED_NET = ((28, 1, 32), (14, 32, 64), (7, 64, 128), (7, 128, 64), (14, 64, 32),
 
 def _median_ms(fn, args, reps: int) -> float:
   fn = jax.jit(fn, compiler_options=convolution.CPU_COMPILER_OPTIONS)  # As the train step is compiled.
-  jax.block_until_ready(fn(*args))
+  for _ in range(3):  # Compilation, then warm-up: the first timed part of a fresh process ran up to 2x slow.
+    jax.block_until_ready(fn(*args))
   times = []
   for _ in range(reps):
     start = time.perf_counter()
