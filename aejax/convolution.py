@@ -80,6 +80,7 @@ def _one_output_conv(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
 
 
 def _forward(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
+  """The convolution's value: a matrix-product form for a one-channel layer, else Eigen's convolution."""
   channels, features = kernel.shape[2:]
   if channels == 1:
     return _one_input_conv(x, kernel, precision)
