@@ -79,12 +79,16 @@ def _one_output_conv(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
   return sum(padded[:, dy:dy + h, dx:dx + w, t] for t, (dy, dx) in enumerate(_taps(kernel)))[..., None]
 
 
+def _has_one_output_only(kernel: jax.Array) -> bool:
+  """Whether the layer maps several channels to one, the case `_one_output_conv` computes."""
+  return kernel.shape[2] > 1 and kernel.shape[3] == 1
+
+
 def _forward(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
   """The convolution's value: a matrix-product form for a one-channel layer, else Eigen's convolution."""
-  channels, features = kernel.shape[2:]
-  if channels == 1:
+  if kernel.shape[2] == 1:
     return _one_input_conv(x, kernel, precision)
-  if features == 1:
+  if _has_one_output_only(kernel):
     return _one_output_conv(x, kernel, precision)
   return _wide_output_conv(x, kernel, precision)
 
@@ -103,8 +107,7 @@ def _cpu_conv_jvp(precision, primals, tangents):
   if not isinstance(x_dot, SymbolicZero):
     terms.append(_wide_input_conv(x_dot, kernel, precision))
   if not isinstance(kernel_dot, SymbolicZero):
-    one_output = kernel.shape[3] == 1 and kernel.shape[2] > 1
-    terms.append(_one_output_conv(x, kernel_dot, precision) if one_output
+    terms.append(_one_output_conv(x, kernel_dot, precision) if _has_one_output_only(kernel)
                  else _conv(x, kernel_dot, _same_padding(kernel), precision))
   return y, sum(terms) if terms else jnp.zeros_like(y)
 
