@@ -5,6 +5,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import orbax.checkpoint as ocp
 import pytest
 
@@ -66,14 +67,17 @@ def test_concat_layer_input_is_the_input_joined_with_its_reconstruction():
 
 
 @pytest.mark.parametrize("stack_input", ["codes", "concat"])
-def test_each_stage_moves_only_its_layer_and_starts_a_fresh_adam(stack_input):
+def test_each_stage_moves_only_its_layer_and_starts_a_fresh_adam_once(stack_input):
   config = _config(stack_input=stack_input, learning_rate=0.01)
   variant, model, state, x = _setup(config)
   step = jax.jit(train.make_train_step(variant, model, config))
-  for stage in (0, 0, 0, 1, 1, 1, 2, 2, 2, 3):
+  for stage in (0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3):
     before = state.params["params"]
     state, metrics = step(state, {"image": x}, jax.random.key(1))
     assert float(metrics["stage"]) == stage
+    # Adam's step count restarts with each stage only: fine-tuning keeps one optimiser to the end.
+    counts = {int(c) for _, c in optax.tree_utils.tree_get_all_with_path(state.opt_state, "count")}
+    assert counts == {int(state.step) - 3 * stage}, (int(state.step), counts)
     for name, layer in state.params["params"].items():
       moved = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(layer), jax.tree.leaves(before[name]))]
       assert all(moved) if stage in (3, int(name[-1])) else not any(moved), (stage, name)

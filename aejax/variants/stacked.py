@@ -93,8 +93,8 @@ def train_step(model: models.StackedAutoEncoder, config: Config, state, batch: B
 
   value, grads = jax.lax.switch(stage, [objective(k) for k in range(num_layers + 1)], state.params)
   opt_state = state.opt_state
-  if config.pretrain_steps > 0:
-    restart = state.step % config.pretrain_steps == 0
+  if config.pretrain_steps > 0:  # A fresh optimiser at the start of each stage, fine-tuning included, once.
+    restart = (state.step % config.pretrain_steps == 0) & (state.step // config.pretrain_steps <= num_layers)
     opt_state = jax.tree.map(lambda fresh, old: jnp.where(restart, fresh, old), state.tx.init(state.params), opt_state)
   updates, opt_state = state.tx.update(grads, opt_state, state.params)
   updates = jax.tree_util.tree_map_with_path(
