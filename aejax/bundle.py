@@ -29,7 +29,7 @@ import functools
 import pathlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -151,7 +151,8 @@ def _stack(trees: Sequence[Any]) -> Any:
 
 
 def init_bundle(variant: registry.Variant, model: nn.Module, configs: Sequence[config_dict.ConfigDict],
-                base: config_dict.ConfigDict, input_shape: tuple[int, ...]):
+                base: config_dict.ConfigDict, input_shape: tuple[int, ...]
+                ) -> tuple[train.TrainState, jax.Array, tuple[jax.Array, ...]]:
   """The stacked fresh states of `configs`' members, their learning rates (N,), and their train, data, eval and
   image keys (N,) each, split from each member's seed as `train.train_and_evaluate` splits them."""
   seed_keys = jax.vmap(lambda seed: jax.random.split(jax.random.key(seed), 5))(
@@ -166,7 +167,7 @@ def init_bundle(variant: registry.Variant, model: nn.Module, configs: Sequence[c
 
 
 def make_bundle_step(variant: registry.Variant, model: nn.Module, base: config_dict.ConfigDict,
-                     split: input_pipeline.Split, mesh: Mesh):
+                     split: input_pipeline.Split, mesh: Mesh) -> Callable[..., tuple[train.TrainState, train.Metrics]]:
   """`train.make_data_step` vmapped over the members and jitted (the state donated):
   `(states, rates, split, perms, keys) -> (states, metrics)`, each member's updates scaled by its rate, the
   outputs split over `mesh`'s 'members' axis as the inputs (see `split_members`)."""
@@ -174,7 +175,7 @@ def make_bundle_step(variant: registry.Variant, model: nn.Module, base: config_d
                                    base.data.binarize == "dynamic")
 
   def member_step(state: train.TrainState, rate: jax.Array, split: input_pipeline.Split, perm: jax.Array,
-                  key: jax.Array):
+                  key: jax.Array) -> tuple[train.TrainState, train.Metrics]:
     new, metrics = data_step(state.replace(tx=_scaled(state.tx, rate)), split, perm, key)
     return new.replace(tx=state.tx), metrics
 
@@ -221,9 +222,8 @@ def train_bundle(configs: Sequence[config_dict.ConfigDict],
   ckpts, members = [], []
   for k, (config, workdir) in enumerate(zip(configs, workdirs)):
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
     ckpts.append(checkpoint.Checkpoints(workdir, config.keep_checkpoints))
-    members.append(ckpts[-1].restore_latest(member(state, k)))
+    members.append(train.resume(ckpts[-1], member(state, k), config, workdir))
   steps = sorted({int(m.step) for m in members})
   if len(steps) > 1:
     for ck in ckpts:
@@ -240,8 +240,8 @@ def train_bundle(configs: Sequence[config_dict.ConfigDict],
                              in_axes=(0, None)), out_shardings=parallel.member_sharded(mesh))
   batch_sums, num_batches = train.make_eval_sums(variant, model, base, test_split)
   member_sums = jax.jit(jax.vmap(batch_sums, in_axes=(0, None, None, 0)))
-  pictures = jax.jit(jax.vmap(lambda params, batch, key: variant.images(model, base, params, batch, key),
-                              in_axes=(0, None, 0)))
+  pictures = jax.jit(jax.vmap(lambda params, batch, key, hp: variant.images(model, base, params, batch, key, hp),
+                              in_axes=(0, None, 0, 0)))
   image_batch = input_pipeline.make_batch(test_split, jnp.arange(min(base.num_images, test_split.size)),
                                           image_keys[0], False)
   steps_per_epoch = train_split.size // base.batch_size
@@ -249,7 +249,7 @@ def train_bundle(configs: Sequence[config_dict.ConfigDict],
   def evaluate_and_draw(state: train.TrainState, step: int, log: bool = True):
     sums = [member_sums(state, test_split, i, eval_keys) for i in range(num_batches)]
     totals = jax.device_get(jax.tree.map(lambda *xs: sum(xs), *sums))
-    drawn = jax.device_get(pictures(state.params, image_batch, image_keys))
+    drawn = jax.device_get(pictures(state.params, image_batch, image_keys, state.hparams))
     metrics, paths = [], []
     for k, writer in enumerate(bundle_writers):
       metrics.append({f"test/{name}": float(v[k]) / test_split.size for name, v in totals.items()})
@@ -358,4 +358,5 @@ if __name__ == "__main__":
           "config", None, "Experiment config file with a get_sweep() (append ':smoke' for tiny members).",
           lock_config=True),
       root=flags.DEFINE_string("root", None, "Sweep folder: member ID trains in ROOT/ID."),
-      run_ids=flags.DEFINE_list("members", None, "Run ids of the sweep members to train together.")))
+      run_ids=flags.DEFINE_list("members", None, "Run ids of the sweep members to train together.")),
+      flags_parser=config_lib.flags_parser("aejax"))

@@ -2,6 +2,7 @@
 import pathlib
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
 
 
@@ -12,11 +13,20 @@ class Checkpoints:
   mid-write never leaves a checkpoint that looks finished; such leftovers are removed on the next start.
   """
 
-  def __init__(self, workdir: str | pathlib.Path, keep: int):
+  def __init__(self, workdir: str | pathlib.Path, keep: int, read_only: bool = False):
+    """`read_only` is for a reader beside a run that may still be training (the evaluation suite): it neither
+    creates nor cleans the directory, and involves this process only, not the others of a multi-process run."""
     self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
-    self._manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True))
+    if read_only:
+      this_process = jax.process_index()
+      options = ocp.CheckpointManagerOptions(
+          read_only=True, create=False, cleanup_tmp_directories=False, save_interval_steps=0,
+          multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=this_process,
+                                                                     active_processes={this_process}))
+    else:
+      options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True)
+    self._manager = ocp.CheckpointManager(self.directory, item_handlers=ocp.StandardCheckpointHandler(),
+                                          options=options)
 
   @property
   def latest_step(self) -> int | None:
@@ -28,11 +38,15 @@ class Checkpoints:
       self._manager.save(step, args=ocp.args.StandardSave(_arrays(state)), force=True)
 
   def restore_latest(self, state: Any) -> Any:
-    """`state` with its arrays replaced by the latest checkpoint's, or `state` unchanged if there is none."""
+    """`state` with its arrays replaced by the latest checkpoint's, or `state` unchanged if there is none; a
+    `ValueError` if the checkpoint's arrays do not fit `state` (another model's)."""
     step = self._manager.latest_step()
     if step is None:
       return state
-    restored = self._manager.restore(step, args=ocp.args.StandardRestore(_arrays(state)))
+    arrays = _arrays(state)
+    if _shapes(self._manager.item_metadata(step).tree) != _shapes(arrays):
+      raise ValueError(f"checkpoint {step} in {self.directory} holds arrays of other shapes than this state's")
+    restored = self._manager.restore(step, args=ocp.args.StandardRestore(arrays))
     return state.replace(**restored)
 
   def wait(self) -> None:
@@ -40,6 +54,10 @@ class Checkpoints:
 
   def close(self) -> None:
     self._manager.close()
+
+
+def _shapes(tree: Any) -> list[tuple[int, ...]]:
+  return sorted(tuple(leaf.shape) for leaf in jax.tree.leaves(tree))
 
 
 def _arrays(state: Any) -> dict[str, Any]:

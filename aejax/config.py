@@ -5,8 +5,13 @@ overridden from the command line (`--config.beta=4`). `validate` runs before any
 turns a bad value into one `ConfigError` line naming the field, the value and the fix.
 """
 import importlib.util
+import json
 import pathlib
+import re
+import sys
+from collections.abc import Callable
 
+from absl import flags, logging
 from ml_collections import config_dict
 
 from aejax.errors import ConfigError
@@ -163,6 +168,49 @@ def from_file(spec: str) -> config_dict.ConfigDict:
   return module.get_config(arg) if arg else module.get_config()
 
 
+def flags_parser(program: str) -> Callable[[list[str]], list[str]]:
+  """The `app.run(..., flags_parser=...)` of a command with a `--config` flag: a bad flag ends it with one line
+  `PROGRAM: error: ...` (a bad config argument, a config file that is not there, a field that does not exist),
+  not a traceback through the flag parser. Without `--verbosity`, absl's INFO lines (orbax writes about a
+  hundred per run) stay out of the progress bar's way."""
+
+  def parse(argv: list[str]) -> list[str]:
+    try:
+      args = flags.FLAGS(argv)
+      if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+      return args
+    except flags.Error as e:  # ConfigError from get_config(arg) arrives inside ml_collections' text of the error.
+      message = str(e).rpartition(f"{ConfigError.__module__}.{ConfigError.__name__}: ")[2].strip()
+    except OSError as e:  # ml_collections could not load the --config file.
+      message = f"--config: {str(e).strip().splitlines()[-1].strip()}: give a config file, e.g. experiments/vae.py"
+    except AttributeError as e:  # ml_collections: a --config.FIELD override names no field.
+      name, suggestion = re.search(r"'([\w.]+)", str(e)), re.search(r'mean "([\w.]+)"', str(e))
+      message = (f"the config has no field {name.group(1) if name else str(e)!r}"
+                 f"{f' (did you mean {suggestion.group(1)!r}?)' if suggestion else ''}: check the --config.FIELD "
+                 "flags against aejax/config.py and the experiment file")
+    sys.exit(f"{program}: error: {message}")
+
+  return parse
+
+
+def changed_fields(saved_path: pathlib.Path, config: config_dict.ConfigDict) -> list[str]:
+  """'field: saved -> now' for each field where `config` differs from the config.json at `saved_path` ([] if
+  there is none)."""
+  if not saved_path.exists():
+    return []
+  saved, now = _flat(json.loads(saved_path.read_text())), _flat(json.loads(config.to_json_best_effort()))
+  return [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in sorted(saved.keys() | now.keys())
+          if saved.get(k) != now.get(k)]
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+  flat = {}
+  for k, v in tree.items():
+    flat.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+  return flat
+
+
 def _require(ok: bool, field: str, value, fix: str) -> None:
   if not ok:
     raise ConfigError(f"{field}={value!r}: {fix}")
@@ -196,7 +244,14 @@ def validate(config: config_dict.ConfigDict) -> None:
   _require(config.batch_size > 0, "config.batch_size", config.batch_size, "use a positive batch size, e.g. 256")
   _require(config.num_steps > 0, "config.num_steps", config.num_steps, "train for at least one step")
   _require(config.learning_rate > 0, "config.learning_rate", config.learning_rate, "use a positive rate, e.g. 1e-3")
-  for field in ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "eval_batch_size"):
+  _require(config.warmup_steps >= 0, "config.warmup_steps", config.warmup_steps, "use 0 (off) or a step count")
+  _require(config.lr_schedule != "cosine" or config.warmup_steps < config.num_steps, "config.warmup_steps",
+           config.warmup_steps, f"the cosine schedule decays after the warm-up: use fewer than num_steps="
+           f"{config.num_steps} warm-up steps")
+  _require(config.weight_decay >= 0, "config.weight_decay", config.weight_decay, "use 0 (off) or a positive decay")
+  _require(config.grad_clip_norm >= 0, "config.grad_clip_norm", config.grad_clip_norm,
+           "use 0 (no clipping) or a positive global norm, e.g. 1.0")
+  for field in ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "eval_batch_size", "num_images"):
     _require(config[field] > 0, f"config.{field}", config[field], "use a positive integer")
   widths = tuple(config.model.encoder_widths) + tuple(config.model.decoder_widths or ())
   _require(all(w > 0 for w in widths), "config.model.encoder_widths/decoder_widths", widths,

@@ -50,8 +50,11 @@ def _field(config: dict, field: str) -> Any:
   for part in field.split("."):
     if not isinstance(value, dict) or part not in value:
       raise ConfigError(f"--x={field!r} is not a config field of the sweep's runs: use a dotted field such as beta, "
-                        "noise_factor or model.encoder_widths")
+                        "noise_factor or data.num_train")
     value = value[part]
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    raise ConfigError(f"--x={field!r} has the value {value!r}, not a number: curves plot metrics against a numeric "
+                      "field; use one such as beta, noise_factor or latent_dim")
   return value
 
 

@@ -3,9 +3,9 @@
     python -m aejax.evaluate --workdir RUN [--suite recon,anomaly,denoise,impute,generate,nll] [--nll_samples K]
 
 Suites (errors and likelihoods per image, in the units of the README: squared error summed over pixels, nats):
-- recon: test squared error and BCE, beside PCA with as many components as the code has, fitted on the train
-  split; k-means clustering accuracy (Hungarian-matched) and linear-probe accuracy of the codes, beside the same
-  on PCA codes and raw pixels.
+- recon: test squared error and BCE, beside PCA with as many components as the code has, fitted on the first
+  `eval.num_train` train images; k-means clustering accuracy (Hungarian-matched) and linear-probe accuracy of
+  the codes, beside the same on PCA codes and raw pixels.
 - anomaly: one-class runs (`data.train_labels`): AUROC of telling the other digits of the test split from the
   normal ones by reconstruction error, BCE and, for VAEs, the negative ELBO and the importance-weighted NLL.
 - denoise: PSNR and SSIM at each `eval.noise_factors` of the model's output on the noisy test images, beside
@@ -158,7 +158,7 @@ def restore(workdir: str | pathlib.Path, config: config_dict.ConfigDict | None =
                       f"{test_split.images.shape[1]}x{test_split.images.shape[2]} images; use at most {side}")
   example = jnp.zeros((1, *test_split.images.shape[1:]), jnp.float32)
   state = train.init_state(variant, model, config, jax.random.key(config.seed), example)
-  ckpts = checkpoint.Checkpoints(workdir, config.keep_checkpoints)
+  ckpts = checkpoint.Checkpoints(workdir, config.keep_checkpoints, read_only=True)
   try:
     if ckpts.latest_step is None:
       raise ConfigError(f"--workdir={str(workdir)!r} has no checkpoint yet: train it first with "
@@ -328,7 +328,7 @@ def evaluate_run(workdir: str | pathlib.Path, suites: Sequence[str] | None = Non
     suite_metrics, suite_pictures = SUITES[name](run)
     results.update(suite_metrics)
     pictures.update(suite_pictures)
-  writer = writers.MetricWriter(workdir, config, run.step)
+  writer = writers.MetricWriter(workdir, config, start_step=None)  # Appends: the run may still be training.
   try:
     writer.write_scalars(run.step, results)
     paths = writer.write_images(run.step, pictures)

@@ -8,6 +8,8 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from aejax import config as config_lib
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (append ':smoke' for a tiny run).",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, metrics.jsonl, images. Reused to resume.")
@@ -42,4 +44,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_lib.flags_parser("aejax"))

@@ -25,8 +25,8 @@ Config = config_dict.ConfigDict
 LossFn = Callable[[nn.Module, Config, Params, Batch, jax.Array, HParams, jax.Array], tuple[jax.Array, dict]]
 # (model, config, params, batch, key, hparams) -> {name: (B,) per-example values}
 EvalFn = Callable[[nn.Module, Config, Params, Batch, jax.Array, HParams], dict[str, jax.Array]]
-# (model, config, params, batch, key) -> {name: (rows, N, H, W, C) images in [0, 1]}
-ImagesFn = Callable[[nn.Module, Config, Params, Batch, jax.Array], dict[str, jax.Array]]
+# (model, config, params, batch, key, hparams) -> {name: (rows, N, H, W, C) images in [0, 1]}
+ImagesFn = Callable[[nn.Module, Config, Params, Batch, jax.Array, HParams], dict[str, jax.Array]]
 # (model, config, state, batch, key) -> (state, metrics)
 TrainStepFn = Callable[[nn.Module, Config, Any, Batch, jax.Array], tuple[Any, dict]]
 

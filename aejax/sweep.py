@@ -108,6 +108,8 @@ def load(spec: str, config: config_dict.ConfigDict | None = None) -> dict[str, O
   if get_sweep is None:
     raise ConfigError(f"{path} defines no sweep: add get_sweep() returning e.g. "
                       "sweep_lib.sweep('seed', [0, 1, 2]) (see experiments/beta_vae.py)")
+  import aejax.variants  # noqa: F401  pylint: disable=g-import-not-at-top  (registers them; slow for --help)
+  from aejax import registry  # pylint: disable=g-import-not-at-top
   members = {}
   for overrides in get_sweep():
     name = run_id(overrides)
@@ -115,7 +117,9 @@ def load(spec: str, config: config_dict.ConfigDict | None = None) -> dict[str, O
       raise ConfigError(f"{path}: get_sweep() members {members[name]} and {overrides} share the run id {name!r}: "
                         "make their values differ")
     try:
-      config_lib.validate(override(config, overrides))
+      member = override(config, overrides)
+      config_lib.validate(member)
+      registry.get(member.variant).validate(member)
     except ConfigError as e:
       raise ConfigError(f"{path}: sweep member {name}: {e}") from e
     members[name] = overrides

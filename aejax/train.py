@@ -1,4 +1,5 @@
-"""The train loop: one jitted step `(state, batch, key) -> (state, metrics)`, evaluation, checkpoints, logs.
+"""The train loop: one jitted step `(state, split, perm, key) -> (state, metrics)` that gathers its batch on device
+(`make_data_step` around a variant's `(state, batch, key)` step), evaluation, checkpoints, logs.
 
 Nothing here knows a variant: the model, loss, evaluation and pictures come from `aejax.registry`.
 """
@@ -30,6 +31,12 @@ from aejax.errors import ConfigError
 class TrainState(train_state.TrainState):
   """flax's TrainState plus the variant's scalar hyper-parameters, carried as arrays."""
   hparams: dict[str, jax.Array]
+
+
+Metrics = dict[str, jax.Array]
+StepFn = Callable[[TrainState, registry.Batch, jax.Array], tuple[TrainState, Metrics]]  # (state, batch, key)
+DataStepFn = Callable[[TrainState, input_pipeline.Split, jax.Array, jax.Array],
+                      tuple[TrainState, Metrics]]  # (state, split, perm, key)
 
 
 class Interrupted(Exception):
@@ -86,12 +93,12 @@ def init_state(variant: registry.Variant, model: nn.Module, config: config_dict.
   return compile_cheaply(functools.partial(create_state, variant, model, config), key, example)
 
 
-def compile_cheaply(fn, *args):
+def compile_cheaply(fn: Callable[..., Any], *args: Any) -> Any:
   """`jax.jit(fn)(*args)` compiled at XLA's cheapest optimisation level: for code that runs once (initialisation)."""
   return jax.jit(fn).lower(*args).compile(compiler_options={"xla_backend_optimization_level": 0})(*args)
 
 
-def make_train_step(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict):
+def make_train_step(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict) -> StepFn:
   """The pure step `(state, batch, key) -> (state, metrics)`: the variant's own, or one gradient step on its loss."""
   if variant.train_step is not None:
     return functools.partial(variant.train_step, model, config)
@@ -110,8 +117,8 @@ def _sharded_over(mesh: Mesh | None):
   return (lambda tree: tree) if mesh is None else functools.partial(parallel.shard_batch, mesh=mesh)
 
 
-def make_data_step(train_step, split: input_pipeline.Split, batch_size: int, dynamic_binarize: bool,
-                   mesh: Mesh | None = None):
+def make_data_step(train_step: StepFn, split: input_pipeline.Split, batch_size: int, dynamic_binarize: bool,
+                   mesh: Mesh | None = None) -> DataStepFn:
   """Wraps `train_step` so the batch is gathered on device from `split`, in the order `perm` gives.
 
   With `mesh`, each device gathers its slice of the batch and XLA averages the gradients over them.
@@ -119,7 +126,8 @@ def make_data_step(train_step, split: input_pipeline.Split, batch_size: int, dyn
   steps_per_epoch = split.size // batch_size
   sharded = _sharded_over(mesh)
 
-  def step(state: TrainState, split: input_pipeline.Split, perm: jax.Array, key: jax.Array):
+  def step(state: TrainState, split: input_pipeline.Split, perm: jax.Array, key: jax.Array) -> tuple[TrainState,
+           Metrics]:
     start = (state.step % steps_per_epoch) * batch_size
     batch_key, step_key = jax.random.split(jax.random.fold_in(key, state.step))
     indices = sharded(jax.lax.dynamic_slice(perm, (start,), (batch_size,)))
@@ -130,7 +138,8 @@ def make_data_step(train_step, split: input_pipeline.Split, batch_size: int, dyn
 
 
 def make_eval_sums(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict,
-                   split: input_pipeline.Split, mesh: Mesh | None = None):
+                   split: input_pipeline.Split, mesh: Mesh | None = None
+                   ) -> tuple[Callable[[TrainState, input_pipeline.Split, jax.Array, jax.Array], Metrics], int]:
   """The pure `(state, split, index, key) -> {name: sum over batch index}` of the variant's evaluation, and the
   number of fixed-size batches that cover `split` (the last one padded and masked).
 
@@ -141,7 +150,7 @@ def make_eval_sums(variant: registry.Variant, model: nn.Module, config: config_d
     batch_size = parallel.round_up(batch_size, mesh)
   sharded = _sharded_over(mesh)
 
-  def batch_sums(state: TrainState, split: input_pipeline.Split, index: jax.Array, key: jax.Array):
+  def batch_sums(state: TrainState, split: input_pipeline.Split, index: jax.Array, key: jax.Array) -> Metrics:
     ids = sharded(index * batch_size + jnp.arange(batch_size))
     valid = (ids < split.size).astype(jnp.float32)
     batch = sharded(input_pipeline.make_batch(split, jnp.minimum(ids, split.size - 1), key, False))
@@ -152,7 +161,8 @@ def make_eval_sums(variant: registry.Variant, model: nn.Module, config: config_d
 
 
 def make_evaluate(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict,
-                  split: input_pipeline.Split, mesh: Mesh | None = None):
+                  split: input_pipeline.Split, mesh: Mesh | None = None
+                  ) -> Callable[[TrainState, jax.Array], dict[str, float]]:
   """A function `(state, key) -> {name: mean over the split}` that runs the variant's evaluation in fixed batches."""
   batch_sums, num_batches = make_eval_sums(variant, model, config, split, mesh)
   batch_sums = jax.jit(batch_sums)
@@ -200,8 +210,31 @@ def stop_signals() -> Iterator[Callable[[int], int | None]]:
 def check_batch_fits(config: config_dict.ConfigDict, split: input_pipeline.Split) -> None:
   """A `ConfigError` if one batch needs more images than the train split holds."""
   if config.batch_size > split.size:
+    more = f", or more images (config.data.num_train={config.data.num_train})" if config.data.num_train else ""
     raise ConfigError(f"config.batch_size={config.batch_size} is larger than the {split.size} training images "
-                      f"of {config.data.name!r}: use a batch size of at most {split.size}")
+                      f"of {config.data.name!r}: use a batch size of at most {split.size}{more}")
+
+
+def resume(ckpts: checkpoint.Checkpoints, state: Any, config: config_dict.ConfigDict, workdir: pathlib.Path,
+           write_config: bool = True) -> Any:
+  """`state` from the run's latest checkpoint (unchanged if none), then `config` saved as its config.json.
+
+  A checkpoint of another model (a field that shapes it changed since) ends the run with one line naming the
+  changed fields, and the run's config.json stays as it was.
+  """
+  try:
+    state = ckpts.restore_latest(state)
+  except ValueError as e:  # Orbax: the checkpoint's tree or shapes differ from this config's model.
+    changed = config_lib.changed_fields(workdir / "config.json", config)
+    detail = f" (changed: {'; '.join(changed)})" if changed else ""
+    raise ConfigError(f"--workdir={str(workdir)!r} holds checkpoints of another model{detail}: use a new --workdir "
+                      "for this config, or the values the run was started with") from e
+  if write_config:
+    path = workdir / "config.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(config.to_json_best_effort(indent=2))
+    tmp.replace(path)
+  return state
 
 
 def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
@@ -221,10 +254,8 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
   state = parallel.replicate(init_state(variant, model, config, init_key, example), mesh)
   primary = jax.process_index() == 0
   workdir.mkdir(parents=True, exist_ok=True)
-  if primary:
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
   ckpts = checkpoint.Checkpoints(workdir, config.keep_checkpoints)
-  state = ckpts.restore_latest(state)
+  state = resume(ckpts, state, config, workdir, write_config=primary)
   step = int(state.step)
   writer = writers.MetricWriter(workdir, config, step) if primary else writers.NullWriter(workdir)
 
@@ -233,7 +264,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
                        donate_argnums=0, out_shardings=parallel.replicated(mesh),
                        compiler_options=convolution.compiler_options(config))
   evaluate = make_evaluate(variant, model, config, test_split, mesh)
-  pictures = jax.jit(lambda params, batch, key: variant.images(model, config, params, batch, key))
+  pictures = jax.jit(lambda params, batch, key, hp: variant.images(model, config, params, batch, key, hp))
   image_batch = input_pipeline.make_batch(test_split, jnp.arange(min(config.num_images, test_split.size)),
                                           image_key, False)
   permute = jax.jit(input_pipeline.epoch_permutation, static_argnums=2, out_shardings=parallel.replicated(mesh))
@@ -244,7 +275,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
     metrics = {f"test/{k}": v for k, v in evaluate(state, eval_key).items()}
     if log:
       writer.write_scalars(step, metrics)
-    paths = writer.write_images(step, jax.device_get(pictures(state.params, image_batch, image_key)))
+    paths = writer.write_images(step, jax.device_get(pictures(state.params, image_batch, image_key, state.hparams)))
     return metrics, paths
 
   test_metrics, image_paths, pending = {}, {}, []

@@ -35,16 +35,20 @@ def wandb_mode(requested: str) -> str:
 class MetricWriter:
   """Writes `<workdir>/metrics.jsonl` (one JSON object per step) and `<workdir>/images/*.png`, mirrored to W&B.
 
-  On resume, rows past the restored step (written after the last checkpoint) are dropped, so the
-  file reads as one uninterrupted run.
+  A trainer passes the step it starts from: rows past it (written after the last checkpoint) are dropped, so
+  the file reads as one uninterrupted run. A reader of the run (the evaluation suite), which may write while
+  training goes on, passes None and only appends.
   """
 
-  def __init__(self, workdir: pathlib.Path, config: config_dict.ConfigDict, start_step: int):
+  def __init__(self, workdir: pathlib.Path, config: config_dict.ConfigDict, start_step: int | None):
     self.metrics_path = workdir / "metrics.jsonl"
     self.workdir = workdir
     self.images_dir = workdir / "images"
-    _truncate_after(self.metrics_path, start_step)
+    if start_step is not None:
+      _truncate_after(self.metrics_path, start_step)
     self._file = self.metrics_path.open("a")
+    if not _ends_a_line(self.metrics_path):  # A row cut short by a killed process: the next starts on its own line.
+      self._file.write("\n")
     self._wandb = _init_wandb(workdir, config)
 
   def write_scalars(self, step: int, scalars: dict[str, Any]) -> None:
@@ -99,16 +103,36 @@ class NullWriter:
     pass
 
 
+def read_rows(path: pathlib.Path) -> list[dict[str, Any]]:
+  """The rows of a metrics.jsonl file ([] if there is none), leaving out a row cut short by a killed process."""
+  if not path.exists():
+    return []
+  rows = []
+  for line in path.read_text().splitlines():
+    try:
+      rows.append(json.loads(line))
+    except json.JSONDecodeError:
+      continue
+  return rows
+
+
+def _ends_a_line(path: pathlib.Path) -> bool:
+  with path.open("rb") as f:
+    if f.seek(0, os.SEEK_END) == 0:
+      return True
+    f.seek(-1, os.SEEK_END)
+    return f.read(1) == b"\n"
+
+
 def _truncate_after(path: pathlib.Path, step: int) -> None:
   if not path.exists():
     return
-  rows = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
   tmp = path.with_suffix(".tmp")
-  tmp.write_text("".join(r + "\n" for r in rows))
+  tmp.write_text("".join(json.dumps(row) + "\n" for row in read_rows(path) if row["step"] <= step))
   tmp.replace(path)
 
 
-def start_wandb(mode: str, **init_args: Any):
+def start_wandb(mode: str, **init_args: Any) -> Any:
   """A new W&B run (`wandb.init(mode=mode, **init_args)`), or None when `mode` is 'disabled'.
 
   Several runs may live in one process (the members of a bundle, a launcher's curves). The mode is also set
@@ -121,7 +145,7 @@ def start_wandb(mode: str, **init_args: Any):
   return wandb.init(mode=mode, reinit="create_new", **init_args)
 
 
-def _init_wandb(workdir: pathlib.Path, config: config_dict.ConfigDict):
+def _init_wandb(workdir: pathlib.Path, config: config_dict.ConfigDict) -> Any:
   mode = wandb_mode(config.wandb.mode)
   if mode == "disabled":
     return None

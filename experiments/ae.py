@@ -2,11 +2,13 @@
 
     python -m aejax.main --config experiments/ae.py --workdir runs/ae
 """
+from ml_collections import config_dict
+
 from aejax import config as config_lib
 from aejax import sweep as sweep_lib
 
 
-def get_config(arg: str | None = None):
+def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c = config_lib.base_config()
   c.variant = "ae"
   c.latent_dim = 64
@@ -21,6 +23,6 @@ def get_config(arg: str | None = None):
   return config_lib.finalize(c, arg)
 
 
-def get_sweep():
+def get_sweep() -> list[sweep_lib.Overrides]:
   """The code size, 6 runs: `python -m launch.local --config experiments/ae.py --root runs/latent_sweep`."""
   return sweep_lib.sweep("latent_dim", [2, 8, 16, 30, 64, 128])

@@ -13,10 +13,12 @@ table is the ten AUROCs with their mean. Net: the seed's 784-500-300-150-100 enc
 
 Each run ends with the `recon` and `anomaly` suites (`eval.suites`), written to runs/anomaly_ae/$d/eval.json.
 """
+from ml_collections import config_dict
+
 from aejax import config as config_lib
 
 
-def get_config(arg: str | None = None):
+def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c = config_lib.base_config()
   c.variant = "ae"
   c.latent_dim = 32

@@ -5,11 +5,13 @@ warms up linearly over the first 2,000 steps.
 
     python -m aejax.main --config experiments/beta_vae.py --workdir runs/beta_vae --config.beta=8
 """
+from ml_collections import config_dict
+
 from aejax import config as config_lib
 from aejax import sweep as sweep_lib
 
 
-def get_config(arg: str | None = None):
+def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c = config_lib.base_config()
   c.variant = "beta_vae"
   c.beta = 4.0
@@ -26,7 +28,7 @@ def get_config(arg: str | None = None):
   return config_lib.finalize(c, arg)
 
 
-def get_sweep():
+def get_sweep() -> list[sweep_lib.Overrides]:
   """β ∈ {1, 2, 4, 8, 16} × seeds {0, 1, 2}, 15 runs: how the KL weight trades reconstruction for the prior.
 
       python -m launch.local --config experiments/beta_vae.py --root runs/beta_vae_sweep
@@ -34,6 +36,6 @@ def get_sweep():
   return sweep_lib.product(sweep_lib.sweep("beta", [1, 2, 4, 8, 16]), sweep_lib.sweep("seed", [0, 1, 2]))
 
 
-def get_curves():
+def get_curves() -> list[sweep_lib.Curve]:
   """The rate-distortion curve: β against reconstruction error and KL, drawn when the sweep has finished."""
   return [("beta", ["test/recon_error", "test/kl"])]

@@ -3,15 +3,17 @@
 λ = `contractive_weight` = 0.1 halves the mean ‖∂h/∂x‖²_F of the same net trained with λ = 0 (a plain `ae`)
 (20 epochs: 6.0 against 13.0) for a test squared error of 15.2 against 14.5. The one-layer sigmoid encoder
 takes the penalty's closed form Σ_j (h_j(1−h_j))² Σ_i W_ij²; deeper encoders
-(`--config.model.encoder_widths='(500,300,150,100)'`) get the exact Jacobian through JAX, about 40x slower
-(benchmarks/contractive_cost.py). Test metrics add `jacobian_norm_sq`, the mean ‖∂h/∂x‖²_F.
+(`--config.model.encoder_widths='(500,300,150,100)'`) get the exact Jacobian through JAX, 32x slower per step on
+this CPU (benchmarks/contractive_cost.py, in the README). Test metrics add `jacobian_norm_sq`, the mean ‖∂h/∂x‖²_F.
 
     python -m aejax.main --config experiments/contractive_ae.py --workdir runs/contractive_ae
 """
+from ml_collections import config_dict
+
 from aejax import config as config_lib
 
 
-def get_config(arg: str | None = None):
+def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c = config_lib.base_config()
   c.variant = "contractive_ae"
   c.latent_dim = 64

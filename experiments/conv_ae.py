@@ -8,10 +8,12 @@ transposed conv. On a CPU the convolutions run in the forms XLA:CPU is fastest a
 
     python -m aejax.main --config experiments/conv_ae.py --workdir runs/conv_ae
 """
+from ml_collections import config_dict
+
 from aejax import config as config_lib
 
 
-def get_config(arg: str | None = None):
+def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c = config_lib.base_config()
   c.variant = "ae"
   c.model.kind = "conv"

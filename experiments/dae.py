@@ -4,11 +4,13 @@ The loss compares the reconstruction of the noisy input with the clean input.
 
     python -m aejax.main --config experiments/dae.py --workdir runs/dae
 """
+from ml_collections import config_dict
+
 from aejax import config as config_lib
 from aejax import sweep as sweep_lib
 
 
-def get_config(arg: str | None = None):
+def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c = config_lib.base_config()
   c.variant = "dae"
   c.noise_type = "gaussian"
@@ -26,12 +28,12 @@ def get_config(arg: str | None = None):
   return config_lib.finalize(c, arg)
 
 
-def get_sweep():
+def get_sweep() -> list[sweep_lib.Overrides]:
   """The noise level, 5 runs: `python -m launch.local --config experiments/dae.py --root runs/dae_sweep`."""
   return sweep_lib.sweep("noise_factor", [0.1, 0.25, 0.5, 0.75, 1.0])
 
 
-def get_curves():
+def get_curves() -> list[sweep_lib.Curve]:
   """The training noise level against the clean inputs' test error and the PSNR of the denoised test images at
   each noise level of `eval.noise_factors`, drawn at the sweep's end."""
   psnrs = [f"denoise/{factor:g}/psnr_model" for factor in get_config().eval.noise_factors]

@@ -10,10 +10,12 @@ Differences from the paper: ReLU hidden units instead of logistic ones, Adam ins
 
     python -m aejax.main --config experiments/hinton2006.py --workdir runs/hinton2006
 """
+from ml_collections import config_dict
+
 from aejax import config as config_lib
 
 
-def get_config(arg: str | None = None):
+def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c = config_lib.base_config()
   c.variant = "ae"
   c.latent_dim = 30

@@ -14,10 +14,12 @@ suite (`nll/iwae_nll`, k = `eval.nll_samples` = 5,000).
 A shorter budget: `--config.num_steps=N` (the schedule follows it); then
 `python -m aejax.evaluate --workdir RUN --suite nll --nll_samples 5000`.
 """
+from ml_collections import config_dict
+
 from aejax import config as config_lib
 
 
-def get_config(arg: str | None = None):
+def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c = config_lib.base_config()
   c.variant = "vae"
   c.latent_dim = 50

@@ -7,10 +7,12 @@ differ only in `latent_dim` and `model.encoder_widths` (here none: 784-1024-784)
 
     python -m aejax.main --config experiments/overcomplete_ae.py --workdir runs/overcomplete_ae
 """
+from ml_collections import config_dict
+
 from aejax import config as config_lib
 
 
-def get_config(arg: str | None = None):
+def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c = config_lib.base_config()
   c.variant = "dae"
   c.noise_type = "mask"

@@ -6,11 +6,13 @@ loss = squared error + λ·Σ_j KL(ρ ‖ ρ̂_j), ρ̂_j the batch-mean activat
 
     python -m aejax.main --config experiments/sparse_ae.py --workdir runs/sparse_ae
 """
+from ml_collections import config_dict
+
 from aejax import config as config_lib
 from aejax import sweep as sweep_lib
 
 
-def get_config(arg: str | None = None):
+def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c = config_lib.base_config()
   c.variant = "sparse_ae"
   c.latent_dim = 64
@@ -29,7 +31,7 @@ def get_config(arg: str | None = None):
   return config_lib.finalize(c, arg)
 
 
-def get_sweep():
+def get_sweep() -> list[sweep_lib.Overrides]:
   """The sparsity weight λ, 4 runs.
 
       python -m launch.local --config experiments/sparse_ae.py --root runs/sparse_sweep
@@ -37,6 +39,6 @@ def get_sweep():
   return sweep_lib.sweep("sparsity_weight", [0.01, 0.1, 1.0, 10.0])
 
 
-def get_curves():
+def get_curves() -> list[sweep_lib.Curve]:
   """λ against the test error and the code's mean activation (ρ = 0.05 is the target), drawn at the sweep's end."""
   return [("sparsity_weight", ["test/recon_error", "test/mean_activation"])]

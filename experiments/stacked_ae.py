@@ -7,10 +7,12 @@ input joined with its reconstruction (the seed's "implementation 1").
 
     python -m aejax.main --config experiments/stacked_ae.py --workdir runs/stacked_ae
 """
+from ml_collections import config_dict
+
 from aejax import config as config_lib
 
 
-def get_config(arg: str | None = None):
+def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c = config_lib.base_config()
   c.variant = "stacked_ae"
   c.model.encoder_widths = (256, 128)

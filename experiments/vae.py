@@ -5,10 +5,12 @@ The flax VAE example's setting (one hidden layer of 500, 20 latents, Adam 1e-3, 
 
     python -m aejax.main --config experiments/vae.py --workdir runs/vae
 """
+from ml_collections import config_dict
+
 from aejax import config as config_lib
 
 
-def get_config(arg: str | None = None):
+def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c = config_lib.base_config()
   c.variant = "vae"
   c.latent_dim = 20

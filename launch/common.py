@@ -21,13 +21,14 @@ import pathlib
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from absl import flags
 from ml_collections import config_dict, config_flags
 
-from aejax import sweep as sweep_lib
+from aejax import sweep as sweep_lib, writers
 from aejax.errors import ConfigError
 
 CONFIG = config_flags.DEFINE_config_file(
@@ -49,11 +50,13 @@ _SET_BY_LAUNCHER = ("wandb.group", "wandb.name")
 
 @dataclasses.dataclass(frozen=True)
 class Member:
-  """One run of the sweep: its id, its overrides, how many steps finish it, and its workdir."""
+  """One run of the sweep: its id, its overrides, how many steps finish it, its workdir, and whether it ends
+  with evaluation suites (`eval.suites`)."""
   run_id: str
   overrides: dict[str, Any]
   num_steps: int
   workdir: pathlib.Path
+  evaluated: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,8 +94,8 @@ def resolve(config: config_dict.ConfigDict, spec: str, overrides: dict[str, Any]
   configs = {run_id: sweep_lib.override(config, o) for run_id, o in members.items()}
   return Sweep(spec=spec, config=config, root=root, name=name or root.name,
                flags=tuple(flag(field, value) for field, value in overrides.items()),
-               members=tuple(Member(run_id, o, configs[run_id].num_steps, root / run_id)
-                             for run_id, o in members.items()),
+               members=tuple(Member(run_id, o, configs[run_id].num_steps, root / run_id,
+                                    bool(configs[run_id].eval.suites)) for run_id, o in members.items()),
                datasets=tuple(dict.fromkeys((c.data.name, c.data.data_dir, c.data.manual_dir, c.data.download)
                                             for c in configs.values())))
 
@@ -151,20 +154,26 @@ def plan(sweep: Sweep, size: int | None, accelerator: bool) -> list[tuple[Member
 
 
 @contextlib.contextmanager
-def lock(workdir: pathlib.Path) -> Iterator[int | None]:
-  """Holds `<workdir>/.lock` without waiting: yields its file descriptor, or None if another process holds it.
+def lock(workdir: pathlib.Path, patience_s: float = 0.0) -> Iterator[int | None]:
+  """Holds `<workdir>/.lock`: yields its file descriptor, or None if another process held it throughout
+  `patience_s` seconds (`is_locked` holds it for an instant: a launcher gives such probes time to let go).
 
   The OS drops the lock when every process holding the descriptor has ended, so a crash never leaves it stale.
   """
   workdir.mkdir(parents=True, exist_ok=True)
   fd = os.open(workdir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+  deadline = time.monotonic() + patience_s
   try:
-    try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      yield None
-    else:
-      yield fd
+    while True:
+      try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        break
+      except BlockingIOError:
+        if time.monotonic() >= deadline:
+          yield None
+          return
+        time.sleep(0.05)
+    yield fd
   finally:
     os.close(fd)
 
@@ -184,17 +193,22 @@ def latest_checkpoint(workdir: pathlib.Path) -> int | None:
 
 
 def is_finished(member: Member) -> bool:
-  """True once the member has checkpointed its last step (it is then evaluated and logged too)."""
-  step = latest_checkpoint(member.workdir)
-  return step is not None and step >= member.num_steps
+  """True once the member has checkpointed its last step and written its summary (and eval.json, if it runs
+  evaluation suites) for that step; a member killed in between is rerun, which only evaluates."""
+  done = [latest_checkpoint(member.workdir), _step_of(member.workdir / "summary.json")]
+  if member.evaluated:
+    done.append(_step_of(member.workdir / "eval.json"))
+  return all(step is not None and step >= member.num_steps for step in done)
+
+
+def _step_of(report: pathlib.Path) -> int | None:
+  """The step a run's summary.json or eval.json reports, None if it has none yet."""
+  return json.loads(report.read_text())["step"] if report.exists() else None
 
 
 def last_metrics(workdir: pathlib.Path) -> dict[str, Any]:
   """The last logged step and the last test metrics in `<workdir>/metrics.jsonl` ({} before the first row)."""
-  path = workdir / "metrics.jsonl"
-  if not path.exists():
-    return {}
-  rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+  rows = writers.read_rows(workdir / "metrics.jsonl")
   tests = [row for row in rows if any(k.startswith("test/") for k in row)]
   return {**({"step": rows[-1]["step"]} if rows else {}),
           **({k: v for k, v in tests[-1].items() if k.startswith("test/")} if tests else {})}
@@ -210,7 +224,7 @@ def run_bundle(sweep: Sweep, members: Sequence[Member], env: dict[str, str] | No
   forward signals to it).
   """
   with contextlib.ExitStack() as held:
-    fds = {m.run_id: held.enter_context(lock(m.workdir)) for m in members}
+    fds = {m.run_id: held.enter_context(lock(m.workdir, patience_s=1.0)) for m in members}
     todo = [m for m in members if fds[m.run_id] is not None and not is_finished(m)]
     if not todo:
       return {m.run_id: None for m in members}

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from absl import app, flags
 
+from aejax import config as config_lib
 from aejax.errors import ConfigError
 from launch import common
 
@@ -136,4 +137,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_lib.flags_parser("launch"))

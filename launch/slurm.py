@@ -24,6 +24,7 @@ from typing import Any
 import submitit
 from absl import app, flags
 
+from aejax import config as config_lib
 from aejax.errors import ConfigError
 from launch import common
 
@@ -128,4 +129,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_lib.flags_parser("launch"))

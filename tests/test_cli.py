@@ -1,5 +1,6 @@
 """The command line: overrides, one-line errors before any work, SIGTERM checkpoints, W&B without a key."""
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -43,11 +44,17 @@ def test_overrides_reach_the_run(cli, tmp_path):
   assert "aejax: finished" in result.stdout and "test/neg_elbo" in result.stdout
   assert str(tmp_path / "checkpoints" / "30") in result.stdout
   assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["20", "30"]
+  assert not re.findall(r"^I\d{4} .*", result.stderr, re.M)  # absl's INFO lines (orbax's) only with --verbosity.
 
 
 @pytest.mark.parametrize("overrides,message", [
     (["--config.variant=vqvae"], "config.variant='vqvae' is not a known variant: use one of ae, beta_vae, "),
     (["--config.beta=-1"], "config.beta=-1.0: the KL weight must be >= 0"),
+    # Flags that fail while they are parsed, in ml_collections.
+    (["--config=experiments/vae.py:smok"], "config argument 'smok' is not known: use 'experiments/NAME.py' or"),
+    (["--config=experiments/vea.py"], "--config: [Errno 2] No such file or directory: 'experiments/vea.py': give a"),
+    (["--config.betta=4"], "the config has no field 'betta' (did you mean 'beta'?): check the --config.FIELD flags"),
+    (["--config.model.widthz=4"], "the config has no field 'widthz': check the --config.FIELD flags"),
 ])
 def test_bad_field_is_one_line_without_traceback(cli, tmp_path, overrides, message):
   result = cli("vae", tmp_path / "run", *overrides)
@@ -64,8 +71,14 @@ def test_bad_field_is_one_line_without_traceback(cli, tmp_path, overrides, messa
     ("dae", dict(noise_factor=-0.1), "config.noise_factor=-0.1: the noise level must be >= 0"),
     ("dae", dict(noise_factor=0.0), "config.noise_factor=0.0: a denoising autoencoder needs noise"),
     ("dae", dict(noise_type="mask", noise_factor=1.5), "config.noise_factor=1.5: with noise_type='mask'"),
-    ("ae", dict(batch_size=5000), "config.batch_size=5000 is larger than the 2048 training images of 'mnist'"),
+    ("ae", dict(batch_size=5000), "config.batch_size=5000 is larger than the 2048 training images of 'mnist': use a "
+     "batch size of at most 2048, or more images (config.data.num_train=2048)"),
     ("ae", dict(loss="l1"), "config.loss='l1': use one of mse, bce"),
+    ("ae", dict(lr_schedule="cosine", warmup_steps=60),
+     "config.warmup_steps=60: the cosine schedule decays after the warm-up: use fewer than num_steps=60"),
+    ("ae", dict(weight_decay=-0.1), "config.weight_decay=-0.1: use 0 (off) or a positive decay"),
+    ("ae", dict(grad_clip_norm=-1.0), "config.grad_clip_norm=-1.0: use 0 (no clipping)"),
+    ("ae", dict(num_images=0), "config.num_images=0: use a positive integer"),
     ("ae", dict(wandb__mode="sometimes"), "config.wandb.mode='sometimes': use one of online, offline, disabled"),
 ])
 def test_bad_fields_are_named_with_value_and_fix(smoke_config, tmp_path, name, fields, message):

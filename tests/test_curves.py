@@ -60,6 +60,7 @@ def test_curves_write_the_picture_and_its_table(tmp_path):
 @pytest.mark.parametrize("x,ys,message", [
     ("beta", ["test/elbo"], "--y='test/elbo' is in no member's summary.json or eval.json: use one of "),
     ("gamma", ["test/kl"], "--x='gamma' is not a config field of the sweep's runs"),
+    ("model.kind", ["test/kl"], "--x='model.kind' has the value 'mlp', not a number: curves plot metrics against"),
 ])
 def test_unknown_fields_are_one_line_errors(tmp_path, x, ys, message):
   with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from sklearn import decomposition
 
-from aejax import config as config_lib, datasets, evaluate, input_pipeline, registry, train
+from aejax import config as config_lib, datasets, evaluate, input_pipeline, registry, train, writers
 from aejax.errors import ConfigError
 
 from conftest import REPO
@@ -62,6 +62,22 @@ def test_ae_recon_and_impute_agree_with_training_metrics_and_independent_pca(smo
     evaluate.restore(tmp_path, config)
 
 
+def test_evaluating_a_run_still_training_leaves_its_rows_and_checkpoint_in_progress(smoke_config, tmp_path):
+  train.train_and_evaluate(smoke_config("ae", **_SMALL), tmp_path)
+  # As if training went on: a row logged after the last checkpoint, the next checkpoint half written, and a
+  # row cut short by a kill (which readers skip).
+  metrics_path = tmp_path / "metrics.jsonl"
+  with metrics_path.open("a") as f:
+    f.write(json.dumps({"step": 31, "train/loss": 1.0}) + "\n" + '{"step": 32, "tra')
+  in_progress = tmp_path / "checkpoints" / "40.orbax-checkpoint-tmp-1700000000000000"
+  in_progress.mkdir()
+  report = evaluate.evaluate_run(tmp_path, ["recon"])
+  assert in_progress.is_dir()
+  rows = writers.read_rows(metrics_path)
+  assert [row["step"] for row in rows[-3:]] == [30, 31, 30]  # Training's rows kept, the evaluation's appended.
+  assert rows[-1]["recon/squared_error"] == report["recon/squared_error"]
+
+
 def test_one_class_dae_from_the_command_line_detects_other_digits_and_denoises(data_dir, mnist_manual_dir, tmp_path):
   # The evaluation the config names runs at the end of training (aejax.main).
   command = [sys.executable, "-m", "aejax.main", "--config=experiments/dae.py:smoke", f"--workdir={tmp_path}",
@@ -107,6 +123,18 @@ def test_train_labels_keep_those_digits_in_order_and_leave_the_test_split_whole(
   np.testing.assert_array_equal(np.asarray(train_split.images), images[kept])
   np.testing.assert_array_equal(np.asarray(train_split.labels), labels[kept])
   assert len(np.unique(np.asarray(test_split.labels))) == 10
+
+
+def test_binarised_test_split_is_the_same_whatever_train_images_a_run_keeps(smoke_config):
+  def test_images(**fields):
+    config = smoke_config("vae", **{"data__binarize": "static", "data__num_test": 200, **fields})
+    return np.asarray(input_pipeline.load(config.data)[1].images)
+
+  reference = test_images(data__num_train=100)
+  assert set(np.unique(reference)) == {0, 255}
+  np.testing.assert_array_equal(test_images(data__num_train=300), reference)
+  np.testing.assert_array_equal(test_images(data__num_train=100, data__train_labels=(3,)), reference)
+  np.testing.assert_array_equal(test_images(data__num_train=100, data__binarize="dynamic"), reference)
 
 
 @pytest.mark.parametrize("field,value,message", [

@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -113,6 +114,41 @@ def test_more_steps_make_a_finished_member_unfinished(finished_sweep, tiny):
   assert common.is_finished(member)
   longer = dataclasses.replace(member, num_steps=8)  # Relaunched with --config.num_steps=8, it resumes at step 4.
   assert not common.is_finished(longer) and common.status(longer) == "unfinished"
+
+
+def test_a_member_stopped_after_its_last_checkpoint_is_not_finished(finished_sweep, tiny, tmp_path):
+  """Killed between its last checkpoint and its summary (or its evaluation suites' eval.json): rerun, not skipped."""
+  root, first = finished_sweep
+  assert first.returncode == 0, first.stderr
+  member = _resolve(tiny, root).members[0]
+  copy = dataclasses.replace(member, workdir=tmp_path / member.run_id)
+  shutil.copytree(member.workdir, copy.workdir)
+  assert common.is_finished(copy)
+  evaluated = dataclasses.replace(copy, evaluated=True)
+  assert not common.is_finished(evaluated)
+  (copy.workdir / "eval.json").write_text(json.dumps({"step": member.num_steps}))
+  assert common.is_finished(evaluated)
+  (copy.workdir / "summary.json").unlink()
+  assert not common.is_finished(copy) and common.status(copy) == "unfinished"
+
+
+def test_a_lock_probe_does_not_keep_a_launcher_from_the_member(tmp_path):
+  held = threading.Event()
+
+  def probe():  # As `is_locked` does for a status table, if a little longer.
+    with common.lock(tmp_path) as fd:
+      assert fd is not None
+      held.set()
+      time.sleep(0.3)
+
+  prober = threading.Thread(target=probe)
+  prober.start()
+  held.wait()
+  with common.lock(tmp_path) as impatient:
+    assert impatient is None
+  with common.lock(tmp_path, patience_s=5.0) as launcher:
+    assert launcher is not None  # Got it once the probe let go.
+  prober.join()
 
 
 def test_held_lock_makes_a_second_launcher_skip_the_member(tiny, tmp_path):

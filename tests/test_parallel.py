@@ -104,10 +104,12 @@ def _assert_same_state(one_workdir, other_workdir, num_steps: int = FIELDS["num_
     np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol / 100)
 
 
-def _assert_same_training(one_workdir, other_workdir):
-  """Same end state, same logged metrics (up to float reassociation)."""
+def _assert_same_training(one_workdir, other_workdir, evaluated: bool = False):
+  """Same end state, same logged metrics (up to float reassociation); `evaluated`: the other's last row is its
+  evaluation suites', which the one did not run."""
   _assert_same_state(one_workdir, other_workdir)
-  for r1, r2 in zip(_rows(one_workdir), _rows(other_workdir), strict=True):  # Each row written once.
+  other_rows = _rows(other_workdir)[:-1] if evaluated else _rows(other_workdir)
+  for r1, r2 in zip(_rows(one_workdir), other_rows, strict=True):  # Each row written once.
     assert r1.keys() == r2.keys()
     for k in r1.keys() - {"time", "train/samples_per_s"}:
       assert r2[k] == pytest.approx(r1[k], rel=1e-4), k
@@ -139,11 +141,16 @@ def _finish_all(tasks) -> list[tuple[int, str, str]]:
       t.kill()
 
 
-def test_two_processes_with_jax_distributed_train_like_one(runs, root, data_dir, mnist_manual_dir):
-  for rc, out, err in _finish_all(_start_two_tasks(root / "two_processes", data_dir, mnist_manual_dir)):
+def test_two_processes_with_jax_distributed_train_like_one_and_evaluate(runs, root, data_dir, mnist_manual_dir):
+  workdir = root / "two_processes"
+  results = _finish_all(_start_two_tasks(workdir, data_dir, mnist_manual_dir, **{"eval.suites": "('recon',)"}))
+  for rc, out, err in results:
     assert rc == 0, err[-3000:]
     assert "aejax: finished" in out
-  _assert_same_training(root / "one", root / "two_processes")
+  assert "aejax: evaluated" in results[0][1]  # Process 0 alone runs the config's evaluation suites.
+  evaluation = json.loads((workdir / "eval.json").read_text())
+  assert _rows(workdir)[-1]["recon/squared_error"] == evaluation["recon/squared_error"]
+  _assert_same_training(root / "one", workdir, evaluated=True)
 
 
 def test_sigterm_to_one_of_two_processes_stops_both_at_one_step_and_resumes(root, data_dir, mnist_manual_dir):

@@ -94,6 +94,8 @@ def _experiment(tmp_path, sweep_body: str | None) -> str:
     ("sweep_lib.sweep('beta.x', [1])", r"sweep field 'beta.x' is not a config field"),
     ("sweep_lib.sweep('latent_dim', ['big'])", r"sweep value latent_dim='big' does not fit the field"),
     ("sweep_lib.sweep('beta', [1, -1])", r"sweep member beta_1: config\.beta=-1\.0: the KL weight must be >= 0"),
+    ("[{'variant': 'dae', 'noise_factor': 0.0}]",  # The variant's own checks too.
+     r"sweep member .*: config\.noise_factor=0\.0: a denoising autoencoder needs noise"),
     ("sweep_lib.chain(sweep_lib.sweep('beta', [4]), sweep_lib.sweep('beta', [4.0]))",
      r"get_sweep\(\) members \{'beta': 4\} and \{'beta': 4\.0\} share the run id 'beta4'"),
 ])

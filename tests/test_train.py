@@ -2,13 +2,15 @@
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from aejax import evaluate
+from aejax import config as config_lib, evaluate, registry
 from aejax import sweep as sweep_lib
 from aejax import train
+from aejax.errors import ConfigError
 
 from conftest import REPO
 
@@ -56,6 +58,31 @@ def test_dae_picture_shows_clean_noisy_and_denoised_rows(smoke_config, tmp_path)
   summary = train.train_and_evaluate(config, tmp_path)
   picture = np.asarray(Image.open(summary["image/reconstruction"]))
   assert picture.shape == (3 * 29 - 1, config.num_images * 29 - 1)
+
+
+def test_dae_picture_takes_the_noise_level_from_the_state_not_the_config():
+  """A bundle's members share one config, their noise levels are their hparams: the noisy row must use those."""
+  config = config_lib.from_file(f"{REPO}/experiments/dae.py:smoke")
+  variant = registry.get("dae")
+  x = jax.random.uniform(jax.random.key(0), (4, 28, 28, 1))
+  model = variant.build_model(config, x.shape[1:])
+  params = variant.init(model, jax.random.key(1), x)
+  def noisy_row(noise_factor):
+    hp = {"noise_factor": jnp.float32(noise_factor)}
+    return variant.images(model, config, params, {"image": x}, jax.random.key(2), hp)["reconstruction"][1]
+  assert config.noise_factor == 0.5
+  np.testing.assert_array_equal(noisy_row(0.0), x[:config.num_images])
+  assert not np.allclose(noisy_row(0.5), x[:config.num_images], atol=0.05)
+
+
+def test_rerun_with_another_model_in_the_same_workdir_is_one_line_and_keeps_the_run(smoke_config, tmp_path):
+  train.train_and_evaluate(smoke_config("ae", num_steps=2, checkpoint_every=2, eval_every=2), tmp_path)
+  saved = (tmp_path / "config.json").read_text()
+  latent_dim = json.loads(saved)["latent_dim"]
+  with pytest.raises(ConfigError, match=rf"holds checkpoints of another model \(changed: latent_dim: {latent_dim} "
+                     r"-> 5\): use a new --workdir for this config, or the values the run was started with"):
+    train.train_and_evaluate(smoke_config("ae", num_steps=2, checkpoint_every=2, eval_every=2, latent_dim=5), tmp_path)
+  assert (tmp_path / "config.json").read_text() == saved
 
 
 def test_same_seed_same_parameters_other_seed_differs(smoke_config, tmp_path):

@@ -27,8 +27,8 @@ def _model_input(config: Config, key: jax.Array, x: jax.Array, hp: HParams, deno
   return corruption.corrupt(config.noise_type, key, x, hp["noise_factor"]) if denoising else x
 
 
-def loss(model, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams, step: jax.Array,
-         *, denoising: bool) -> tuple[jax.Array, dict]:
+def loss(model: models.AutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
+         step: jax.Array, *, denoising: bool) -> tuple[jax.Array, dict]:
   del step
   x = batch["image"]
   out = model.apply(params, _model_input(config, key, x, hp, denoising))
@@ -36,7 +36,7 @@ def loss(model, config: Config, params: Params, batch: Batch, key: jax.Array, hp
   return recon, {"recon": recon}
 
 
-def evaluate(model, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
+def evaluate(model: models.AutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
              *, denoising: bool) -> dict[str, jax.Array]:
   x = batch["image"]
   clean = model.apply(params, x)["logits"]
@@ -51,9 +51,9 @@ def evaluate(model, config: Config, params: Params, batch: Batch, key: jax.Array
   return metrics
 
 
-def images(model, config: Config, params: Params, batch: Batch, key: jax.Array, *, denoising: bool) -> dict:
+def images(model: models.AutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams, *,
+           denoising: bool) -> dict:
   x = batch["image"]
-  hp = hparams(config)
   x_in = _model_input(config, key, x, hp, denoising)
   recon = jax.nn.sigmoid(model.apply(params, x_in)["logits"])
   rows = (x, x_in, recon) if denoising else (x, recon)

@@ -9,8 +9,8 @@ The penalty is exact, per example (summed over code units and input pixels), ave
   input unit) when the input is narrower than the code, reverse mode (one VJP per code unit) otherwise. On
   MNIST, 784 pixels -> 64 code units, that is reverse mode: 64 backward passes through the encoder per
   example, which the parameter gradient differentiates once more. For the 784-500-300-150-100-64 net
-  that is 241 MFLOP per sample against `ae`'s 6.6 (XLA's count), about 40x the step time on a CPU
-  (benchmarks/contractive_cost.py).
+  that is 241 MFLOP per sample against `ae`'s 6.6 (XLA's count), 32x the step time on this CPU
+  (benchmarks/contractive_cost.py; the README's figure).
 
 Both paths share the encoder's forward pass with the reconstruction.
 """
@@ -83,7 +83,7 @@ def _logits_and_penalty(model: models.AutoEncoder, params: Params, x: jax.Array)
   return model.apply(params, h, method=model.decode), penalty
 
 
-def loss(model, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
+def loss(model: models.AutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
          step: jax.Array) -> tuple[jax.Array, dict]:
   del key, step
   x = batch["image"]
@@ -92,7 +92,8 @@ def loss(model, config: Config, params: Params, batch: Batch, key: jax.Array, hp
   return recon + hp["contractive_weight"] * penalty, {"recon": recon, "jacobian_norm_sq": penalty}
 
 
-def evaluate(model, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams) -> dict:
+def evaluate(model: models.AutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array,
+             hp: HParams) -> dict:
   del key
   x = batch["image"]
   logits, penalty = _logits_and_penalty(model, params, x)

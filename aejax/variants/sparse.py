@@ -14,7 +14,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from aejax import losses, registry
+from aejax import losses, models, registry
 from aejax.errors import ConfigError
 from aejax.registry import Batch, Config, HParams, Params
 from aejax.variants import autoencoder, common
@@ -43,7 +43,7 @@ def code_statistics(h: jax.Array) -> dict[str, jax.Array]:
   return {"mean_activation": h.mean(axis=-1), "near_zero_fraction": (jnp.abs(h) < NEAR_ZERO).mean(axis=-1)}
 
 
-def _terms(model, config: Config, params: Params, x: jax.Array, hp: HParams):
+def _terms(model: models.AutoEncoder, config: Config, params: Params, x: jax.Array, hp: HParams):
   """The logits, the code and the per-example reconstruction and penalty terms."""
   out = model.apply(params, x)
   h = out["code"]
@@ -51,7 +51,7 @@ def _terms(model, config: Config, params: Params, x: jax.Array, hp: HParams):
   return out["logits"], h, recon, penalty(config.sparsity, h, hp["sparsity_target"])
 
 
-def loss(model, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
+def loss(model: models.AutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
          step: jax.Array) -> tuple[jax.Array, dict]:
   del key, step
   _, h, recon, pen = _terms(model, config, params, batch["image"], hp)
@@ -60,7 +60,8 @@ def loss(model, config: Config, params: Params, batch: Batch, key: jax.Array, hp
   return recon + hp["sparsity_weight"] * pen, {"recon": recon, "sparsity_penalty": pen, **stats}
 
 
-def evaluate(model, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams) -> dict:
+def evaluate(model: models.AutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array,
+             hp: HParams) -> dict:
   del key
   x = batch["image"]
   logits, h, recon, pen = _terms(model, config, params, x, hp)

@@ -13,6 +13,8 @@ of 'codes' reconstructs a code, scored by squared error. Train metrics add `stag
 layers while fine-tuning); test metrics add, per layer k, `layer{k}_error` (layer k's squared error on its
 own input) and `depth{k}_recon_error` (the image's squared error through layers 0..k-1).
 """
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -58,7 +60,7 @@ def stack_loss(model: models.StackedAutoEncoder, config: Config, params: Params,
   return common.reconstruction_loss(config, model.apply(params, x)["logits"], x)
 
 
-def loss(model, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
+def loss(model: models.StackedAutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
          step: jax.Array) -> tuple[jax.Array, dict]:
   """The whole stack's reconstruction loss: the objective of fine-tuning (and of end-to-end training)."""
   del key, hp, step
@@ -79,7 +81,8 @@ def _layer_index(path) -> int:
   return int(path[1].key.rsplit("_", 1)[1])
 
 
-def train_step(model: models.StackedAutoEncoder, config: Config, state, batch: Batch, key: jax.Array):
+def train_step(model: models.StackedAutoEncoder, config: Config, state: Any, batch: Batch,
+               key: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
   """One step of the current stage; only that stage's parameters move, and its optimiser starts afresh."""
   del key
   num_layers = len(layer_dims(config))
@@ -104,7 +107,8 @@ def train_step(model: models.StackedAutoEncoder, config: Config, state, batch: B
   return new_state, {"loss": value, "stage": stage.astype(jnp.float32)}
 
 
-def evaluate(model, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams) -> dict:
+def evaluate(model: models.StackedAutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array,
+             hp: HParams) -> dict:
   del key, hp
   x = batch["image"]
   logits = model.apply(params, x)["logits"]
@@ -119,9 +123,10 @@ def evaluate(model, config: Config, params: Params, batch: Batch, key: jax.Array
   return metrics
 
 
-def images(model, config: Config, params: Params, batch: Batch, key: jax.Array) -> dict:
+def images(model: models.StackedAutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array,
+           hp: HParams) -> dict:
   """The inputs, then their reconstructions through 1, 2, ... layers."""
-  del key
+  del key, hp
   x = batch["image"]
   depths = [jax.nn.sigmoid(model.apply(params, x, d)["logits"]) for d in range(1, len(layer_dims(config)) + 1)]
   return {"reconstruction": common.image_rows(x, *depths, n=config.num_images)}

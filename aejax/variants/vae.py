@@ -36,12 +36,13 @@ def kl_weight(hp: HParams, step: jax.Array) -> jax.Array:
   return hp["beta"] * ramp
 
 
-def _terms(model, config: Config, params: Params, x: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _terms(model: models.GaussianAutoEncoder, config: Config, params: Params, x: jax.Array,
+           key: jax.Array) -> tuple[jax.Array, jax.Array]:
   out = model.apply(params, x, key)
   return common.decoder_nll(config, out["logits"], x), losses.gaussian_kl(out["mean"], out["logvar"])
 
 
-def log_weights(model, config: Config, params: Params, x: jax.Array, key: jax.Array,
+def log_weights(model: models.GaussianAutoEncoder, config: Config, params: Params, x: jax.Array, key: jax.Array,
                 num_samples: int) -> jax.Array:
   """log p(x, z_i) - log q(z_i|x) for `num_samples` draws z_i ~ q(z|x) per image: (num_samples, B), in nats."""
   mean, logvar = model.apply(params, x, method=model.encode)
@@ -61,8 +62,8 @@ def iwae_bound(log_w: jax.Array) -> jax.Array:
   return jax.nn.logsumexp(log_w, axis=0) - jnp.log(log_w.shape[0])
 
 
-def importance_weighted_nll(model, config: Config, params: Params, x: jax.Array, key: jax.Array,
-                            num_samples: int, chunk_size: int) -> jax.Array:
+def importance_weighted_nll(model: models.GaussianAutoEncoder, config: Config, params: Params, x: jax.Array,
+                            key: jax.Array, num_samples: int, chunk_size: int) -> jax.Array:
   """-log p(x) per image estimated with `num_samples` importance samples, drawn `chunk_size` at a time.
 
   The log-sum-exp is accumulated over chunks, so memory grows with `chunk_size`, not `num_samples`; the
@@ -82,7 +83,7 @@ def importance_weighted_nll(model, config: Config, params: Params, x: jax.Array,
   return math.log(num_samples) - total
 
 
-def loss(model, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
+def loss(model: models.GaussianAutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
          step: jax.Array) -> tuple[jax.Array, dict]:
   if config.iwae_samples > 1:
     log_w = log_weights(model, config, params, batch["image"], key, config.iwae_samples)
@@ -94,7 +95,8 @@ def loss(model, config: Config, params: Params, batch: Batch, key: jax.Array, hp
   return nll + weight * kl, {"recon": nll, "kl": kl, "neg_elbo": nll + kl, "kl_weight": weight}
 
 
-def evaluate(model, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams) -> dict:
+def evaluate(model: models.GaussianAutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array,
+             hp: HParams) -> dict:
   x = batch["image"]
   nll, kl = _terms(model, config, params, x, key)
   mean, _ = model.apply(params, x, method=model.encode)
@@ -107,7 +109,9 @@ def evaluate(model, config: Config, params: Params, batch: Batch, key: jax.Array
   return metrics
 
 
-def images(model, config: Config, params: Params, batch: Batch, key: jax.Array) -> dict:
+def images(model: models.GaussianAutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array,
+           hp: HParams) -> dict:
+  del hp
   x = batch["image"]
   mean, _ = model.apply(params, x, method=model.encode)
   recon = jax.nn.sigmoid(model.apply(params, mean, method=model.decode))
