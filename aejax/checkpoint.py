@@ -15,12 +15,12 @@ class Checkpoints:
 
   def __init__(self, workdir: str | pathlib.Path, keep: int, read_only: bool = False):
     """`read_only` is for a reader beside a run that may still be training (the evaluation suite): it neither
-    creates nor cleans the directory, and involves this process only, not the others of a multi-process run."""
+    creates, cleans nor saves, and involves this process only, not the others of a multi-process run."""
     self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
     if read_only:
       this_process = jax.process_index()
       options = ocp.CheckpointManagerOptions(
-          read_only=True, create=False, cleanup_tmp_directories=False, save_interval_steps=0,
+          create=False, cleanup_tmp_directories=False, save_interval_steps=0,
           multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=this_process,
                                                                      active_processes={this_process}))
     else:
