@@ -13,6 +13,7 @@ of their `wandb.mode` unless `--wandb_mode` says otherwise ('disabled': no run),
 (an offline run uploads later with `wandb sync ROOT/wandb/offline-run-*`).
 """
 import csv
+import io
 import json
 import pathlib
 import sys
@@ -128,10 +129,11 @@ def curves(root: str | pathlib.Path, x: str, ys: Sequence[str],
   members = read_members(root)
   rows = table(members, x, ys)
   csv_path = root / f"curves_{x}.csv"
-  with csv_path.open("w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+  text = io.StringIO()
+  writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+  writer.writeheader()
+  writer.writerows(rows)
+  writers.write_atomically(csv_path, text.getvalue())
   png = plot(rows, x, ys, root / f"curves_{x}.png")
   return png, csv_path, log_wandb(root, x, rows, png, members[0][0].get("wandb", {}), wandb_mode)
 

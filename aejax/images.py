@@ -5,12 +5,15 @@ import numpy as np
 from PIL import Image
 
 
-def grid(rows: np.ndarray, pad: int = 1) -> np.ndarray:
-  """(R, N, H, W, C) images in [0, 1] -> one uint8 (R*(H+pad), N*(W+pad)[, C]) picture."""
+_PAD = 1  # A white line between images.
+
+
+def grid(rows: np.ndarray) -> np.ndarray:
+  """(R, N, H, W, C) images in [0, 1] -> one uint8 (R*(H+1)-1, N*(W+1)-1[, C]) picture, white lines between."""
   r, n, h, w, c = rows.shape
-  canvas = np.ones((r, h + pad, n, w + pad, c), np.float32)
+  canvas = np.ones((r, h + _PAD, n, w + _PAD, c), np.float32)
   canvas[:, :h, :, :w] = np.transpose(rows, (0, 2, 1, 3, 4))
-  canvas = canvas.reshape(r * (h + pad), n * (w + pad), c)[:-pad, :-pad]
+  canvas = canvas.reshape(r * (h + _PAD), n * (w + _PAD), c)[:-_PAD, :-_PAD]
   canvas = np.round(np.clip(canvas, 0.0, 1.0) * 255).astype(np.uint8)
   return canvas[..., 0] if c == 1 else canvas
 

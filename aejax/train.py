@@ -230,10 +230,7 @@ def resume(ckpts: checkpoint.Checkpoints, state: Any, config: config_dict.Config
     raise ConfigError(f"--workdir={str(workdir)!r} holds checkpoints of another model{detail}: use a new --workdir "
                       "for this config, or the values the run was started with") from e
   if write_config:
-    path = workdir / "config.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(config.to_json_best_effort(indent=2))
-    tmp.replace(path)
+    writers.write_atomically(workdir / "config.json", config.to_json_best_effort(indent=2))
   return state
 
 

@@ -14,6 +14,13 @@ from ml_collections import config_dict
 from aejax import images
 
 
+def write_atomically(path: pathlib.Path, text: str) -> None:
+  """Writes `text` to `path` whole or not at all: a reader, or a process killed mid-write, never sees a part."""
+  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+  tmp.write_text(text)
+  tmp.replace(path)
+
+
 def has_wandb_key() -> bool:
   """True if W&B can authenticate without asking (env var or ~/.netrc)."""
   if os.environ.get("WANDB_API_KEY"):
@@ -69,10 +76,7 @@ class MetricWriter:
 
   def write_summary(self, summary: dict[str, Any], file_name: str = "summary.json") -> None:
     """Writes `summary` to `<workdir>/<file_name>` (whole or not at all) and into the W&B run's summary."""
-    path = self.workdir / file_name
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(path)
+    write_atomically(self.workdir / file_name, json.dumps(summary, indent=2) + "\n")
     if self._wandb is not None:
       self._wandb.summary.update(summary)
 
@@ -127,9 +131,7 @@ def _ends_a_line(path: pathlib.Path) -> bool:
 def _truncate_after(path: pathlib.Path, step: int) -> None:
   if not path.exists():
     return
-  tmp = path.with_suffix(".tmp")
-  tmp.write_text("".join(json.dumps(row) + "\n" for row in read_rows(path) if row["step"] <= step))
-  tmp.replace(path)
+  write_atomically(path, "".join(json.dumps(row) + "\n" for row in read_rows(path) if row["step"] <= step))
 
 
 def start_wandb(mode: str, **init_args: Any) -> Any:
@@ -151,7 +153,7 @@ def _init_wandb(workdir: pathlib.Path, config: config_dict.ConfigDict) -> Any:
     return None
   id_file = workdir / "wandb_id"
   if not id_file.exists():
-    id_file.write_text(uuid.uuid4().hex[:12])  # One W&B run per workdir, resumed with it.
+    write_atomically(id_file, uuid.uuid4().hex[:12])  # One W&B run per workdir, resumed with it.
   return start_wandb(
       mode, project=config.wandb.project, entity=config.wandb.entity, group=config.wandb.group,
       tags=list(config.wandb.tags), name=config.wandb.name or workdir.name, config=config.to_dict(),

@@ -276,9 +276,7 @@ def write_summary(sweep: Sweep, rows: list[dict[str, Any]]) -> pathlib.Path:
   writer.writerows(rows)
   path = sweep.root / SUMMARY_FILE
   sweep.root.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{SUMMARY_FILE}.{os.getpid()}")
-  tmp.write_text(text.getvalue())
-  tmp.replace(path)  # Whole or not at all, should two launchers write it at once.
+  writers.write_atomically(path, text.getvalue())  # Whole or not at all, should two launchers write it at once.
   return path
 
 
