@@ -13,8 +13,9 @@ from aejax import datasets
 from aejax.registry import Batch
 
 # Binarisation draws one fixed sample per split, the same for every run: the test split's depends on nothing else
-# (not on how many train images, or which digits, a run keeps), so test metrics compare across runs.
-_BINARIZE_SEEDS = {"train": 0, "test": 1}
+# (not on how many train images, or which digits, a run keeps), so test metrics compare across runs. (Seed 0 for
+# the test split keeps the sample that dynamic-binarisation runs have always been evaluated on.)
+_BINARIZE_SEEDS = {"train": 1, "test": 0}
 
 
 @flax.struct.dataclass
