@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from aejax import (checkpoint, config as config_lib, convolution, input_pipeline, parallel, registry,
                    sweep as sweep_lib, train, writers)
-from aejax.errors import ConfigError
+from aejax.errors import ConfigError, check_folder
 
 MEMBER_FIELDS = ("seed", "learning_rate", "wandb.name")  # May differ within a bundle, beside the variant's hparams.
 
@@ -210,6 +210,8 @@ def train_bundle(configs: Sequence[config_dict.ConfigDict],
   variant = registry.get(configs[0].variant)
   base = base_config(configs)
   workdirs = [pathlib.Path(w) for w in workdirs]
+  for workdir in workdirs:
+    check_folder(workdir, "member workdir")
   n = len(configs)
   mesh = parallel.member_mesh()
   train_split, test_split = parallel.replicate(input_pipeline.load(base.data), mesh)

@@ -16,7 +16,7 @@ from tensorflow_datasets.core.download.download_manager import NonMatchingChecks
 from tensorflow_datasets.proto import tf_example_pb2
 
 from aejax import tfds_builders
-from aejax.errors import ConfigError
+from aejax.errors import ConfigError, check_folder
 
 # Each name's fast aejax builder and the title used in messages; the stock TFDS builder has the same name.
 _DATASETS: dict[str, tuple[type[tfds.core.GeneratorBasedBuilder], str]] = {
@@ -74,6 +74,7 @@ def _check_data_dir(root: pathlib.Path, shown: str) -> None:
   """Rejects a data_dir that is a file, a dataset's own folder, or a folder of raw IDX files."""
   if root.exists() and not root.is_dir():
     raise ConfigError(f"{shown} is a file: point it at a TFDS data folder, or None for the default")
+  check_folder(root, "data.data_dir")
   if (root / "dataset_info.json").exists():
     raise ConfigError(f"{shown} is a dataset version folder: point it at {str(root.parents[1])!r}")
   if any(root.glob("*/dataset_info.json")):
@@ -134,7 +135,11 @@ def _prepared_builder(
 @contextlib.contextmanager
 def _preparation_lock(root: pathlib.Path, name: str) -> Iterator[None]:
   """Holds an OS lock on `root/.aejax_<name>.lock`, so runs started together prepare a dataset once, not racing."""
-  root.mkdir(parents=True, exist_ok=True)
+  try:
+    root.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise ConfigError(f"data.data_dir={str(root)!r} cannot be created ({e.strerror}): point it at a folder where "
+                      "TFDS may write the prepared dataset") from e
   with open(root / f".aejax_{name}.lock", "w") as lock_file:
     fcntl.flock(lock_file, fcntl.LOCK_EX)  # Released when the file closes, or when the process dies.
     yield

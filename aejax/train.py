@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 import aejax.variants  # noqa: F401  (registers the variants)
 from aejax import checkpoint, config as config_lib, convolution, input_pipeline, parallel, registry, writers
-from aejax.errors import ConfigError
+from aejax.errors import ConfigError, check_folder
 
 
 class TrainState(train_state.TrainState):
@@ -242,6 +242,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
   mesh = parallel.data_mesh()
   parallel.check_batch_size(config.batch_size, mesh)
   workdir = pathlib.Path(workdir)
+  check_folder(workdir, "--workdir")
   train_split, test_split = parallel.replicate(input_pipeline.load(config.data), mesh)
   check_batch_fits(config, train_split)
   model = variant.build_model(config, tuple(train_split.images.shape[1:]))

@@ -95,6 +95,16 @@ def test_missing_data_dir_without_download_is_named(smoke_config, tmp_path):
     train.train_and_evaluate(config, tmp_path / "run")
 
 
+def test_folders_under_a_file_are_named(smoke_config, tmp_path):
+  blocker = tmp_path / "afile"
+  blocker.write_text("")
+  with pytest.raises(ConfigError, match=r"^--workdir='.*afile/run': '.*afile' is a file, not a folder"):
+    train.train_and_evaluate(smoke_config("ae"), blocker / "run")
+  with pytest.raises(ConfigError, match=r"^data\.data_dir='.*afile/tfds': '.*afile' is a file, not a folder"):
+    train.train_and_evaluate(smoke_config("ae", data__data_dir=str(blocker / "tfds")), tmp_path / "run")
+  assert not (tmp_path / "run").exists()
+
+
 def test_wrong_manual_dir_is_named(smoke_config, tmp_path):
   config = smoke_config("ae", data__data_dir=str(tmp_path / "fresh"), data__manual_dir=str(tmp_path))
   with pytest.raises(ConfigError, match=r"^data\.manual_dir='.*' has no train-images-idx3-ubyte\.gz"):
