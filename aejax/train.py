@@ -126,8 +126,8 @@ def make_data_step(train_step: StepFn, split: input_pipeline.Split, batch_size: 
   steps_per_epoch = split.size // batch_size
   sharded = _sharded_over(mesh)
 
-  def step(state: TrainState, split: input_pipeline.Split, perm: jax.Array, key: jax.Array) -> tuple[TrainState,
-           Metrics]:
+  def step(state: TrainState, split: input_pipeline.Split, perm: jax.Array,
+           key: jax.Array) -> tuple[TrainState, Metrics]:
     start = (state.step % steps_per_epoch) * batch_size
     batch_key, step_key = jax.random.split(jax.random.fold_in(key, state.step))
     indices = sharded(jax.lax.dynamic_slice(perm, (start,), (batch_size,)))
