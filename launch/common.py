@@ -224,7 +224,7 @@ def run_bundle(sweep: Sweep, members: Sequence[Member], env: dict[str, str] | No
   forward signals to it).
   """
   with contextlib.ExitStack() as held:
-    fds = {m.run_id: held.enter_context(lock(m.workdir, patience_s=1.0)) for m in members}
+    fds = {m.run_id: held.enter_context(lock(m.workdir, patience_s=0.2)) for m in members}
     todo = [m for m in members if fds[m.run_id] is not None and not is_finished(m)]
     if not todo:
       return {m.run_id: None for m in members}
