@@ -55,16 +55,6 @@ SMALL_NET_MACS = 250_000  # Multiply-adds per image of a "small" dense net: dae.
 _PIXELS = 28 * 28  # MNIST and Fashion-MNIST.
 
 
-def _flatten(config: config_dict.ConfigDict, prefix: str = "") -> dict[str, Any]:
-  flat = {}
-  for key, value in config.items():
-    if isinstance(value, config_dict.ConfigDict):
-      flat.update(_flatten(value, f"{prefix}{key}."))
-    else:
-      flat[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
-  return flat
-
-
 def _per_member(config: config_dict.ConfigDict) -> set[str]:
   """The fields in which members of one bundle may differ."""
   return set(MEMBER_FIELDS) | set(registry.get(config.variant).hparams(config))
@@ -73,8 +63,8 @@ def _per_member(config: config_dict.ConfigDict) -> set[str]:
 def bundle_key(config: config_dict.ConfigDict) -> tuple[tuple[str, Any], ...]:
   """Equal for configs that can share a bundle (see `check_bundle`): the config without its per-member fields."""
   per_member = _per_member(config)
-  return tuple(sorted((field, value) for field, value in _flatten(config.copy_and_resolve_references()).items()
-                      if field not in per_member))
+  flat = config_lib.flatten(config.copy_and_resolve_references())
+  return tuple(sorted((field, value) for field, value in flat.items() if field not in per_member))
 
 
 def _dense_macs(config: config_dict.ConfigDict) -> int:
@@ -110,9 +100,9 @@ def check_bundle(configs: Sequence[config_dict.ConfigDict], workdirs: Sequence[s
   if len(set(resolved)) != len(resolved):
     raise ConfigError("two bundle members share a workdir: give each member its own")
   allowed = _per_member(configs[0])
-  reference = _flatten(configs[0])
+  reference = config_lib.flatten(configs[0])
   for k, config in enumerate(configs[1:], 1):
-    flat = _flatten(config)
+    flat = config_lib.flatten(config)
     differing = sorted(f for f in reference.keys() | flat.keys()
                        if f not in allowed and reference.get(f) != flat.get(f))
     if differing:

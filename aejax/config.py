@@ -10,6 +10,7 @@ import pathlib
 import re
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from absl import flags, logging
 from ml_collections import config_dict
@@ -199,15 +200,19 @@ def changed_fields(saved_path: pathlib.Path, config: config_dict.ConfigDict) -> 
   there is none)."""
   if not saved_path.exists():
     return []
-  saved, now = _flat(json.loads(saved_path.read_text())), _flat(json.loads(config.to_json_best_effort()))
+  saved, now = flatten(json.loads(saved_path.read_text())), flatten(json.loads(config.to_json_best_effort()))
   return [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in sorted(saved.keys() | now.keys())
           if saved.get(k) != now.get(k)]
 
 
-def _flat(tree: dict, prefix: str = "") -> dict:
+def flatten(config: config_dict.ConfigDict | dict, prefix: str = "") -> dict[str, Any]:
+  """{'model.encoder_widths': (500, 300), ...} of a config or its JSON, lists as tuples, so both compare."""
   flat = {}
-  for k, v in tree.items():
-    flat.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+  for key, value in config.items():
+    if isinstance(value, (config_dict.ConfigDict, dict)):
+      flat.update(flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
   return flat
 
 
