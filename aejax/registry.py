@@ -16,7 +16,9 @@ from ml_collections import config_dict
 
 from aejax.errors import ConfigError
 
-Batch = dict[str, jax.Array]  # 'image': float32 (B, H, W, C) in [0, 1]; 'label': int32 (B,).
+# 'image': float32 (B, H, W, C) in [0, 1]; 'label': int32 (B,); in evaluation batches also 'valid': float32 (B,),
+# 1 for an example and 0 for the padding of a last, partial batch (statistics of a batch must skip it).
+Batch = dict[str, jax.Array]
 HParams = dict[str, jax.Array]
 Params = Any
 Config = config_dict.ConfigDict

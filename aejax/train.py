@@ -153,7 +153,8 @@ def make_eval_sums(variant: registry.Variant, model: nn.Module, config: config_d
   def batch_sums(state: TrainState, split: input_pipeline.Split, index: jax.Array, key: jax.Array) -> Metrics:
     ids = sharded(index * batch_size + jnp.arange(batch_size))
     valid = (ids < split.size).astype(jnp.float32)
-    batch = sharded(input_pipeline.make_batch(split, jnp.minimum(ids, split.size - 1), key, False))
+    batch = sharded({**input_pipeline.make_batch(split, jnp.minimum(ids, split.size - 1), key, False),
+                     "valid": valid})
     per_example = variant.evaluate(model, config, state.params, batch, jax.random.fold_in(key, index), state.hparams)
     return {k: jnp.sum(v * valid) for k, v in per_example.items()}
 

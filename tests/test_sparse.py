@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from aejax import config as config_lib
-from aejax import losses, registry, train
+from aejax import input_pipeline, losses, registry, train
 from aejax.errors import ConfigError
 from aejax.variants import sparse
 
@@ -60,6 +60,35 @@ def test_loss_and_metrics_match_numpy(sparsity, code_activation):
   np.testing.assert_allclose(per_example["mean_activation"], h.mean(axis=1), rtol=1e-5)
   np.testing.assert_allclose(per_example["near_zero_fraction"], np.mean(np.abs(h) < 0.01, axis=1))
   assert float(metrics["mean_activation"]) == pytest.approx(h.mean(), rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "conv"])
+def test_test_metrics_cover_partial_batches_and_spatial_codes(kind):
+  # 10 test images in evaluation batches of 4: the last batch holds 2 images and 2 rows of padding, which the
+  # KL's batch mean ρ̂ must skip. A conv net's spatial code (B, 7, 7, C) counts each position × channel as a unit.
+  c = config_lib.base_config()
+  c.variant, c.latent_dim, c.model.encoder_widths = "sparse_ae", 6, (16,)
+  c.model.kind, c.model.spatial_code, c.model.code_channels, c.model.conv_features = kind, kind == "conv", 3, (4, 8)
+  c.model.code_activation, c.sparsity, c.sparsity_weight, c.sparsity_target = "sigmoid", "kl", 2.5, 0.2
+  c.eval_batch_size = 4
+  variant = registry.get("sparse_ae")
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (10, 28, 28, 1), np.uint8)
+  images[8], images[9] = 0, 255  # Padding repeats image 9, far from image 8: a ρ̂ that counted it would be off.
+  split = input_pipeline.Split(jnp.asarray(images), jnp.zeros(10, jnp.int32))
+  model = variant.build_model(c, (28, 28, 1))
+  state = train.init_state(variant, model, c, jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+  metrics = train.make_evaluate(variant, model, c, split)(state, jax.random.key(1))
+
+  x = np.asarray(split.images, np.float32) / 255.0
+  out = model.apply(state.params, x)
+  h = np.asarray(out["code"], np.float64).reshape(10, -1)
+  recon = np.sum((1 / (1 + np.exp(-np.asarray(out["logits"], np.float64))) - x) ** 2, axis=(1, 2, 3))
+  penalty = sum(len(b) * _numpy_penalty("kl", b, 0.2) for b in (h[:4], h[4:8], h[8:])) / 10
+  assert metrics["sparsity_penalty"] == pytest.approx(penalty, rel=1e-4)
+  assert metrics["loss"] == pytest.approx(recon.mean() + 2.5 * penalty, rel=1e-5)
+  assert metrics["mean_activation"] == pytest.approx(h.mean(), rel=1e-5)
+  assert metrics["near_zero_fraction"] == pytest.approx(np.mean(h < 0.01), abs=1e-6)
 
 
 def test_kl_training_brings_the_test_mean_activation_to_the_target(smoke_config, tmp_path):

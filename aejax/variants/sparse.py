@@ -27,34 +27,38 @@ def hparams(config: Config) -> dict[str, float]:
   return {"sparsity_weight": float(config.sparsity_weight), "sparsity_target": float(config.sparsity_target)}
 
 
-def penalty(sparsity: str, h: jax.Array, target: jax.Array) -> jax.Array:
-  """The per-example penalty (B,) whose batch mean λ multiplies.
+def penalty(sparsity: str, h: jax.Array, target: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+  """The per-example penalty (B,) whose batch mean λ multiplies, for codes h (B, units).
 
   'l1': mean |h| over the code units. 'kl': Σ_j KL(ρ ‖ ρ̂_j) with ρ̂_j the mean of unit j over this batch,
-  a value of the batch rather than of one example, so every example carries the batch's value.
+  a value of the batch rather than of one example, so every example carries the batch's value. `valid` (B,)
+  marks the rows that are examples (an evaluation batch's padding is not): ρ̂ is their mean alone.
   """
   if sparsity == "kl":
-    return jnp.broadcast_to(losses.bernoulli_kl(target, h.mean(axis=0)), h.shape[:1])
+    rho_hat = h.mean(axis=0) if valid is None else valid @ h / valid.sum()
+    return jnp.broadcast_to(losses.bernoulli_kl(target, rho_hat), h.shape[:1])
   return losses.mean_absolute(h)
 
 
 def code_statistics(h: jax.Array) -> dict[str, jax.Array]:
-  """Per example (B,): the mean activation over the code units and the fraction of units near zero."""
+  """Per example (B,) of codes h (B, units): the mean activation and the fraction of units near zero."""
   return {"mean_activation": h.mean(axis=-1), "near_zero_fraction": (jnp.abs(h) < NEAR_ZERO).mean(axis=-1)}
 
 
-def _terms(model: models.AutoEncoder, config: Config, params: Params, x: jax.Array, hp: HParams):
-  """The logits, the code and the per-example reconstruction and penalty terms."""
+def _terms(model: models.AutoEncoder, config: Config, params: Params, batch: Batch, hp: HParams):
+  """The logits, the code flattened to (B, units) (a spatial code's units are its positions × channels) and
+  the per-example reconstruction and penalty terms."""
+  x = batch["image"]
   out = model.apply(params, x)
-  h = out["code"]
+  h = out["code"].reshape(x.shape[0], -1)
   recon = common.reconstruction_loss(config, out["logits"], x)
-  return out["logits"], h, recon, penalty(config.sparsity, h, hp["sparsity_target"])
+  return out["logits"], h, recon, penalty(config.sparsity, h, hp["sparsity_target"], batch.get("valid"))
 
 
 def loss(model: models.AutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
          step: jax.Array) -> tuple[jax.Array, dict]:
   del key, step
-  _, h, recon, pen = _terms(model, config, params, batch["image"], hp)
+  _, h, recon, pen = _terms(model, config, params, batch, hp)
   recon, pen = recon.mean(), pen.mean()
   stats = {k: v.mean() for k, v in code_statistics(h).items()}
   return recon + hp["sparsity_weight"] * pen, {"recon": recon, "sparsity_penalty": pen, **stats}
@@ -63,10 +67,9 @@ def loss(model: models.AutoEncoder, config: Config, params: Params, batch: Batch
 def evaluate(model: models.AutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array,
              hp: HParams) -> dict:
   del key
-  x = batch["image"]
-  logits, h, recon, pen = _terms(model, config, params, x, hp)
+  logits, h, recon, pen = _terms(model, config, params, batch, hp)
   return {"loss": recon + hp["sparsity_weight"] * pen, "recon": recon, "sparsity_penalty": pen,
-          "recon_error": losses.squared_error(jax.nn.sigmoid(logits), x), **code_statistics(h)}
+          "recon_error": losses.squared_error(jax.nn.sigmoid(logits), batch["image"]), **code_statistics(h)}
 
 
 def validate(config: Config) -> None:
