@@ -43,7 +43,7 @@ from ml_collections import config_dict, config_flags
 from tqdm import tqdm
 
 from aejax import (checkpoint, config as config_lib, convolution, input_pipeline, parallel, registry,
-                   sweep as sweep_lib, train, writers)
+                   suites, sweep as sweep_lib, train, writers)
 from aejax.errors import ConfigError, check_folder
 
 MEMBER_FIELDS = ("seed", "learning_rate", "wandb.name")  # May differ within a bundle, beside the variant's hparams.
@@ -196,6 +196,8 @@ def train_bundle(configs: Sequence[config_dict.ConfigDict],
   for config in configs:
     config_lib.validate(config)
     registry.get(config.variant).validate(config)
+    if config.eval.suites:  # Run after training, as by aejax.main.
+      suites.select(config, config.eval.suites)
   check_bundle(configs, workdirs)
   variant = registry.get(configs[0].variant)
   base = base_config(configs)

@@ -39,8 +39,8 @@ import scipy.special
 from absl import app, flags
 from ml_collections import config_dict
 
-from aejax import checkpoint, config as config_lib, corruption, input_pipeline, losses, metrics, models, registry
-from aejax import train, writers
+from aejax import checkpoint, config as config_lib, corruption, input_pipeline, losses, metrics, registry
+from aejax import suites as suites_lib, train, writers
 from aejax.errors import ConfigError
 from aejax.variants import vae
 
@@ -68,7 +68,7 @@ class Run:
 
   @property
   def is_vae(self) -> bool:
-    return isinstance(self.model, models.GaussianAutoEncoder)
+    return suites_lib.is_vae(self.model)
 
   @functools.cached_property
   def _encode(self) -> Callable:
@@ -127,12 +127,8 @@ def load_config(workdir: pathlib.Path) -> config_dict.ConfigDict:
   return config
 
 
-def restore(workdir: str | pathlib.Path, config: config_dict.ConfigDict | None = None,
-            suites: Sequence[str] = ()) -> Run:
-  """The run in `workdir` at its latest checkpoint (its own config.json unless `config` is given).
-
-  Raises `ConfigError` before the slow part if the run cannot be evaluated, or one of `suites` does not fit it.
-  """
+def restore(workdir: str | pathlib.Path, config: config_dict.ConfigDict | None = None) -> Run:
+  """The run in `workdir` at its latest checkpoint (its own config.json unless `config` is given)."""
   workdir = pathlib.Path(workdir)
   config = load_config(workdir) if config is None else config
   config_lib.validate(config)
@@ -140,22 +136,6 @@ def restore(workdir: str | pathlib.Path, config: config_dict.ConfigDict | None =
   variant.validate(config)
   train_split, test_split = input_pipeline.load(config.data)
   model = variant.build_model(config, tuple(test_split.images.shape[1:]))
-  for method in ("encode", "decode"):
-    if not hasattr(model, method):
-      raise ConfigError(f"config.variant={config.variant!r}: its model has no {method}(), which the evaluation "
-                        "suite needs")
-  is_vae = isinstance(model, models.GaussianAutoEncoder)
-  for suite in suites:
-    if suite in ("generate", "nll") and not is_vae:
-      raise ConfigError(f"suite {suite!r} needs a VAE, not config.variant={config.variant!r}: "
-                        "drop it from --suite or evaluate a vae/beta_vae run")
-    if suite == "anomaly" and not tuple(config.data.train_labels):
-      raise ConfigError("suite 'anomaly' needs a one-class run: train with --config.data.train_labels='(3,)' "
-                        "(the normal digits)")
-  side = min(test_split.images.shape[1:3])
-  if config.eval.block_size > side:
-    raise ConfigError(f"config.eval.block_size={config.eval.block_size}: the imputation block must fit in the "
-                      f"{test_split.images.shape[1]}x{test_split.images.shape[2]} images; use at most {side}")
   example = jnp.zeros((1, *test_split.images.shape[1:]), jnp.float32)
   state = train.init_state(variant, model, config, jax.random.key(config.seed), example)
   ckpts = checkpoint.Checkpoints(workdir, config.keep_checkpoints, read_only=True)
@@ -303,13 +283,6 @@ SUITES: dict[str, Callable[[Run], tuple[Metrics, Pictures]]] = {
     "recon": recon, "anomaly": anomaly, "denoise": denoise, "impute": impute, "generate": generate, "nll": nll}
 
 
-def fitting_suites(config: config_dict.ConfigDict, is_vae: bool) -> tuple[str, ...]:
-  """The suites that suit a run: all take recon and impute; one-class runs anomaly; DAEs denoise; VAEs the rest."""
-  fits = {"recon": True, "anomaly": bool(tuple(config.data.train_labels)), "denoise": config.variant == "dae",
-          "impute": True, "generate": is_vae, "nll": is_vae}
-  return tuple(name for name in config_lib.EVAL_SUITES if fits[name])
-
-
 def evaluate_run(workdir: str | pathlib.Path, suites: Sequence[str] | None = None,
                  nll_samples: int | None = None) -> dict[str, Any]:
   """Runs `suites` (None: those that fit) on the run in `workdir`; writes eval.json, pictures, metrics, W&B."""
@@ -321,8 +294,10 @@ def evaluate_run(workdir: str | pathlib.Path, suites: Sequence[str] | None = Non
   config = load_config(workdir)
   if nll_samples is not None:
     config.eval.nll_samples = nll_samples
-  run = restore(workdir, config, () if suites is None else suites)
-  chosen = fitting_suites(config, run.is_vae) if suites is None else tuple(suites)
+  config_lib.validate(config)
+  registry.get(config.variant).validate(config)
+  chosen = suites_lib.select(config, suites)
+  run = restore(workdir, config)
   results, pictures = {}, {}
   for name in chosen:
     suite_metrics, suite_pictures = SUITES[name](run)

@@ -109,7 +109,7 @@ def load(spec: str, config: config_dict.ConfigDict | None = None) -> dict[str, O
     raise ConfigError(f"{path} defines no sweep: add get_sweep() returning e.g. "
                       "sweep_lib.sweep('seed', [0, 1, 2]) (see experiments/beta_vae.py)")
   import aejax.variants  # noqa: F401  pylint: disable=g-import-not-at-top  (registers them; slow for --help)
-  from aejax import registry  # pylint: disable=g-import-not-at-top
+  from aejax import registry, suites  # pylint: disable=g-import-not-at-top
   members = {}
   for overrides in get_sweep():
     name = run_id(overrides)
@@ -120,6 +120,8 @@ def load(spec: str, config: config_dict.ConfigDict | None = None) -> dict[str, O
       member = override(config, overrides)
       config_lib.validate(member)
       registry.get(member.variant).validate(member)
+      if member.eval.suites:
+        suites.select(member, member.eval.suites)
     except ConfigError as e:
       raise ConfigError(f"{path}: sweep member {name}: {e}") from e
     members[name] = overrides

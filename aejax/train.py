@@ -24,7 +24,8 @@ from ml_collections import config_dict
 from tqdm import tqdm
 
 import aejax.variants  # noqa: F401  (registers the variants)
-from aejax import checkpoint, config as config_lib, convolution, input_pipeline, parallel, registry, writers
+from aejax import checkpoint, config as config_lib, convolution, input_pipeline, parallel, registry, suites
+from aejax import writers
 from aejax.errors import ConfigError, check_folder
 
 
@@ -240,6 +241,8 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
   config_lib.validate(config)
   variant = registry.get(config.variant)
   variant.validate(config)
+  if config.eval.suites:  # Run after training, by aejax.main: a suite that cannot run fails now instead.
+    suites.select(config, config.eval.suites)
   mesh = parallel.data_mesh()
   parallel.check_batch_size(config.batch_size, mesh)
   workdir = pathlib.Path(workdir)

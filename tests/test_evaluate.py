@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 from sklearn import decomposition
 
-from aejax import config as config_lib, datasets, evaluate, input_pipeline, registry, train, writers
+from aejax import bundle, config as config_lib, datasets, evaluate, input_pipeline, registry, suites, train
+from aejax import writers
 from aejax.errors import ConfigError
 
 from conftest import REPO
@@ -59,7 +60,24 @@ def test_ae_recon_and_impute_agree_with_training_metrics_and_independent_pca(smo
   config = evaluate.load_config(tmp_path)
   config.eval.block_size = 29
   with pytest.raises(ConfigError, match=r"block_size=29: the imputation block must fit in the 28x28 images; use at"):
-    evaluate.restore(tmp_path, config)
+    suites.select(config, None)
+  assert suites.select(config, ["recon"]) == ("recon",)  # Only imputation places a block.
+
+
+@pytest.mark.parametrize("variant,names,message", [
+    ("ae", ("recon", "nll"), "suite 'nll' needs a VAE, not config.variant='ae'"),
+    ("ae", ("anomaly",), "suite 'anomaly' needs a one-class run"),
+    ("stacked_ae", ("recon",), "config.variant='stacked_ae': its model has no encode()"),
+])
+def test_suites_that_cannot_run_stop_a_run_before_training(smoke_config, tmp_path, variant, names, message):
+  # aejax.main, aejax.bundle and the launchers (through the sweep) run config.eval.suites after training.
+  config = smoke_config(variant, eval__suites=names)
+  with pytest.raises(ConfigError, match=re.escape(message)):
+    train.train_and_evaluate(config, tmp_path / "run")
+  assert not (tmp_path / "run").exists()
+  with pytest.raises(ConfigError, match=re.escape(message)):
+    bundle.train_bundle([config], [tmp_path / "member"])
+  assert not (tmp_path / "member").exists()
 
 
 def test_evaluating_a_run_still_training_leaves_its_rows_and_checkpoint_in_progress(smoke_config, tmp_path):

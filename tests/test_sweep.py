@@ -96,6 +96,8 @@ def _experiment(tmp_path, sweep_body: str | None) -> str:
     ("sweep_lib.sweep('beta', [1, -1])", r"sweep member beta_1: config\.beta=-1\.0: the KL weight must be >= 0"),
     ("[{'variant': 'dae', 'noise_factor': 0.0}]",  # The variant's own checks too.
      r"sweep member .*: config\.noise_factor=0\.0: a denoising autoencoder needs noise"),
+    ("sweep_lib.sweep('eval.suites', [('recon',), ('generate',)])",  # And the suites run after training.
+     r"sweep member eval\.suitesgenerate: suite 'generate' needs a VAE, not config\.variant='ae'"),
     ("sweep_lib.chain(sweep_lib.sweep('beta', [4]), sweep_lib.sweep('beta', [4.0]))",
      r"get_sweep\(\) members \{'beta': 4\} and \{'beta': 4\.0\} share the run id 'beta4'"),
 ])
