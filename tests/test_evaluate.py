@@ -187,3 +187,39 @@ def test_command_line_reports_a_bad_suite_in_one_line(tmp_path):
   assert result.returncode == 1
   assert result.stderr.strip() == ("aejax.evaluate: error: suite 'fid' is not known: use a comma-separated list of "
                                    "recon, anomaly, denoise, impute, generate, nll, e.g. --suite recon,impute")
+
+
+class _Echo(evaluate.Run):
+  """A stand-in model that returns the images it is shown: it fills hidden pixels with the zeros it was given."""
+
+  def reconstruct(self, x):
+    return x
+
+
+class _Blank(evaluate.Run):
+  """A stand-in model that returns black images, whatever it is shown."""
+
+  def reconstruct(self, x):
+    return np.zeros_like(x)
+
+
+def _stand_in(cls, images):
+  config = config_lib.base_config()
+  config.eval.noise_factors = (0.25, 0.75)
+  labels = np.zeros(len(images), np.int32)
+  return cls(config, None, None, None, 0, images, labels, images, labels)
+
+
+def test_impute_and_denoise_score_the_model_on_what_it_was_shown():
+  x = np.random.default_rng(0).random((40, 28, 28, 1)).astype(np.float32)
+  echo, blank = evaluate.impute(_stand_in(_Echo, x))[0], evaluate.impute(_stand_in(_Blank, x))[0]
+  assert echo["impute/block_hidden_pixels"] == 144 and echo["impute/random_hidden_pixels"] == pytest.approx(392, abs=8)
+  for mask in ("random", "block"):
+    # Shown zeros where pixels are hidden, the echo fills them with zeros; its error there is Σ x² ≈ hidden / 3.
+    assert echo[f"impute/{mask}_squared_error"] == pytest.approx(blank[f"impute/{mask}_squared_error"], rel=1e-6)
+    assert echo[f"impute/{mask}_squared_error"] == pytest.approx(echo[f"impute/{mask}_hidden_pixels"] / 3, rel=0.05)
+
+  echo = evaluate.denoise(_stand_in(_Echo, x))[0]
+  for factor in ("0.25", "0.75"):  # The echo returns the noisy input, so it scores as the noisy input does.
+    assert echo[f"denoise/{factor}/psnr_model"] == pytest.approx(echo[f"denoise/{factor}/psnr_noisy"], abs=1e-9)
+  assert echo["denoise/0.25/psnr_noisy"] > echo["denoise/0.75/psnr_noisy"] + 3
