@@ -161,8 +161,7 @@ def make_bundle_step(variant: registry.Variant, model: nn.Module, base: config_d
   """`train.make_data_step` vmapped over the members and jitted (the state donated):
   `(states, rates, split, perms, keys) -> (states, metrics)`, each member's updates scaled by its rate, the
   outputs split over `mesh`'s 'members' axis as the inputs (see `split_members`)."""
-  data_step = train.make_data_step(train.make_train_step(variant, model, base), split, base.batch_size,
-                                   base.data.binarize == "dynamic")
+  data_step = train.make_data_step(train.make_train_step(variant, model, base), split, base)
 
   def member_step(state: train.TrainState, rate: jax.Array, split: input_pipeline.Split, perm: jax.Array,
                   key: jax.Array) -> tuple[train.TrainState, train.Metrics]:

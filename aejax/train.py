@@ -118,12 +118,14 @@ def _sharded_over(mesh: Mesh | None):
   return (lambda tree: tree) if mesh is None else functools.partial(parallel.shard_batch, mesh=mesh)
 
 
-def make_data_step(train_step: StepFn, split: input_pipeline.Split, batch_size: int, dynamic_binarize: bool,
+def make_data_step(train_step: StepFn, split: input_pipeline.Split, config: config_dict.ConfigDict,
                    mesh: Mesh | None = None) -> DataStepFn:
-  """Wraps `train_step` so the batch is gathered on device from `split`, in the order `perm` gives.
+  """Wraps `train_step` so the batch of `config.batch_size` is gathered on device from `split`, in the order
+  `perm` gives, and Bernoulli-sampled when `config.data.binarize` is 'dynamic'.
 
   With `mesh`, each device gathers its slice of the batch and XLA averages the gradients over them.
   """
+  batch_size, dynamic_binarize = config.batch_size, config.data.binarize == "dynamic"
   steps_per_epoch = split.size // batch_size
   sharded = _sharded_over(mesh)
 
@@ -261,8 +263,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
   step = int(state.step)
   writer = writers.MetricWriter(workdir, config, step) if primary else writers.NullWriter(workdir)
 
-  train_step = jax.jit(make_data_step(make_train_step(variant, model, config), train_split, config.batch_size,
-                                      config.data.binarize == "dynamic", mesh),
+  train_step = jax.jit(make_data_step(make_train_step(variant, model, config), train_split, config, mesh),
                        donate_argnums=0, out_shardings=parallel.replicated(mesh),
                        compiler_options=convolution.compiler_options(config))
   evaluate = make_evaluate(variant, model, config, test_split, mesh)

@@ -84,8 +84,8 @@ def runner(configs: list, split: input_pipeline.Split, mode: str, warmup_steps: 
   else:
     alone = configs[0]
     state = train.init_state(variant, model, alone, jax.random.key(alone.seed), jnp.zeros((1, *shape)))
-    step = jax.jit(train.make_data_step(train.make_train_step(variant, model, alone), split, alone.batch_size,
-                                        alone.data.binarize == "dynamic"), donate_argnums=0)
+    step = jax.jit(train.make_data_step(train.make_train_step(variant, model, alone), split, alone),
+                   donate_argnums=0)
     run = timer(step, (state, split, perm, jax.random.key(1)), alone.batch_size)
   run(warmup_steps)
   return run

@@ -51,8 +51,8 @@ def measure(args: argparse.Namespace) -> dict:
   def runner(sharded: bool):
     state = train.init_state(variant, model, config, init_key, example)
     inputs = parallel.replicate((state, split, perm), mesh) if sharded else (state, split, perm)
-    step = jax.jit(train.make_data_step(train.make_train_step(variant, model, config), split, config.batch_size,
-                                        False, mesh if sharded else None), donate_argnums=0)
+    step = jax.jit(train.make_data_step(train.make_train_step(variant, model, config), split, config,
+                                        mesh if sharded else None), donate_argnums=0)
     box = list(inputs)
 
     def run(steps: int) -> float:

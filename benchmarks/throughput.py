@@ -74,8 +74,7 @@ class AejaxRunner:
     init_key, self.key, data_key = jax.random.split(jax.random.key(config.seed), 3)
     example = jnp.zeros((1, *self.split.images.shape[1:]), jnp.float32)
     self.state = train.init_state(variant, model, config, init_key, example)
-    self.step = jax.jit(train.make_data_step(train.make_train_step(variant, model, config), self.split,
-                                             config.batch_size, config.data.binarize == "dynamic"),
+    self.step = jax.jit(train.make_data_step(train.make_train_step(variant, model, config), self.split, config),
                         donate_argnums=0, compiler_options=convolution.compiler_options(config))
     self.perm = jax.jit(input_pipeline.epoch_permutation, static_argnums=2)(data_key, 0, self.split.size)
     self.run(max(warmup_steps, 1))

@@ -4,10 +4,11 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from aejax import config as config_lib, evaluate, registry
+from aejax import config as config_lib, evaluate, input_pipeline, registry
 from aejax import sweep as sweep_lib
 from aejax import train
 from aejax.errors import ConfigError
@@ -126,3 +127,29 @@ def test_a_half_written_checkpoint_is_ignored_and_cleaned_up(smoke_config, tmp_p
   assert summary["step"] == 60
   assert [r["step"] for r in _rows(tmp_path) if "train/loss" in r] == [20, 30, 40, 60]
   assert not half_written.exists()
+
+
+@pytest.mark.parametrize("binarize", ["none", "dynamic"])
+def test_data_step_walks_each_epochs_permutation_and_binarises_dynamic_batches(binarize):
+  # 12 grey images (value 128) in batches of 4: 3 steps an epoch. A stand-in train step returns its batch.
+  c = config_lib.base_config()
+  c.batch_size, c.data.binarize = 4, binarize
+  split = input_pipeline.Split(jnp.full((12, 28, 28, 1), 128, jnp.uint8), jnp.arange(12, dtype=jnp.int32))
+  data_step = jax.jit(train.make_data_step(lambda state, batch, key: (state.replace(step=state.step + 1), batch),
+                                           split, c))
+  state = train.TrainState.create(apply_fn=None, params={}, tx=optax.identity(), hparams={})
+  perms = [np.asarray(input_pipeline.epoch_permutation(jax.random.key(0), epoch, 12)) for epoch in (0, 1)]
+  assert all(sorted(p) == list(range(12)) for p in perms) and not np.array_equal(*perms)
+  labels, pixels = [], []
+  for perm in perms:
+    for _ in range(3):
+      state, batch = data_step(state, split, jnp.asarray(perm), jax.random.key(1))
+      labels.append(np.asarray(batch["label"]))
+      pixels.append(np.asarray(batch["image"]))
+  np.testing.assert_array_equal(np.concatenate(labels), np.concatenate(perms))
+  pixels = np.stack(pixels)
+  if binarize == "none":
+    np.testing.assert_allclose(pixels, 128 / 255, rtol=1e-6)
+  else:  # Bernoulli(128/255) draws, fresh each step.
+    assert set(np.unique(pixels)) == {0.0, 1.0} and pixels.mean() == pytest.approx(128 / 255, abs=0.01)
+    assert not np.array_equal(pixels[0], pixels[3])  # The same images, other draws.
