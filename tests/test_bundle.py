@@ -121,6 +121,21 @@ def test_bundle_resumes_from_its_members_checkpoints(trained_bundle, dirs, tmp_p
     assert loss[1] == pytest.approx(loss[0], rel=1e-4)
 
 
+def test_sigterm_checkpoints_every_member_and_the_rerun_ends_as_uninterrupted(trained_bundle, dirs, tmp_path,
+                                                                             monkeypatch, preempt_at):
+  workdirs, _ = trained_bundle
+  resumed = [tmp_path / w.name for w in workdirs]
+  preempt_at(15)  # Logged every 5 steps here, checkpointed every 10: step 15's checkpoint is the signal's.
+  with pytest.raises(train.Interrupted, match="at step 15; checkpoint saved"):
+    bundle.train_bundle(_configs(dirs, log_every=5), resumed)
+  monkeypatch.undo()
+  assert all((w / "checkpoints" / "15").is_dir() for w in resumed)
+  summaries = bundle.train_bundle(_configs(dirs, log_every=5), resumed)
+  assert [s["step"] for s in summaries] == [20] * len(MEMBERS)
+  for whole, part in zip(workdirs, resumed):
+    _assert_close(_latest(whole), _latest(part))
+
+
 def test_rerun_of_a_finished_bundle_trains_nothing_and_reports_the_same(trained_bundle, dirs):
   workdirs, summaries = trained_bundle
   rows = [_rows(w) for w in workdirs]
