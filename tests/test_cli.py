@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from aejax import train
+from aejax import train, writers
 from aejax.errors import ConfigError
 
 from conftest import REPO
@@ -136,3 +136,38 @@ def test_wandb_without_api_key_logs_offline(smoke_config, tmp_path, monkeypatch)
   train.train_and_evaluate(smoke_config("ae", num_steps=20, wandb__mode="online"), tmp_path / "run")
   runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
   assert len(runs) == 1 and any(runs[0].glob("*.wandb"))
+
+
+class _WandbRun:
+  """Records what a W&B run is given: its init arguments, logged rows and summary."""
+
+  def __init__(self, **init_args):
+    self.init_args, self.rows, self.summary = init_args, {}, {}
+
+  def log(self, row, step):
+    self.rows.setdefault(step, {}).update(row)
+
+  def finish(self):
+    pass
+
+
+def test_wandb_gets_the_config_every_scalar_picture_and_summary_and_a_rerun_resumes_its_run(smoke_config, tmp_path,
+                                                                                         monkeypatch):
+  started = []
+  monkeypatch.setattr(writers, "start_wandb", lambda mode, **init_args: started.append(_WandbRun(**init_args))
+                      or started[-1])
+  config = smoke_config("ae", num_steps=20, log_every=10, eval_every=20, wandb__mode="offline",
+                        wandb__project="proj", wandb__group="grp", wandb__tags=("a", "b"))
+  summary = train.train_and_evaluate(config, tmp_path / "run")
+  (run,) = started
+  assert run.init_args["config"] == config.to_dict() and run.init_args["name"] == "run"
+  assert (run.init_args["project"], run.init_args["group"], run.init_args["tags"]) == ("proj", "grp", ["a", "b"])
+  for row in (json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()):
+    assert run.rows[row["step"]].items() >= {k: v for k, v in row.items() if k not in ("step", "time")}.items()
+  assert any(k.startswith("images/") for k in run.rows[20])
+  assert run.summary["test/loss"] == summary["test/loss"]
+
+  config.num_steps = 30  # Extended in the same workdir: the same W&B run, resumed.
+  train.train_and_evaluate(config, tmp_path / "run")
+  assert started[1].init_args["id"] == run.init_args["id"] and started[1].init_args["resume"] == "allow"
+  assert 30 in started[1].rows and 10 not in started[1].rows
