@@ -160,6 +160,8 @@ def test_members_that_differ_in_other_fields_are_refused(dirs, fields, message):
 def test_members_need_their_own_workdirs(dirs, tmp_path):
   with pytest.raises(ConfigError, match="two bundle members share a workdir"):
     bundle.check_bundle([_config(dirs), _config(dirs, seed=1)], [tmp_path, tmp_path])
+  with pytest.raises(ConfigError, match="a bundle needs one workdir per config: got 2 configs and 1 workdirs"):
+    bundle.check_bundle([_config(dirs), _config(dirs, seed=1)], [tmp_path])
 
 
 def test_members_split_over_four_devices_train_as_on_one(trained_bundle, dirs, tmp_path):

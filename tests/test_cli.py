@@ -80,6 +80,21 @@ def test_bad_field_is_one_line_without_traceback(cli, tmp_path, overrides, messa
     ("ae", dict(grad_clip_norm=-1.0), "config.grad_clip_norm=-1.0: use 0 (no clipping)"),
     ("ae", dict(num_images=0), "config.num_images=0: use a positive integer"),
     ("ae", dict(wandb__mode="sometimes"), "config.wandb.mode='sometimes': use one of online, offline, disabled"),
+    ("vae", dict(decoder_std=0.0), "config.decoder_std=0.0: use a positive standard deviation"),
+    ("vae", dict(kl_warmup_steps=-5), "config.kl_warmup_steps=-5: use 0 (off) or a step count"),
+    ("ae", dict(batch_size=0), "config.batch_size=0: use a positive batch size"),
+    ("ae", dict(num_steps=0), "config.num_steps=0: train for at least one step"),
+    ("ae", dict(learning_rate=-1e-3), "config.learning_rate=-0.001: use a positive rate"),
+    ("ae", dict(warmup_steps=-1), "config.warmup_steps=-1: use 0 (off) or a step count"),
+    ("ae", dict(eval_every=0), "config.eval_every=0: use a positive integer"),
+    ("ae", dict(model__encoder_widths=(64, 0)),
+     "config.model.encoder_widths/decoder_widths=(64, 0): every layer width must be a positive integer"),
+    ("ae", dict(model__spatial_code=True), "config.model.spatial_code=True: a spatial code needs the conv encoder"),
+    ("ae", dict(model__kind="conv", model__code_channels=0), "config.model.code_channels=0: use a positive channel"),
+    ("ae", dict(model__kind="conv", model__conv_features=()), "config.model.conv_features=(): use one or more"),
+    ("ae", dict(eval__num_train=0), "config.eval.num_train=0: use a positive number of train images"),
+    ("ae", dict(eval__noise_factors=(0.5, -1.0)), "config.eval.noise_factors=(0.5, -1.0): use one or more positive"),
+    ("ae", dict(eval__block_size=0), "config.eval.block_size=0: use a positive side in pixels"),
 ])
 def test_bad_fields_are_named_with_value_and_fix(smoke_config, tmp_path, name, fields, message):
   with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")

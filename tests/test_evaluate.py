@@ -223,3 +223,9 @@ def test_impute_and_denoise_score_the_model_on_what_it_was_shown():
   for factor in ("0.25", "0.75"):  # The echo returns the noisy input, so it scores as the noisy input does.
     assert echo[f"denoise/{factor}/psnr_model"] == pytest.approx(echo[f"denoise/{factor}/psnr_noisy"], abs=1e-9)
   assert echo["denoise/0.25/psnr_noisy"] > echo["denoise/0.75/psnr_noisy"] + 3
+
+
+def test_a_run_with_no_checkpoint_yet_is_one_line(smoke_config, tmp_path):
+  (tmp_path / "config.json").write_text(smoke_config("ae").to_json())
+  with pytest.raises(ConfigError, match=r"^--workdir='.*' has no checkpoint yet: train it first with python -m aejax"):
+    evaluate.evaluate_run(tmp_path)
