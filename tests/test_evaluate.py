@@ -4,13 +4,15 @@ import re
 import subprocess
 import sys
 
+import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 from PIL import Image
 from sklearn import decomposition
 
-from aejax import bundle, config as config_lib, datasets, evaluate, input_pipeline, registry, suites, train
-from aejax import writers
+from aejax import bundle, config as config_lib, datasets, evaluate, input_pipeline, metrics, registry, suites
+from aejax import train, writers
 from aejax.errors import ConfigError
 
 from conftest import REPO
@@ -33,16 +35,25 @@ def test_ae_recon_and_impute_agree_with_training_metrics_and_independent_pca(smo
   # The training loop's own test metrics on the same checkpoint and images.
   assert report["recon/squared_error"] == pytest.approx(summary["test/recon_error"], rel=1e-4)
   assert report["recon/bce"] == pytest.approx(summary["test/bce"], rel=1e-4)
-  train_images, _ = datasets.load_split("mnist", "train", config.data.data_dir, num_examples=256)
-  test_images, _ = datasets.load_split("mnist", "test", config.data.data_dir, num_examples=256)
+  train_images, train_labels = datasets.load_split("mnist", "train", config.data.data_dir, num_examples=256)
+  test_images, test_labels = datasets.load_split("mnist", "test", config.data.data_dir, num_examples=256)
   train_images, test_images = train_images.reshape(256, -1) / 255, test_images.reshape(256, -1) / 255
   pca = decomposition.PCA(64, svd_solver="full").fit(train_images)
   pca_error = np.square(pca.inverse_transform(pca.transform(test_images)) - test_images).sum(axis=1).mean()
   assert report["recon/pca_components"] == 64
   assert report["recon/pca_squared_error"] == pytest.approx(pca_error, rel=1e-4)
-  for name in ("code", "pca", "pixels"):
-    assert 0.2 < report[f"recon/kmeans_accuracy_{name}"] <= 1  # Chance is about 0.1 (0.2 with matching).
-    assert 0.5 < report[f"recon/probe_accuracy_{name}"] <= 1
+  # The probes and k-means read the model's codes (taken here from the checkpoint), PCA's and the pixels.
+  model = registry.get("ae").build_model(config, (28, 28, 1))
+  with ocp.CheckpointManager(tmp_path / "checkpoints") as manager:
+    params = manager.restore(manager.latest_step())["params"]
+  encode = jax.jit(lambda x: model.apply(params, x.reshape(-1, 28, 28, 1), method=model.encode))
+  features = {"code": (encode(train_images), encode(test_images)), "pixels": (train_images, test_images),
+              "pca": (pca.transform(train_images), pca.transform(test_images))}
+  for name, (train_features, test_features) in features.items():
+    assert report[f"recon/probe_accuracy_{name}"] == pytest.approx(metrics.linear_probe_accuracy(
+        np.asarray(train_features), train_labels, np.asarray(test_features), test_labels), abs=1 / 256)
+    assert report[f"recon/kmeans_accuracy_{name}"] == pytest.approx(
+        metrics.kmeans_accuracy(np.asarray(test_features), test_labels, config.seed), abs=0.02)
   assert report["impute/random_hidden_pixels"] == pytest.approx(0.5 * 784, rel=0.02)
   assert report["impute/block_hidden_pixels"] == 12 * 12
   full_mean_fill = np.square(train_images.mean(axis=0) - test_images).sum(axis=1).mean()
