@@ -144,6 +144,13 @@ def test_iwae_trained_vae_bound_nll_and_pictures_with_the_2d_scatter(smoke_confi
     train.train_and_evaluate(smoke_config("beta_vae", iwae_samples=5), tmp_path / "beta")
 
 
+def test_one_class_vae_scores_other_digits_as_anomalous_by_elbo_and_iwae_nll(smoke_config, tmp_path):
+  train.train_and_evaluate(smoke_config("vae", data__train_labels=(1,), **_SMALL), tmp_path)
+  report = evaluate.evaluate_run(tmp_path, ["anomaly"])
+  for score in ("squared_error", "bce", "neg_elbo", "iwae_nll"):  # Higher for digits other than 1 (chance: 0.5).
+    assert report[f"anomaly/auroc_{score}"] > 0.8, score
+
+
 def test_train_labels_keep_those_digits_in_order_and_leave_the_test_split_whole(smoke_config):
   config = smoke_config("ae", data__train_labels=(3, 5), data__num_train=100, data__num_test=100)
   train_split, test_split = input_pipeline.load(config.data)
