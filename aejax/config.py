@@ -195,14 +195,24 @@ def flags_parser(program: str) -> Callable[[list[str]], list[str]]:
   return parse
 
 
+# Fields a run may change between its reruns in one workdir: its length, how often it logs, evaluates and
+# checkpoints, where its data is, its W&B run and its evaluation suite. Any other change would make one run of two.
+RESUMABLE_FIELDS = ("num_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "eval_batch_size",
+                    "num_images", "compilation_cache_dir", "data.data_dir", "data.manual_dir", "data.download")
+RESUMABLE_SECTIONS = ("wandb.", "eval.")
+
+
 def changed_fields(saved_path: pathlib.Path, config: config_dict.ConfigDict) -> list[str]:
-  """'field: saved -> now' for each field where `config` differs from the config.json at `saved_path` ([] if
-  there is none)."""
+  """'field: saved -> now' for each field the config.json at `saved_path` holds ([] if there is none) where
+  `config` differs from it, less those a rerun may change (`RESUMABLE_FIELDS`, `RESUMABLE_SECTIONS`).
+
+  Fields the saved config lacks (added to aejax since the run started) count as unchanged.
+  """
   if not saved_path.exists():
     return []
   saved, now = flatten(json.loads(saved_path.read_text())), flatten(json.loads(config.to_json_best_effort()))
-  return [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in sorted(saved.keys() | now.keys())
-          if saved.get(k) != now.get(k)]
+  return [f"{k}: {saved[k]!r} -> {now.get(k)!r}" for k in sorted(saved) if saved[k] != now.get(k)
+          and k not in RESUMABLE_FIELDS and not k.startswith(RESUMABLE_SECTIONS)]
 
 
 def flatten(config: config_dict.ConfigDict | dict, prefix: str = "") -> dict[str, Any]:

@@ -223,16 +223,19 @@ def resume(ckpts: checkpoint.Checkpoints, state: Any, config: config_dict.Config
            write_config: bool = True) -> Any:
   """`state` from the run's latest checkpoint (unchanged if none), then `config` saved as its config.json.
 
-  A checkpoint of another model (a field that shapes it changed since) ends the run with one line naming the
-  changed fields, and the run's config.json stays as it was.
+  A run with a checkpoint may change only the fields `config.RESUMABLE_FIELDS` and `RESUMABLE_SECTIONS` name:
+  another change (β, the learning rate, a width) ends the run with one line naming the changed fields, and the
+  run's config.json stays as it was, so that it always describes what trained the checkpoints.
   """
+  changed = config_lib.changed_fields(workdir / "config.json", config)
+  if changed and ckpts.latest_step is not None:
+    raise ConfigError(f"--workdir={str(workdir)!r} was trained with other values (changed: {'; '.join(changed)}): "
+                      "rerun it with the values it was started with, or use a new --workdir for this config")
   try:
     state = ckpts.restore_latest(state)
   except ValueError as e:  # Orbax: the checkpoint's tree or shapes differ from this config's model.
-    changed = config_lib.changed_fields(workdir / "config.json", config)
-    detail = f" (changed: {'; '.join(changed)})" if changed else ""
-    raise ConfigError(f"--workdir={str(workdir)!r} holds checkpoints of another model{detail}: use a new --workdir "
-                      "for this config, or the values the run was started with") from e
+    raise ConfigError(f"--workdir={str(workdir)!r} holds checkpoints of another model: use a new --workdir for "
+                      "this config, or the values the run was started with") from e
   if write_config:
     writers.write_atomically(workdir / "config.json", config.to_json_best_effort(indent=2))
   return state

@@ -80,10 +80,22 @@ def test_rerun_with_another_model_in_the_same_workdir_is_one_line_and_keeps_the_
   train.train_and_evaluate(smoke_config("ae", num_steps=2, checkpoint_every=2, eval_every=2), tmp_path)
   saved = (tmp_path / "config.json").read_text()
   latent_dim = json.loads(saved)["latent_dim"]
-  with pytest.raises(ConfigError, match=rf"holds checkpoints of another model \(changed: latent_dim: {latent_dim} "
-                     r"-> 5\): use a new --workdir for this config, or the values the run was started with"):
+  with pytest.raises(ConfigError, match=rf"was trained with other values \(changed: latent_dim: {latent_dim} -> 5\): "
+                     r"rerun it with the values it was started with, or use a new --workdir for this config"):
     train.train_and_evaluate(smoke_config("ae", num_steps=2, checkpoint_every=2, eval_every=2, latent_dim=5), tmp_path)
+  # Nor a field that only changes training (as a sweep member rerun with another β would be mislabelled).
+  with pytest.raises(ConfigError, match=r"\(changed: learning_rate: 0\.001 -> 0\.01; seed: 0 -> 3\)"):
+    train.train_and_evaluate(smoke_config("ae", num_steps=2, checkpoint_every=2, eval_every=2, learning_rate=0.01,
+                                          seed=3), tmp_path)
   assert (tmp_path / "config.json").read_text() == saved
+  # Its length, logging, evaluation, data paths and W&B may change: here it is extended.
+  summary = train.train_and_evaluate(smoke_config("ae", num_steps=4, checkpoint_every=2, eval_every=4, log_every=1,
+                                                  wandb__group="more", eval__num_train=100), tmp_path)
+  assert summary["step"] == 4 and json.loads((tmp_path / "config.json").read_text())["num_steps"] == 4
+  # A checkpoint written without a config.json (copied in by hand) of another model: still one line.
+  (tmp_path / "config.json").unlink()
+  with pytest.raises(ConfigError, match=r"holds checkpoints of another model: use a new --workdir"):
+    train.train_and_evaluate(smoke_config("ae", num_steps=4, latent_dim=5), tmp_path)
 
 
 def test_same_seed_same_parameters_other_seed_differs(smoke_config, tmp_path):
