@@ -29,17 +29,28 @@ from aejax.errors import ConfigError
 
 
 def read_members(root: pathlib.Path) -> list[tuple[dict, dict[str, float]]]:
-  """(config, metrics) of each finished member under `root`: its config.json with summary.json and eval.json."""
+  """(config, metrics) of each finished member under `root`: its config.json with summary.json and eval.json.
+
+  A member is finished once its summary is of its last step (`num_steps`); an eval.json of another step than the
+  summary's (a run extended since, or stopped in its suites) is left out, with a line saying so.
+  """
   members = []
   for config_path in sorted(root.glob("*/config.json")):
-    summary = config_path.with_name("summary.json")
-    if not summary.exists():
+    config = json.loads(config_path.read_text())
+    summary_path, eval_path = config_path.with_name("summary.json"), config_path.with_name("eval.json")
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    if summary.get("step", -1) < config.get("num_steps", 0):
       continue  # Not finished.
-    metrics = {}
-    for path in (summary, config_path.with_name("eval.json")):
-      if path.exists():
-        metrics.update({k: v for k, v in json.loads(path.read_text()).items() if isinstance(v, (int, float))})
-    members.append((json.loads(config_path.read_text()), metrics))
+    reports = [summary]
+    if eval_path.exists():
+      evaluated = json.loads(eval_path.read_text())
+      if evaluated.get("step") == summary.get("step"):
+        reports.append(evaluated)
+      else:
+        print(f"aejax.curves: {config_path.parent.name}: eval.json is of step {evaluated.get('step')}, its summary of "
+              f"step {summary.get('step')}: its evaluation metrics are left out (rerun python -m aejax.evaluate "
+              f"--workdir {config_path.parent})", file=sys.stderr)
+    members.append((config, {k: v for report in reports for k, v in report.items() if isinstance(v, (int, float))}))
   if not members:
     raise ConfigError(f"--root={str(root)!r} holds no finished run (no */summary.json): point it at a sweep's root "
                       "after its members have finished")

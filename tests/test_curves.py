@@ -22,19 +22,27 @@ def _sweep(root, wandb=None):
   for (beta, seed), (error, kl) in _RUNS.items():
     workdir = root / f"beta{beta:g}-seed{seed}"
     workdir.mkdir(parents=True)
-    config = {"beta": beta, "seed": seed, "model": {"kind": "mlp"}, **({"wandb": wandb} if wandb else {})}
+    config = {"beta": beta, "seed": seed, "num_steps": 10, "model": {"kind": "mlp"},
+              **({"wandb": wandb} if wandb else {})}
     (workdir / "config.json").write_text(json.dumps(config))
     (workdir / "summary.json").write_text(json.dumps({"step": 10, "test/recon_error": error, "test/kl": kl,
                                                        "checkpoint": str(workdir / "checkpoints" / "10")}))
-  (root / "beta4-seed0" / "eval.json").write_text(json.dumps({"denoise/psnr": 17.5, "suites": ["denoise"]}))
+  (root / "beta4-seed0" / "eval.json").write_text(json.dumps({"step": 10, "denoise/psnr": 17.5, "suites": ["denoise"]}))
+  (root / "beta1-seed1" / "eval.json").write_text(json.dumps({"step": 5, "denoise/psnr": 99.0}))  # Stale: left out.
   unfinished = root / "beta16-seed0"  # No summary.json: left out.
   unfinished.mkdir()
   (unfinished / "config.json").write_text(json.dumps({"beta": 16.0, "seed": 0}))
+  extended = root / "beta16-seed1"  # Its summary is of step 10 of the 20 it now trains for: left out.
+  extended.mkdir()
+  (extended / "config.json").write_text(json.dumps({"beta": 16.0, "seed": 1, "num_steps": 20}))
+  (extended / "summary.json").write_text(json.dumps({"step": 10, "test/recon_error": 1.0, "test/kl": 1.0}))
   return root
 
 
-def test_table_groups_members_by_the_swept_field(tmp_path):
+def test_table_groups_members_by_the_swept_field(tmp_path, capsys):
   rows = curves.table(curves.read_members(_sweep(tmp_path)), "beta", ["test/recon_error", "test/kl", "denoise/psnr"])
+  assert "beta1-seed1: eval.json is of step 5, its summary of step 10: its evaluation metrics are left out" in \
+      capsys.readouterr().err
   assert [row["beta"] for row in rows] == [1.0, 4.0]
   assert [row["members"] for row in rows] == [2, 2]
   for row, beta in zip(rows, (1.0, 4.0)):
@@ -42,7 +50,8 @@ def test_table_groups_members_by_the_swept_field(tmp_path):
     kls = [v[1] for k, v in _RUNS.items() if k[0] == beta]
     assert row["test/recon_error mean"] == pytest.approx(np.mean(errors))
     assert (row["test/kl min"], row["test/kl max"]) == (min(kls), max(kls))
-  assert rows[1]["denoise/psnr mean"] == 17.5  # From the one member that has an eval.json.
+  assert rows[1]["denoise/psnr mean"] == 17.5  # From the one member that has an eval.json of its last step.
+  assert np.isnan(rows[0]["denoise/psnr mean"])
   assert np.isnan(rows[0]["denoise/psnr mean"])
 
 
