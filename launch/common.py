@@ -244,14 +244,14 @@ def run_bundle(sweep: Sweep, members: Sequence[Member], env: dict[str, str] | No
 
 
 def status(member: Member, exit_code: int | None = None) -> str:
-  """failed (exit N), interrupted, finished, running (locked by a launcher), unfinished (has resumable steps) or
-  not started; `exit_code` is aejax.main's if it ran here."""
-  if exit_code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
-    return "interrupted"  # aejax.main checkpointed on the signal: a relaunch resumes it.
+  """finished, interrupted, failed (exit N), running (locked by a launcher), unfinished (has resumable steps) or
+  not started; `exit_code` is aejax.main's if it ran here (negative: the signal that ended it)."""
+  if is_finished(member):
+    return "finished"  # All it writes is written, whatever ended its process afterwards.
+  if exit_code in (128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM):
+    return "interrupted"  # Stopped by a signal (with a checkpoint, in its training loop): a relaunch resumes it.
   if exit_code:
     return f"failed (exit {exit_code})"  # Even after its last checkpoint (e.g. in its evaluation suites).
-  if is_finished(member):
-    return "finished"
   if is_locked(member.workdir):
     return "running"
   return "unfinished" if last_metrics(member.workdir) else "not started"

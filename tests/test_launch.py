@@ -128,8 +128,13 @@ def test_a_member_stopped_after_its_last_checkpoint_is_not_finished(finished_swe
   assert not common.is_finished(evaluated)
   (copy.workdir / "eval.json").write_text(json.dumps({"step": member.num_steps}))
   assert common.is_finished(evaluated)
+  # Its process ended by a signal once all was written (e.g. SIGTERM just after "aejax: finished"): finished.
+  assert common.status(evaluated, -signal.SIGTERM) == common.status(evaluated, 1) == "finished"
   (copy.workdir / "summary.json").unlink()
   assert not common.is_finished(copy) and common.status(copy) == "unfinished"
+  # Ended by a signal outside its training loop (no checkpoint on it): interrupted, resumed by a relaunch.
+  assert common.status(copy, -signal.SIGTERM) == common.status(copy, 128 + signal.SIGINT) == "interrupted"
+  assert common.status(copy, -signal.SIGKILL) == "failed (exit -9)"
 
 
 def test_a_lock_probe_does_not_keep_a_launcher_from_the_member(tmp_path):
