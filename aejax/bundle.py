@@ -322,27 +322,24 @@ def main(argv: list[str], config_flag: flags.FlagHolder, root: flags.FlagHolder,
   train.use_compilation_cache(config_flag.value.compilation_cache_dir)
   spec = flags.FLAGS["config"].serialize().partition("=")[2]
   workdirs = [pathlib.Path(root.value) / run_id for run_id in run_ids.value]
-  try:
-    configs = sweep_members(spec, config_flag.value, run_ids.value)
-    summaries = train_bundle(configs, workdirs)
-  except ConfigError as e:
-    sys.exit(f"aejax: error: {e}")
-  except train.Interrupted as e:
-    print(f"aejax: {e}", file=sys.stderr)
-    sys.exit(128 + e.signum)
-  print("aejax: finished bundle")
-  for run_id, summary in zip(run_ids.value, summaries):
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary.items() if k.startswith("test/"))
-    print(f"  {run_id}  step {summary['step']}  {metrics}", flush=True)
-  if config_flag.value.eval.suites:  # As aejax.main: the suites the config names, on each member's final checkpoint.
-    from aejax import evaluate  # pylint: disable=g-import-not-at-top  (scikit-learn and friends, only when used)
-    for workdir in workdirs:
-      try:
-        evaluate.evaluate_run(workdir, config_flag.value.eval.suites)
-      except ConfigError as e:
-        sys.exit(f"aejax: error: {e}")
-      print(f"aejax: evaluated {workdir.name}: {workdir / 'eval.json'}", flush=True)
-
+  with train.exit_on_signals("aejax"):
+    try:
+      configs = sweep_members(spec, config_flag.value, run_ids.value)
+      summaries = train_bundle(configs, workdirs)
+    except ConfigError as e:
+      sys.exit(f"aejax: error: {e}")
+    print("aejax: finished bundle")
+    for run_id, summary in zip(run_ids.value, summaries):
+      metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary.items() if k.startswith("test/"))
+      print(f"  {run_id}  step {summary['step']}  {metrics}", flush=True)
+    if config_flag.value.eval.suites:  # As aejax.main: the suites the config names, on each member's last checkpoint.
+      from aejax import evaluate  # pylint: disable=g-import-not-at-top  (scikit-learn and friends, only when used)
+      for workdir in workdirs:
+        try:
+          evaluate.evaluate_run(workdir, config_flag.value.eval.suites)
+        except ConfigError as e:
+          sys.exit(f"aejax: error: {e}")
+        print(f"aejax: evaluated {workdir.name}: {workdir / 'eval.json'}", flush=True)
 
 if __name__ == "__main__":
   app.run(functools.partial(

@@ -26,21 +26,19 @@ def main(argv: list[str]) -> None:
              "--config experiments/vae.py --workdir runs/vae (rerun the same command to resume)")
   train.use_compilation_cache(_CONFIG.value.compilation_cache_dir)
   parallel.initialize_distributed()  # Several processes (SLURM tasks, TPU hosts) train one run together.
-  try:
-    summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except ConfigError as e:
-    sys.exit(f"aejax: error: {e}")
-  except train.Interrupted as e:
-    print(f"aejax: {e}", file=sys.stderr)
-    sys.exit(128 + e.signum)
-  print(writers.format_report("aejax: finished", summary))
-  if _CONFIG.value.eval.suites and jax.process_index() == 0:  # The config's evaluation suites, on the last checkpoint.
-    from aejax import evaluate  # pylint: disable=g-import-not-at-top  (scikit-learn and friends, only when used)
+  with train.exit_on_signals("aejax"):
     try:
-      report = evaluate.evaluate_run(_WORKDIR.value, _CONFIG.value.eval.suites)
+      summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     except ConfigError as e:
       sys.exit(f"aejax: error: {e}")
-    print(writers.format_report(f"aejax: evaluated ({os.path.join(_WORKDIR.value, 'eval.json')})", report))
+    print(writers.format_report("aejax: finished", summary))
+    if _CONFIG.value.eval.suites and jax.process_index() == 0:  # The config's suites, on the last checkpoint.
+      from aejax import evaluate  # pylint: disable=g-import-not-at-top  (scikit-learn and friends, only when used)
+      try:
+        report = evaluate.evaluate_run(_WORKDIR.value, _CONFIG.value.eval.suites)
+      except ConfigError as e:
+        sys.exit(f"aejax: error: {e}")
+      print(writers.format_report(f"aejax: evaluated ({os.path.join(_WORKDIR.value, 'eval.json')})", report))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import functools
 import os
 import pathlib
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -46,6 +47,36 @@ class Interrupted(Exception):
   def __init__(self, signum: int, step: int):
     super().__init__(f"stopped by signal {signum} at step {step}; checkpoint saved, rerun the same command to resume")
     self.signum = signum
+
+
+class Stopped(Exception):
+  """SIGTERM/SIGINT arrived outside the training loop (at start-up, or in the evaluation after it)."""
+
+  def __init__(self, signum: int):
+    super().__init__(f"stopped by signal {signum} outside the training loop; rerun the same command to resume "
+                     "from the last checkpoint")
+    self.signum = signum
+
+
+@contextlib.contextmanager
+def exit_on_signals(program: str) -> Iterator[None]:
+  """For a command's whole run: SIGTERM or SIGINT ends it with one line and exit code 128 + the signal, in the
+  training loop (which checkpoints first, `stop_signals`) or outside it (where there is nothing to save).
+
+  A process of several (`jax.distributed`) leaves SIGTERM outside the loop to JAX's preemption service.
+  """
+  def stop(signum: int, frame: Any) -> None:
+    raise Stopped(signum)
+
+  previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)} if jax.process_count() == 1 else {}
+  try:
+    yield
+  except (Interrupted, Stopped) as e:
+    print(f"{program}: {e}", file=sys.stderr)
+    sys.exit(128 + e.signum)
+  finally:
+    for s, handler in previous.items():
+      signal.signal(s, handler)
 
 
 def use_compilation_cache(directory: str) -> None:

@@ -1,5 +1,8 @@
 """Training by behaviour: smoke runs learn and write their outputs, runs reproduce, resume equals uninterrupted."""
 import json
+import os
+import signal
+import time
 
 import jax
 import jax.numpy as jnp
@@ -165,3 +168,16 @@ def test_data_step_walks_each_epochs_permutation_and_binarises_dynamic_batches(b
   else:  # Bernoulli(128/255) draws, fresh each step.
     assert set(np.unique(pixels)) == {0.0, 1.0} and pixels.mean() == pytest.approx(128 / 255, abs=0.01)
     assert not np.array_equal(pixels[0], pixels[3])  # The same images, other draws.
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_outside_the_training_loop_ends_the_command_with_one_line(signum, capsys):
+  before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+  with pytest.raises(SystemExit) as stopped:
+    with train.exit_on_signals("aejax"):
+      os.kill(os.getpid(), signum)  # As at start-up or in the evaluation suites after training.
+      time.sleep(5)
+  assert stopped.value.code == 128 + signum
+  assert capsys.readouterr().err == (f"aejax: stopped by signal {signum} outside the training loop; rerun the same "
+                                     "command to resume from the last checkpoint\n")
+  assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
