@@ -5,9 +5,12 @@ import fcntl
 import io
 import os
 import pathlib
+import socket
+import urllib.parse
 from collections.abc import Iterator
 
 import numpy as np
+import requests
 import tensorflow_datasets as tfds
 from array_record.python import array_record_module
 from PIL import Image
@@ -120,7 +123,14 @@ def _prepared_builder(
     if aejax.is_prepared():
       return aejax
     try:
+      if manual_dir is None:
+        _connect_once(aejax_class.URL)
       aejax.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    except (_Unreachable, requests.exceptions.ConnectionError) as e:
+      raise ConfigError(
+        f"data.name={name!r}: {aejax_class.URL} could not be reached ({e}): offline, set data.manual_dir to a "
+        f"folder of the four {title} IDX .gz files, or data.data_dir to a TFDS data folder where it is prepared"
+      ) from e
     except NonMatchingChecksumError as e:
       if manual_dir is None:
         raise
@@ -130,6 +140,21 @@ def _prepared_builder(
         f"replace it with the original {title} file"
       ) from e
   return aejax
+
+
+class _Unreachable(Exception):
+  """A download site that could not be reached."""
+
+
+def _connect_once(url: str, timeout_s: float = 10.0) -> None:
+  """Connects once to `url`'s host (`_Unreachable` if it cannot), so that an offline machine is told at once,
+  not after the minutes of retries that TFDS's downloader spends on each file."""
+  parts = urllib.parse.urlsplit(url)
+  try:
+    socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),
+                             timeout=timeout_s).close()
+  except OSError as e:
+    raise _Unreachable(f"{type(e).__name__}: {e}") from e
 
 
 @contextlib.contextmanager

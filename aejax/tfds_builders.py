@@ -37,7 +37,7 @@ class _IdxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Raw uint8 images in IDX order, written without TensorFlow."}
 
-  _URL: str  # The folder on the download site that holds the four files.
+  URL: str  # The folder on the download site that holds the four files.
   _DESCRIPTION: str
   _HOMEPAGE: str
   _LABEL_NAMES: tuple[str, ...]
@@ -63,7 +63,7 @@ class _IdxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
-    paths = dl_manager.download({name: self._URL + name for files in IDX_FILES.values() for name in files})
+    paths = dl_manager.download({name: self.URL + name for files in IDX_FILES.values() for name in files})
     return {
       split: self._generate_examples(paths[images], paths[labels]) for split, (images, labels) in IDX_FILES.items()
     }
@@ -80,7 +80,7 @@ class _IdxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 class AejaxMnist(_IdxBuilder):
   """MNIST digits, from TFDS's mirror of the original IDX files."""
 
-  _URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
+  URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
   _DESCRIPTION = "The MNIST database of handwritten digits, as raw uint8 images in IDX order."
   _HOMEPAGE = "http://yann.lecun.com/exdb/mnist/"
   _LABEL_NAMES = tuple(str(digit) for digit in range(10))
@@ -90,7 +90,7 @@ class AejaxMnist(_IdxBuilder):
 class AejaxFashionMnist(_IdxBuilder):
   """Fashion-MNIST (Zalando article images), from its S3 website."""
 
-  _URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+  URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
   _DESCRIPTION = "Fashion-MNIST, Zalando's article images, as raw uint8 images in IDX order."
   _HOMEPAGE = "https://github.com/zalandoresearch/fashion-mnist"
   _LABEL_NAMES = (

@@ -2,13 +2,14 @@
 import gzip
 import pathlib
 import shutil
+import socket
 from concurrent import futures
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from aejax import tfds_builders
+from aejax import datasets, tfds_builders
 from aejax.datasets import load_split
 from aejax.errors import ConfigError
 
@@ -50,10 +51,12 @@ def test_without_manual_dir_it_downloads(name, url, tmp_path, monkeypatch):
     requested.extend(urls.values())
     raise RuntimeError("download stopped by test")
 
+  probed = []  # The site is tried once first, so an offline machine is told at once (see the next test).
+  monkeypatch.setattr(datasets, "_connect_once", probed.append)
   monkeypatch.setattr(tfds.download.DownloadManager, "download", download)
   with pytest.raises(RuntimeError, match="download stopped by test"):
     load_split(name, "test", data_dir=str(tmp_path))
-  assert sorted(requested) == sorted(url + file for file in IDX_FILES)
+  assert probed == [url] and sorted(requested) == sorted(url + file for file in IDX_FILES)
 
 
 def test_tfds_data_source_reads_it(data_dir):
@@ -219,3 +222,13 @@ def test_data_dir_is_a_dataset_folder(data_dir):
 def test_data_dir_holds_idx_files(mnist_manual_dir):
   _raises(f"data.data_dir='{mnist_manual_dir}' holds raw IDX files: pass that folder as data.manual_dir",
           data_dir=str(mnist_manual_dir))
+
+
+def test_no_network_without_manual_dir_is_one_line(tmp_path, monkeypatch):
+  def offline(*args, **kwargs):
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")  # What an offline machine's DNS says.
+
+  monkeypatch.setattr(socket, "getaddrinfo", offline)
+  with pytest.raises(ConfigError, match=r"^data\.name=.mnist.: https://\S+ could not be reached \(gaierror: .*\): "
+                     r"offline, set data\.manual_dir to a folder of the four MNIST IDX \.gz files"):
+    load_split("mnist", "test", data_dir=str(tmp_path / "tfds"), num_examples=1)
