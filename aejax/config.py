@@ -185,7 +185,7 @@ def flags_parser(program: str) -> Callable[[list[str]], list[str]]:
       message = str(e).rpartition(f"{ConfigError.__module__}.{ConfigError.__name__}: ")[2].strip()
     except OSError as e:  # ml_collections could not load the --config file.
       message = f"--config: {str(e).strip().splitlines()[-1].strip()}: give a config file, e.g. experiments/vae.py"
-    except AttributeError as e:  # ml_collections: a --config.FIELD override names no field.
+    except (AttributeError, KeyError) as e:  # ml_collections: a --config.FIELD override names no field.
       name, suggestion = re.search(r"'([\w.]+)", str(e)), re.search(r'mean "([\w.]+)"', str(e))
       message = (f"the config has no field {name.group(1) if name else str(e)!r}"
                  f"{f' (did you mean {suggestion.group(1)!r}?)' if suggestion else ''}: check the --config.FIELD "

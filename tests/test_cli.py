@@ -55,6 +55,7 @@ def test_overrides_reach_the_run(cli, tmp_path):
     (["--config=experiments/vea.py"], "--config: [Errno 2] No such file or directory: 'experiments/vea.py': give a"),
     (["--config.betta=4"], "the config has no field 'betta' (did you mean 'beta'?): check the --config.FIELD flags"),
     (["--config.model.widthz=4"], "the config has no field 'widthz': check the --config.FIELD flags"),
+    (["--config.modle.encoder_widths=(3,)"], "the config has no field 'modle' (did you mean 'model'?): check the"),
 ])
 def test_bad_field_is_one_line_without_traceback(cli, tmp_path, overrides, message):
   result = cli("vae", tmp_path / "run", *overrides)
