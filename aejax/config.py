@@ -170,10 +170,10 @@ def from_file(spec: str) -> config_dict.ConfigDict:
 
 
 def flags_parser(program: str) -> Callable[[list[str]], list[str]]:
-  """The `app.run(..., flags_parser=...)` of a command with a `--config` flag: a bad flag ends it with one line
-  `PROGRAM: error: ...` (a bad config argument, a config file that is not there, a field that does not exist),
-  not a traceback through the flag parser. Without `--verbosity`, absl's INFO lines (orbax writes about a
-  hundred per run) stay out of the progress bar's way."""
+  """The `app.run(..., flags_parser=...)` of an aejax command: a bad flag ends it with one line
+  `PROGRAM: error: ...` (a bad value, or for a `--config` flag a bad config argument, a config file that is not
+  there, a field that does not exist), not a traceback through the flag parser. Without `--verbosity`, absl's
+  INFO lines (orbax writes about a hundred per run) stay out of the progress bar's way."""
 
   def parse(argv: list[str]) -> list[str]:
     try:

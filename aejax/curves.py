@@ -168,4 +168,4 @@ if __name__ == "__main__":
   _Y = flags.DEFINE_list("y", None, "Metrics of summary.json / eval.json, e.g. test/recon_error,test/kl.")
   _WANDB_MODE = flags.DEFINE_enum("wandb_mode", None, config_lib.WANDB_MODES, "W&B mode of the curves' run "
                                   "(default: the members' wandb.mode); 'online' without an API key logs offline.")
-  app.run(main)
+  app.run(main, flags_parser=config_lib.flags_parser("aejax.curves"))

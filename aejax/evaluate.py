@@ -343,10 +343,11 @@ def main(argv: list[str]) -> None:
   if not _WORKDIR.value:
     sys.exit("aejax.evaluate: error: --workdir is required: the folder of a trained run, e.g. --workdir runs/vae")
   suites = tuple(s.strip() for s in _SUITE.value.split(",")) if _SUITE.value else None
-  try:
-    report = evaluate_run(_WORKDIR.value, suites, _NLL_SAMPLES.value)
-  except ConfigError as e:
-    sys.exit(f"aejax.evaluate: error: {e}")
+  with train.exit_on_signals("aejax.evaluate"):
+    try:
+      report = evaluate_run(_WORKDIR.value, suites, _NLL_SAMPLES.value)
+    except ConfigError as e:
+      sys.exit(f"aejax.evaluate: error: {e}")
   print(writers.format_report("aejax.evaluate: finished", report))
 
 
@@ -357,4 +358,4 @@ if __name__ == "__main__":
                                "default: those that fit the run.")
   _NLL_SAMPLES = flags.DEFINE_integer("nll_samples", None, "Importance samples per image for the nll suite "
                                       "(default: the run's config.eval.nll_samples).")
-  app.run(main)
+  app.run(main, flags_parser=config_lib.flags_parser("aejax.evaluate"))
