@@ -109,19 +109,21 @@ def main(argv: list[str]) -> None:
     sweep = common.from_flags()
     accelerator = _GPUS.value > 0
     print(common.describe(sweep, common.plan(sweep, common.BUNDLE_SIZE.value, accelerator)), flush=True)
-    if common.DRY_RUN.value:
-      return
     parameters = dict(timeout_min=_TIMEOUT.value, gpus_per_node=_GPUS.value, cpus_per_task=_CPUS.value,
                       slurm_array_parallelism=_PARALLELISM.value)
     if _PARTITION.value:
       parameters["slurm_partition"] = _PARTITION.value
+    print(f"each task: {', '.join(f'{k}={v}' for k, v in parameters.items())}", flush=True)
+    if common.DRY_RUN.value:
+      return
     ex = executor(sweep, "local" if _LOCAL.value else "slurm", **parameters)
     common.prepare_data(sweep)  # Here, where the network is; compute nodes often have none.
     jobs = submit(sweep, ex, common.BUNDLE_SIZE.value, accelerator)
   except ConfigError as e:
     sys.exit(f"launch: error: {e}")
   tasks = len({job.job_id for job in jobs.values()})
-  print(f"submitted {len(jobs)} of {len(sweep.members)} members in {tasks} task(s) (the rest are finished): "
+  finished = f"; the other {len(sweep.members) - len(jobs)} are finished" if len(jobs) < len(sweep.members) else ""
+  print(f"submitted {len(jobs)} of {len(sweep.members)} members in {tasks} task(s){finished}: "
         f"{', '.join(f'{run_id} {job.job_id}' for run_id, job in jobs.items()) or 'none'}", flush=True)
   if not (_WAIT.value or _LOCAL.value):
     return

@@ -251,6 +251,17 @@ def test_dry_run_lists_members_and_bundles_and_runs_nothing(tmp_path, bundle_fla
   assert not root.exists()
 
 
+def test_slurm_dry_run_shows_each_tasks_parameters_and_submits_nothing(tmp_path):
+  root = tmp_path / "beta_sweep"
+  result = subprocess.run([sys.executable, "-m", "launch.slurm", "--config=experiments/beta_vae.py:smoke",
+                           f"--root={root}", "--dry_run", "--gpus_per_task=0", "--partition=short"],
+                          cwd=REPO, text=True, capture_output=True, timeout=120)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.splitlines()[-1] == ("each task: timeout_min=240, gpus_per_node=0, cpus_per_task=8, "
+                                            "slurm_array_parallelism=64, slurm_partition=short")
+  assert not root.exists()
+
+
 def test_bundle_command_line_trains_the_members_it_names(beta):
   spec, overrides = beta
   configs = bundle.sweep_members(spec, sweep_lib.override(config_lib.from_file(spec), overrides), ["beta4-seed1"])
