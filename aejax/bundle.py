@@ -25,6 +25,7 @@ ROOT/<run id>, its overrides those of the config file's `get_sweep()`):
 
 SIGTERM or SIGINT checkpoints every member and exits with 128 + the signal number, as aejax.main does.
 """
+import contextlib
 import functools
 import pathlib
 import sys
@@ -42,7 +43,7 @@ from jax.sharding import Mesh
 from ml_collections import config_dict, config_flags
 from tqdm import tqdm
 
-from aejax import (checkpoint, config as config_lib, convolution, input_pipeline, parallel, registry,
+from aejax import (checkpoint, config as config_lib, convolution, input_pipeline, locks, parallel, registry,
                    suites, sweep as sweep_lib, train, writers)
 from aejax.errors import ConfigError, check_folder
 
@@ -212,50 +213,50 @@ def train_bundle(configs: Sequence[config_dict.ConfigDict],
   state, rates, (train_keys, data_keys, eval_keys, image_keys) = init_bundle(
       variant, model, configs, base, tuple(train_split.images.shape[1:]))
 
-  ckpts, members = [], []
-  for k, (config, workdir) in enumerate(zip(configs, workdirs)):
-    workdir.mkdir(parents=True, exist_ok=True)
-    ckpts.append(checkpoint.Checkpoints(workdir, config.keep_checkpoints))
-    members.append(train.resume(ckpts[-1], member(state, k), config, workdir))
-  steps = sorted({int(m.step) for m in members})
-  if len(steps) > 1:
-    for ck in ckpts:
-      ck.close()
-    raise ConfigError(f"the bundle's members were checkpointed at different steps ({', '.join(map(str, steps))}): "
-                      "resume them alone with aejax.main, or remove the newer checkpoints")
-  state, rates, train_keys, data_keys, eval_keys, image_keys = split_members(
-      (_stack(members), rates, train_keys, data_keys, eval_keys, image_keys), mesh)
-  step = steps[0]
-  bundle_writers = [writers.MetricWriter(w, c, step) for c, w in zip(configs, workdirs)]
+  with contextlib.ExitStack() as cleanup:
+    ckpts, members = [], []
+    for k, (config, workdir) in enumerate(zip(configs, workdirs)):
+      workdir.mkdir(parents=True, exist_ok=True)
+      cleanup.enter_context(locks.hold(workdir))
+      ckpts.append(cleanup.enter_context(contextlib.closing(checkpoint.Checkpoints(workdir, config.keep_checkpoints))))
+      members.append(train.resume(ckpts[-1], member(state, k), config, workdir))
+    steps = sorted({int(m.step) for m in members})
+    if len(steps) > 1:
+      raise ConfigError(f"the bundle's members were checkpointed at different steps ({', '.join(map(str, steps))}): "
+                        "resume them alone with aejax.main, or remove the newer checkpoints")
+    state, rates, train_keys, data_keys, eval_keys, image_keys = split_members(
+        (_stack(members), rates, train_keys, data_keys, eval_keys, image_keys), mesh)
+    step = steps[0]
+    bundle_writers = [cleanup.enter_context(contextlib.closing(writers.MetricWriter(w, c, step)))
+                      for c, w in zip(configs, workdirs)]
 
-  bundle_step = make_bundle_step(variant, model, base, train_split, mesh)
-  permute = jax.jit(jax.vmap(lambda key, epoch: input_pipeline.epoch_permutation(key, epoch, train_split.size),
-                             in_axes=(0, None)), out_shardings=parallel.member_sharded(mesh))
-  batch_sums, num_batches = train.make_eval_sums(variant, model, base, test_split)
-  member_sums = jax.jit(jax.vmap(batch_sums, in_axes=(0, None, None, 0)))
-  pictures = jax.jit(jax.vmap(lambda params, batch, key, hp: variant.images(model, base, params, batch, key, hp),
-                              in_axes=(0, None, 0, 0)))
-  image_batch = input_pipeline.make_batch(test_split, jnp.arange(min(base.num_images, test_split.size)),
-                                          image_keys[0], False)
-  steps_per_epoch = train_split.size // base.batch_size
+    bundle_step = make_bundle_step(variant, model, base, train_split, mesh)
+    permute = jax.jit(jax.vmap(lambda key, epoch: input_pipeline.epoch_permutation(key, epoch, train_split.size),
+                               in_axes=(0, None)), out_shardings=parallel.member_sharded(mesh))
+    batch_sums, num_batches = train.make_eval_sums(variant, model, base, test_split)
+    member_sums = jax.jit(jax.vmap(batch_sums, in_axes=(0, None, None, 0)))
+    pictures = jax.jit(jax.vmap(lambda params, batch, key, hp: variant.images(model, base, params, batch, key, hp),
+                                in_axes=(0, None, 0, 0)))
+    image_batch = input_pipeline.make_batch(test_split, jnp.arange(min(base.num_images, test_split.size)),
+                                            image_keys[0], False)
+    steps_per_epoch = train_split.size // base.batch_size
 
-  def evaluate_and_draw(state: train.TrainState, step: int, log: bool = True):
-    sums = [member_sums(state, test_split, i, eval_keys) for i in range(num_batches)]
-    totals = jax.device_get(jax.tree.map(lambda *xs: sum(xs), *sums))
-    drawn = jax.device_get(pictures(state.params, image_batch, image_keys, state.hparams))
-    metrics, paths = [], []
-    for k, writer in enumerate(bundle_writers):
-      metrics.append({f"test/{name}": float(v[k]) / test_split.size for name, v in totals.items()})
-      if log:
-        writer.write_scalars(step, metrics[-1])
-      paths.append(writer.write_images(step, member(drawn, k)))
-    return metrics, paths
+    def evaluate_and_draw(state: train.TrainState, step: int, log: bool = True):
+      sums = [member_sums(state, test_split, i, eval_keys) for i in range(num_batches)]
+      totals = jax.device_get(jax.tree.map(lambda *xs: sum(xs), *sums))
+      drawn = jax.device_get(pictures(state.params, image_batch, image_keys, state.hparams))
+      metrics, paths = [], []
+      for k, writer in enumerate(bundle_writers):
+        metrics.append({f"test/{name}": float(v[k]) / test_split.size for name, v in totals.items()})
+        if log:
+          writer.write_scalars(step, metrics[-1])
+        paths.append(writer.write_images(step, member(drawn, k)))
+      return metrics, paths
 
-  desc = f"{base.variant} x{n}" + (f" on {mesh.size} devices" if mesh.size > 1 else "")
-  test_metrics, image_paths, pending = [], [], []
-  tick, tick_step = time.perf_counter(), step
-  epoch, perm = -1, None
-  try:
+    desc = f"{base.variant} x{n}" + (f" on {mesh.size} devices" if mesh.size > 1 else "")
+    test_metrics, image_paths, pending = [], [], []
+    tick, tick_step = time.perf_counter(), step
+    epoch, perm = -1, None
     with train.stop_signals() as stop_signal, tqdm(
         total=base.num_steps, initial=step, desc=desc, unit="step", dynamic_ncols=True) as bar:
       signum = None
@@ -295,11 +296,6 @@ def train_bundle(configs: Sequence[config_dict.ConfigDict],
       writer.write_summary(summary)
       summaries.append(summary)
     return summaries
-  finally:
-    for ck in ckpts:
-      ck.close()
-    for writer in bundle_writers:
-      writer.close()
 
 
 def sweep_members(spec: str, config: config_dict.ConfigDict, run_ids: Sequence[str]) -> list[config_dict.ConfigDict]:

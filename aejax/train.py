@@ -25,8 +25,8 @@ from ml_collections import config_dict
 from tqdm import tqdm
 
 import aejax.variants  # noqa: F401  (registers the variants)
-from aejax import checkpoint, config as config_lib, convolution, input_pipeline, parallel, registry, suites
-from aejax import writers
+from aejax import checkpoint, config as config_lib, convolution, input_pipeline, locks, parallel, registry
+from aejax import suites, writers
 from aejax.errors import ConfigError, check_folder
 
 
@@ -292,33 +292,36 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
   state = parallel.replicate(init_state(variant, model, config, init_key, example), mesh)
   primary = jax.process_index() == 0
   workdir.mkdir(parents=True, exist_ok=True)
-  ckpts = checkpoint.Checkpoints(workdir, config.keep_checkpoints)
-  state = resume(ckpts, state, config, workdir, write_config=primary)
-  step = int(state.step)
-  writer = writers.MetricWriter(workdir, config, step) if primary else writers.NullWriter(workdir)
+  with contextlib.ExitStack() as cleanup:
+    if primary:  # The other processes of a multi-process run write nothing.
+      cleanup.enter_context(locks.hold(workdir))
+    ckpts = cleanup.enter_context(contextlib.closing(checkpoint.Checkpoints(workdir, config.keep_checkpoints)))
+    state = resume(ckpts, state, config, workdir, write_config=primary)
+    step = int(state.step)
+    writer = cleanup.enter_context(contextlib.closing(
+        writers.MetricWriter(workdir, config, step) if primary else writers.NullWriter(workdir)))
 
-  train_step = jax.jit(make_data_step(make_train_step(variant, model, config), train_split, config, mesh),
-                       donate_argnums=0, out_shardings=parallel.replicated(mesh),
-                       compiler_options=convolution.compiler_options(config))
-  evaluate = make_evaluate(variant, model, config, test_split, mesh)
-  pictures = jax.jit(lambda params, batch, key, hp: variant.images(model, config, params, batch, key, hp))
-  image_batch = input_pipeline.make_batch(test_split, jnp.arange(min(config.num_images, test_split.size)),
-                                          image_key, False)
-  permute = jax.jit(input_pipeline.epoch_permutation, static_argnums=2, out_shardings=parallel.replicated(mesh))
-  steps_per_epoch = train_split.size // config.batch_size
-  sync_each_step = parallel.sync_each_step(mesh)
+    train_step = jax.jit(make_data_step(make_train_step(variant, model, config), train_split, config, mesh),
+                         donate_argnums=0, out_shardings=parallel.replicated(mesh),
+                         compiler_options=convolution.compiler_options(config))
+    evaluate = make_evaluate(variant, model, config, test_split, mesh)
+    pictures = jax.jit(lambda params, batch, key, hp: variant.images(model, config, params, batch, key, hp))
+    image_batch = input_pipeline.make_batch(test_split, jnp.arange(min(config.num_images, test_split.size)),
+                                            image_key, False)
+    permute = jax.jit(input_pipeline.epoch_permutation, static_argnums=2, out_shardings=parallel.replicated(mesh))
+    steps_per_epoch = train_split.size // config.batch_size
+    sync_each_step = parallel.sync_each_step(mesh)
 
-  def evaluate_and_draw(state: TrainState, step: int, log: bool = True):
-    metrics = {f"test/{k}": v for k, v in evaluate(state, eval_key).items()}
-    if log:
-      writer.write_scalars(step, metrics)
-    paths = writer.write_images(step, jax.device_get(pictures(state.params, image_batch, image_key, state.hparams)))
-    return metrics, paths
+    def evaluate_and_draw(state: TrainState, step: int, log: bool = True):
+      metrics = {f"test/{k}": v for k, v in evaluate(state, eval_key).items()}
+      if log:
+        writer.write_scalars(step, metrics)
+      paths = writer.write_images(step, jax.device_get(pictures(state.params, image_batch, image_key, state.hparams)))
+      return metrics, paths
 
-  test_metrics, image_paths, pending = {}, {}, []
-  tick, tick_step = time.perf_counter(), step
-  epoch, perm = -1, None
-  try:
+    test_metrics, image_paths, pending = {}, {}, []
+    tick, tick_step = time.perf_counter(), step
+    epoch, perm = -1, None
     with stop_signals() as stop_signal, tqdm(total=config.num_steps, initial=step, desc=config.variant,
                                               unit="step", dynamic_ncols=True, disable=not primary) as bar:
       signum = None
@@ -355,6 +358,3 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
                "metrics": str(writer.metrics_path), **{f"image/{k}": str(p) for k, p in image_paths.items()}}
     writer.write_summary(summary)
     return summary
-  finally:
-    ckpts.close()
-    writer.close()

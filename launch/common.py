@@ -7,28 +7,26 @@ learning rate, the seed) are grouped into bundles of at most `--bundle_size` mem
 automatic size of `aejax.bundle.auto_size`: on an accelerator 64; on the CPU 4 for small dense nets, else
 1). A bundle of one runs as a normal `python -m aejax.main`; a larger one as one `python -m aejax.bundle`,
 one vmapped program whose members each write a normal run's workdir. While it runs, the process that
-started it holds an OS lock on every member's `<root>/<run id>/.lock` (also held by the run itself, so it
-outlives a killed launcher and dies with the run): two launchers on the same sweep never run a member twice.
+started it holds an OS lock on every member's `<root>/<run id>/.lock` (`aejax.locks`; passed on to the run,
+so it outlives a killed launcher and dies with the run): two launchers on the same sweep, or a launcher and
+a hand-started run, never train a member twice.
 """
 import contextlib
 import csv
 import dataclasses
-import fcntl
 import io
 import json
-import os
 import pathlib
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from absl import flags
 from ml_collections import config_dict, config_flags
 
-from aejax import sweep as sweep_lib, writers
+from aejax import locks, sweep as sweep_lib, writers
 from aejax.errors import ConfigError
 
 CONFIG = config_flags.DEFINE_config_file(
@@ -42,7 +40,6 @@ BUNDLE_SIZE = flags.DEFINE_integer(
     "bundle_size", None, "Most members per vmapped bundle, one process each; 1: one aejax.main per member "
     "(default: automatic, 64 on GPUs, on the CPU 4 for small dense nets and 1 for others).", lower_bound=1)
 
-LOCK_FILE = ".lock"
 LOG_FILE = "launch.log"
 SUMMARY_FILE = "summary.csv"
 _SET_BY_LAUNCHER = ("wandb.group", "wandb.name")
@@ -153,39 +150,6 @@ def plan(sweep: Sweep, size: int | None, accelerator: bool) -> list[tuple[Member
   return bundles(sweep, [m for m in sweep.members if not is_finished(m)], size, accelerator)
 
 
-@contextlib.contextmanager
-def lock(workdir: pathlib.Path, patience_s: float = 0.0) -> Iterator[int | None]:
-  """Holds `<workdir>/.lock`: yields its file descriptor, or None if another process held it throughout
-  `patience_s` seconds (`is_locked` holds it for an instant: a launcher gives such probes time to let go).
-
-  The OS drops the lock when every process holding the descriptor has ended, so a crash never leaves it stale.
-  """
-  workdir.mkdir(parents=True, exist_ok=True)
-  fd = os.open(workdir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-  deadline = time.monotonic() + patience_s
-  try:
-    while True:
-      try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        break
-      except BlockingIOError:
-        if time.monotonic() >= deadline:
-          yield None
-          return
-        time.sleep(0.05)
-    yield fd
-  finally:
-    os.close(fd)
-
-
-def is_locked(workdir: pathlib.Path) -> bool:
-  """True while some process holds `<workdir>/.lock` (the member is running)."""
-  if not (workdir / LOCK_FILE).exists():
-    return False
-  with lock(workdir) as fd:
-    return fd is None
-
-
 def latest_checkpoint(workdir: pathlib.Path) -> int | None:
   """The step of the newest complete checkpoint (orbax renames a checkpoint to its step when it is written)."""
   steps = [int(p.name) for p in (workdir / "checkpoints").glob("*") if p.name.isdigit()]
@@ -224,7 +188,7 @@ def run_bundle(sweep: Sweep, members: Sequence[Member], env: dict[str, str] | No
   forward signals to it).
   """
   with contextlib.ExitStack() as held:
-    fds = {m.run_id: held.enter_context(lock(m.workdir, patience_s=0.2)) for m in members}
+    fds = {m.run_id: held.enter_context(locks.lock(m.workdir, patience_s=0.2)) for m in members}
     todo = [m for m in members if fds[m.run_id] is not None and not is_finished(m)]
     if not todo:
       return {m.run_id: None for m in members}
@@ -235,7 +199,8 @@ def run_bundle(sweep: Sweep, members: Sequence[Member], env: dict[str, str] | No
                    f"the output is in {log_path}\n")
     with log_path.open("a") as log:
       process = subprocess.Popen(command(sweep, todo[0]) if len(todo) == 1 else bundle_command(sweep, todo),
-                                 stdout=log, stderr=subprocess.STDOUT, env=env,
+                                 stdout=log, stderr=subprocess.STDOUT,
+                                 env=locks.parent_env([m.workdir for m in todo], env),
                                  pass_fds=tuple(fds[m.run_id] for m in todo))
       if started is not None:
         started(process)
@@ -244,15 +209,15 @@ def run_bundle(sweep: Sweep, members: Sequence[Member], env: dict[str, str] | No
 
 
 def status(member: Member, exit_code: int | None = None) -> str:
-  """finished, interrupted, failed (exit N), running (locked by a launcher), unfinished (has resumable steps) or
-  not started; `exit_code` is aejax.main's if it ran here (negative: the signal that ended it)."""
+  """finished, interrupted, failed (exit N), running (locked by a run or a launcher), unfinished (has resumable
+  steps) or not started; `exit_code` is aejax.main's if it ran here (negative: the signal that ended it)."""
   if is_finished(member):
     return "finished"  # All it writes is written, whatever ended its process afterwards.
   if exit_code in (128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM):
     return "interrupted"  # Stopped by a signal (with a checkpoint, in its training loop): a relaunch resumes it.
   if exit_code:
     return f"failed (exit {exit_code})"  # Even after its last checkpoint (e.g. in its evaluation suites).
-  if is_locked(member.workdir):
+  if locks.is_locked(member.workdir):
     return "running"
   return "unfinished" if last_metrics(member.workdir) else "not started"
 

@@ -18,6 +18,7 @@ import pytest
 
 from aejax import bundle
 from aejax import config as config_lib
+from aejax import locks
 from aejax import train
 from aejax import sweep as sweep_lib
 from aejax.errors import ConfigError
@@ -141,7 +142,7 @@ def test_a_lock_probe_does_not_keep_a_launcher_from_the_member(tmp_path):
   held = threading.Event()
 
   def probe():  # As `is_locked` does for a status table, if a little longer.
-    with common.lock(tmp_path) as fd:
+    with locks.lock(tmp_path) as fd:
       assert fd is not None
       held.set()
       time.sleep(0.3)
@@ -149,18 +150,18 @@ def test_a_lock_probe_does_not_keep_a_launcher_from_the_member(tmp_path):
   prober = threading.Thread(target=probe)
   prober.start()
   held.wait()
-  with common.lock(tmp_path) as impatient:
+  with locks.lock(tmp_path) as impatient:
     assert impatient is None
-  with common.lock(tmp_path, patience_s=5.0) as launcher:
+  with locks.lock(tmp_path, patience_s=5.0) as launcher:
     assert launcher is not None  # Got it once the probe let go.
   prober.join()
 
 
 def test_held_lock_makes_a_second_launcher_skip_the_member(tiny, tmp_path):
   sweep = _resolve(tiny, tmp_path / "locked")
-  with common.lock(sweep.members[0].workdir) as fd0, common.lock(sweep.members[1].workdir) as fd1:
+  with locks.lock(sweep.members[0].workdir) as fd0, locks.lock(sweep.members[1].workdir) as fd1:
     assert fd0 is not None and fd1 is not None
-    with common.lock(sweep.members[0].workdir) as again:
+    with locks.lock(sweep.members[0].workdir) as again:
       assert again is None  # Not even this process gets it twice.
     exit_codes = local.launch(sweep, workers=2, groups=[])
     assert exit_codes == {"seed0": None, "seed1": None}
@@ -173,16 +174,16 @@ def test_held_lock_makes_a_second_launcher_skip_the_member(tiny, tmp_path):
 def test_lock_is_released_when_its_holder_dies(tmp_path):
   holder = subprocess.Popen(
       [sys.executable, "-c", "import fcntl, os, sys, time\n"
-       f"fd = os.open({str(tmp_path / common.LOCK_FILE)!r}, os.O_RDWR | os.O_CREAT)\n"
+       f"fd = os.open({str(tmp_path / locks.LOCK_FILE)!r}, os.O_RDWR | os.O_CREAT)\n"
        "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(120)"],
       stdout=subprocess.PIPE, text=True)
   try:
     assert holder.stdout.readline().strip() == "held"
-    assert common.is_locked(tmp_path)
+    assert locks.is_locked(tmp_path)
   finally:
     holder.kill()
     holder.wait()
-  assert not common.is_locked(tmp_path)
+  assert not locks.is_locked(tmp_path)
 
 
 def test_workers_run_at_once_each_on_its_device_group_and_each_member_once(tiny, tmp_path):

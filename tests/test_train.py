@@ -11,7 +11,7 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from aejax import config as config_lib, evaluate, input_pipeline, registry
+from aejax import bundle, config as config_lib, evaluate, input_pipeline, locks, registry
 from aejax import sweep as sweep_lib
 from aejax import train
 from aejax.errors import ConfigError
@@ -181,3 +181,15 @@ def test_a_signal_outside_the_training_loop_ends_the_command_with_one_line(signu
   assert capsys.readouterr().err == (f"aejax: stopped by signal {signum} outside the training loop; rerun the same "
                                      "command to resume from the last checkpoint\n")
   assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_a_workdir_in_use_by_another_process_is_one_line(smoke_config, tmp_path, monkeypatch):
+  config = smoke_config("ae", num_steps=2, checkpoint_every=2, eval_every=2)
+  with locks.lock(tmp_path) as fd:  # As a run or a launcher there holds it.
+    assert fd is not None
+    for start in (lambda: train.train_and_evaluate(config, tmp_path), lambda: bundle.train_bundle([config], [tmp_path])):
+      with pytest.raises(ConfigError, match=r"is in use by another process \(a run or a launcher\): wait for it to end"):
+        start()
+    assert not (tmp_path / "checkpoints").exists()
+    monkeypatch.setenv(locks.HELD_BY_PARENT, str(tmp_path.resolve()))  # A launcher's child: the lock is its own.
+    assert train.train_and_evaluate(config, tmp_path)["step"] == 2
