@@ -332,10 +332,12 @@ def main(argv: list[str], config_flag: flags.FlagHolder, root: flags.FlagHolder,
       from aejax import evaluate  # pylint: disable=g-import-not-at-top  (scikit-learn and friends, only when used)
       for workdir in workdirs:
         try:
-          evaluate.evaluate_run(workdir, config_flag.value.eval.suites)
+          with locks.hold(workdir):  # Still at work there: a launcher must not start it.
+            evaluate.evaluate_run(workdir, config_flag.value.eval.suites)
         except ConfigError as e:
           sys.exit(f"aejax: error: {e}")
         print(f"aejax: evaluated {workdir.name}: {workdir / 'eval.json'}", flush=True)
+
 
 if __name__ == "__main__":
   app.run(functools.partial(

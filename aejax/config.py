@@ -31,6 +31,7 @@ DATASETS = ("mnist", "fashion_mnist")
 STACK_INPUTS = ("codes", "concat")
 EVAL_SUITES = ("recon", "anomaly", "denoise", "impute", "generate", "nll")
 NUM_CLASSES = 10  # MNIST and Fashion-MNIST.
+IMAGE_SHAPE = (28, 28, 1)  # Theirs: height, width, channels.
 
 
 def base_config() -> config_dict.ConfigDict:
@@ -196,9 +197,11 @@ def flags_parser(program: str) -> Callable[[list[str]], list[str]]:
 
 
 # Fields a run may change between its reruns in one workdir: its length, how often it logs, evaluates and
-# checkpoints, where its data is, its W&B run and its evaluation suite. Any other change would make one run of two.
+# checkpoints, where its data is, how its convolutions run (the same results), its W&B run and its evaluation
+# suite. Any other change would make one run of two.
 RESUMABLE_FIELDS = ("num_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "eval_batch_size",
-                    "num_images", "compilation_cache_dir", "data.data_dir", "data.manual_dir", "data.download")
+                    "num_images", "compilation_cache_dir", "data.data_dir", "data.manual_dir", "data.download",
+                    "model.conv_impl")
 RESUMABLE_SECTIONS = ("wandb.", "eval.")
 
 

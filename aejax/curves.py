@@ -31,29 +31,31 @@ from aejax.errors import ConfigError
 def read_members(root: pathlib.Path) -> list[tuple[dict, dict[str, float]]]:
   """(config, metrics) of each finished member under `root`: its config.json with summary.json and eval.json.
 
-  A member is finished once its summary is of its last step (`num_steps`); an eval.json of another step than the
-  summary's (a run extended since, or stopped in its suites) is left out, with a line saying so.
+  Finished is as for the launchers (`writers.is_finished`: checkpoint, summary and, if the run names suites,
+  eval.json of its last step); the others are left out with a line saying so, as is an eval.json of another step
+  than the summary's (evaluated by hand before the run was extended).
   """
-  members = []
+  members, unfinished = [], []
   for config_path in sorted(root.glob("*/config.json")):
-    config = json.loads(config_path.read_text())
-    summary_path, eval_path = config_path.with_name("summary.json"), config_path.with_name("eval.json")
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    if summary.get("step", -1) < config.get("num_steps", 0):
-      continue  # Not finished.
-    reports = [summary]
-    if eval_path.exists():
-      evaluated = json.loads(eval_path.read_text())
-      if evaluated.get("step") == summary.get("step"):
+    workdir, config = config_path.parent, json.loads(config_path.read_text())
+    if not writers.is_finished(workdir, config["num_steps"], bool(config.get("eval", {}).get("suites"))):
+      unfinished.append(workdir.name)
+      continue
+    reports = [json.loads((workdir / "summary.json").read_text())]
+    if (workdir / "eval.json").exists():
+      evaluated = json.loads((workdir / "eval.json").read_text())
+      if evaluated["step"] == reports[0]["step"]:
         reports.append(evaluated)
       else:
-        print(f"aejax.curves: {config_path.parent.name}: eval.json is of step {evaluated.get('step')}, its summary of "
-              f"step {summary.get('step')}: its evaluation metrics are left out (rerun python -m aejax.evaluate "
-              f"--workdir {config_path.parent})", file=sys.stderr)
+        print(f"aejax.curves: {workdir.name}: eval.json is of step {evaluated['step']}, its summary of step "
+              f"{reports[0]['step']}: its evaluation metrics are left out (rerun python -m aejax.evaluate "
+              f"--workdir {workdir})", file=sys.stderr)
     members.append((config, {k: v for report in reports for k, v in report.items() if isinstance(v, (int, float))}))
+  if unfinished:
+    print(f"aejax.curves: {len(unfinished)} unfinished member(s) left out, e.g. {unfinished[0]}", file=sys.stderr)
   if not members:
-    raise ConfigError(f"--root={str(root)!r} holds no finished run (no */summary.json): point it at a sweep's root "
-                      "after its members have finished")
+    raise ConfigError(f"--root={str(root)!r} holds no finished run (one with a checkpoint and summary.json of its "
+                      "last step): point it at a sweep's root after its members have finished")
   return members
 
 

@@ -148,7 +148,10 @@ class _Unreachable(Exception):
 
 def _connect_once(url: str, timeout_s: float = 10.0) -> None:
   """Connects once to `url`'s host (`_Unreachable` if it cannot), so that an offline machine is told at once,
-  not after the minutes of retries that TFDS's downloader spends on each file."""
+  not after the minutes of retries that TFDS's downloader spends on each file. Behind a proxy (`HTTPS_PROXY`,
+  ...), where only the proxy is reached, it leaves the download to try."""
+  if requests.utils.get_environ_proxies(url):
+    return
   parts = urllib.parse.urlsplit(url)
   try:
     socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),

@@ -343,7 +343,7 @@ def main(argv: list[str]) -> None:
   if not _WORKDIR.value:
     sys.exit("aejax.evaluate: error: --workdir is required: the folder of a trained run, e.g. --workdir runs/vae")
   suites = tuple(s.strip() for s in _SUITE.value.split(",")) if _SUITE.value else None
-  with train.exit_on_signals("aejax.evaluate"):
+  with train.exit_on_signals("aejax.evaluate", rerun="to evaluate again"):
     try:
       report = evaluate_run(_WORKDIR.value, suites, _NLL_SAMPLES.value)
     except ConfigError as e:

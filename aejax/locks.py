@@ -1,21 +1,20 @@
 """One process at a time in a run's workdir: an OS lock on `<workdir>/.lock`.
 
-A run (`aejax.main`, `aejax.bundle`) holds it while it trains, so that a second command in the same workdir
-stops with one line instead of racing the first one's checkpoints. A launcher holds it for a member while it
-decides to run it and while its child runs; it passes the descriptor to the child and names the workdir in
-`$AEJAX_LOCKED_WORKDIRS`, so the child knows the lock it would wait for is its own.
+A run (`aejax.main`, `aejax.bundle`) holds it while it trains and evaluates, so that a second command in the
+same workdir stops with one line instead of racing the first one's checkpoints. A launcher holds it for a
+member while it decides to run it and while its child runs, and passes the descriptor on to the child: a
+process that finds the lock file among the descriptors it inherited holds the lock already.
 """
 import contextlib
 import fcntl
 import os
 import pathlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 from aejax.errors import ConfigError
 
 LOCK_FILE = ".lock"
-HELD_BY_PARENT = "AEJAX_LOCKED_WORKDIRS"  # os.pathsep-separated resolved workdirs whose lock the parent holds.
 
 
 @contextlib.contextmanager
@@ -51,17 +50,27 @@ def is_locked(workdir: pathlib.Path) -> bool:
     return fd is None
 
 
-def parent_env(workdirs: Sequence[pathlib.Path], env: dict[str, str] | None = None) -> dict[str, str]:
-  """`env` (default: this process's) for a child that inherits the locks of `workdirs` from this process."""
-  return {**(os.environ if env is None else env),
-          HELD_BY_PARENT: os.pathsep.join(str(pathlib.Path(w).resolve()) for w in workdirs)}
+def _inherited(path: pathlib.Path) -> bool:
+  """Whether this process has `path` open already: a lock a launcher passed on to it (`subprocess`'s
+  `pass_fds`), which it then holds as well."""
+  if not path.exists():
+    return False
+  target = path.stat()
+  for name in os.listdir("/dev/fd"):
+    try:
+      opened = os.fstat(int(name))
+    except OSError:  # The descriptor that listed the folder, closed since.
+      continue
+    if (opened.st_dev, opened.st_ino) == (target.st_dev, target.st_ino):
+      return True
+  return False
 
 
 @contextlib.contextmanager
 def hold(workdir: pathlib.Path) -> Iterator[None]:
-  """Holds `workdir`'s lock while a run trains there (unless the parent holds it for this process); a
+  """Holds `workdir`'s lock while a run is at work there (unless a launcher passed it on to this process); a
   `ConfigError` if another process holds it."""
-  if str(workdir.resolve()) in os.environ.get(HELD_BY_PARENT, "").split(os.pathsep):
+  if _inherited(workdir / LOCK_FILE):
     yield
     return
   with lock(workdir, patience_s=1.0) as fd:

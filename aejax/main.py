@@ -3,6 +3,7 @@
 Rerunning the same command in the same workdir resumes from the latest checkpoint.
 """
 import os
+import pathlib
 import sys
 
 from absl import app, flags
@@ -19,7 +20,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   import jax  # pylint: disable=g-import-not-at-top  (after flags, so `--help` is fast)
-  from aejax import parallel, train, writers  # pylint: disable=g-import-not-at-top
+  from aejax import locks, parallel, train, writers  # pylint: disable=g-import-not-at-top
   from aejax.errors import ConfigError  # pylint: disable=g-import-not-at-top
   if _CONFIG.value is None or not _WORKDIR.value:
     sys.exit("aejax: error: --config and --workdir are required, e.g. "
@@ -35,7 +36,8 @@ def main(argv: list[str]) -> None:
     if _CONFIG.value.eval.suites and jax.process_index() == 0:  # The config's suites, on the last checkpoint.
       from aejax import evaluate  # pylint: disable=g-import-not-at-top  (scikit-learn and friends, only when used)
       try:
-        report = evaluate.evaluate_run(_WORKDIR.value, _CONFIG.value.eval.suites)
+        with locks.hold(pathlib.Path(_WORKDIR.value)):  # Still at work there: a launcher must not start it.
+          report = evaluate.evaluate_run(_WORKDIR.value, _CONFIG.value.eval.suites)
       except ConfigError as e:
         sys.exit(f"aejax: error: {e}")
       print(writers.format_report(f"aejax: evaluated ({os.path.join(_WORKDIR.value, 'eval.json')})", report))

@@ -16,8 +16,8 @@ from ml_collections import config_dict
 
 from aejax.errors import ConfigError
 
-# 'image': float32 (B, H, W, C) in [0, 1]; 'label': int32 (B,); in evaluation batches also 'valid': float32 (B,),
-# 1 for an example and 0 for the padding of a last, partial batch (statistics of a batch must skip it).
+# 'image': float32 (B, H, W, C) in [0, 1]; 'label': int32 (B,); in `train.make_eval_sums`'s batches also 'valid':
+# float32 (B,), 1 for an example and 0 for the padding of a last, partial batch (statistics of a batch skip it).
 Batch = dict[str, jax.Array]
 HParams = dict[str, jax.Array]
 Params = Any

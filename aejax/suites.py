@@ -6,7 +6,7 @@ import flax.linen as nn
 from ml_collections import config_dict
 
 import aejax.variants  # noqa: F401  (registers the variants)
-from aejax import config as config_lib, models, registry, tfds_builders
+from aejax import config as config_lib, models, registry
 from aejax.errors import ConfigError
 
 
@@ -20,7 +20,7 @@ def select(config: config_dict.ConfigDict, names: Sequence[str] | None) -> tuple
 
   Raises `ConfigError` if the run's model has no encoder and decoder to evaluate, or one of `names` does not fit.
   """
-  model = registry.get(config.variant).build_model(config, tfds_builders.IMAGE_SHAPE)
+  model = registry.get(config.variant).build_model(config, config_lib.IMAGE_SHAPE)
   for method in ("encode", "decode"):
     if not hasattr(model, method):
       raise ConfigError(f"config.variant={config.variant!r}: its model has no {method}(), which the evaluation "
@@ -38,7 +38,7 @@ def select(config: config_dict.ConfigDict, names: Sequence[str] | None) -> tuple
     if name == "anomaly" and not one_class:
       raise ConfigError("suite 'anomaly' needs a one-class run: train with --config.data.train_labels='(3,)' "
                         "(the normal digits)")
-  height, width = tfds_builders.IMAGE_SHAPE[:2]
+  height, width = config_lib.IMAGE_SHAPE[:2]
   if "impute" in names and config.eval.block_size > min(height, width):
     raise ConfigError(f"config.eval.block_size={config.eval.block_size}: the imputation block must fit in the "
                       f"{height}x{width} images; use at most {min(height, width)}")

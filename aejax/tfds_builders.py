@@ -18,12 +18,14 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import tensorflow_datasets as tfds
 
+from aejax import config as config_lib
+
 # The (images, labels) IDX files of each split, as named on the download sites.
 IDX_FILES: Mapping[str, tuple[str, str]] = {
   "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
   "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
-IMAGE_SHAPE = (28, 28, 1)
+IMAGE_SHAPE = config_lib.IMAGE_SHAPE
 
 
 def _stock_url_infos(stock_name: str) -> dict[str, tfds.download.checksums.UrlInfo]:

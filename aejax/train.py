@@ -50,18 +50,18 @@ class Interrupted(Exception):
 
 
 class Stopped(Exception):
-  """SIGTERM/SIGINT arrived outside the training loop (at start-up, or in the evaluation after it)."""
+  """SIGTERM/SIGINT arrived outside the training loop (at start-up, or in an evaluation)."""
 
   def __init__(self, signum: int):
-    super().__init__(f"stopped by signal {signum} outside the training loop; rerun the same command to resume "
-                     "from the last checkpoint")
+    super().__init__(f"stopped by signal {signum}")
     self.signum = signum
 
 
 @contextlib.contextmanager
-def exit_on_signals(program: str) -> Iterator[None]:
+def exit_on_signals(program: str, rerun: str = "to resume from the last checkpoint") -> Iterator[None]:
   """For a command's whole run: SIGTERM or SIGINT ends it with one line and exit code 128 + the signal, in the
-  training loop (which checkpoints first, `stop_signals`) or outside it (where there is nothing to save).
+  training loop (which checkpoints first, `stop_signals`) or outside it (where there is nothing to save; the
+  line says what rerunning the command does).
 
   A process of several (`jax.distributed`) leaves SIGTERM outside the loop to JAX's preemption service.
   """
@@ -71,8 +71,11 @@ def exit_on_signals(program: str) -> Iterator[None]:
   previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)} if jax.process_count() == 1 else {}
   try:
     yield
-  except (Interrupted, Stopped) as e:
+  except Interrupted as e:
     print(f"{program}: {e}", file=sys.stderr)
+    sys.exit(128 + e.signum)
+  except Stopped as e:
+    print(f"{program}: {e}; nothing was lost: rerun the same command {rerun}", file=sys.stderr)
     sys.exit(128 + e.signum)
   finally:
     for s, handler in previous.items():

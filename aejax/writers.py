@@ -107,6 +107,26 @@ class NullWriter:
     pass
 
 
+def latest_checkpoint(workdir: pathlib.Path) -> int | None:
+  """The step of the run's newest complete checkpoint (orbax renames a checkpoint to its step when it is written)."""
+  steps = [int(p.name) for p in (workdir / "checkpoints").glob("*") if p.name.isdigit()]
+  return max(steps, default=None)
+
+
+def report_step(path: pathlib.Path) -> int | None:
+  """The step a run's summary.json or eval.json reports, None if it has none yet."""
+  return json.loads(path.read_text())["step"] if path.exists() else None
+
+
+def is_finished(workdir: pathlib.Path, num_steps: int, evaluated: bool) -> bool:
+  """Whether the run in `workdir` has checkpointed step `num_steps` and written its summary (and, if `evaluated`,
+  its eval.json) at or after it: launchers skip such a run, and sweep curves count it."""
+  steps = [latest_checkpoint(workdir), report_step(workdir / "summary.json")]
+  if evaluated:
+    steps.append(report_step(workdir / "eval.json"))
+  return all(step is not None and step >= num_steps for step in steps)
+
+
 def read_rows(path: pathlib.Path) -> list[dict[str, Any]]:
   """The rows of a metrics.jsonl file ([] if there is none), leaving out a row cut short by a killed process."""
   if not path.exists():

@@ -15,7 +15,6 @@ import contextlib
 import csv
 import dataclasses
 import io
-import json
 import pathlib
 import signal
 import subprocess
@@ -136,7 +135,7 @@ def bundles(sweep: Sweep, members: Sequence[Member], size: int | None,
   groups: dict[tuple, list[tuple[Member, config_dict.ConfigDict]]] = {}
   for m in members:
     config = sweep_lib.override(sweep.config, m.overrides)
-    groups.setdefault((bundle.bundle_key(config), latest_checkpoint(m.workdir)), []).append((m, config))
+    groups.setdefault((bundle.bundle_key(config), writers.latest_checkpoint(m.workdir)), []).append((m, config))
   units = []
   for group in groups.values():
     parts = -(-len(group) // (size or bundle.auto_size(group[0][1], accelerator)))
@@ -150,24 +149,11 @@ def plan(sweep: Sweep, size: int | None, accelerator: bool) -> list[tuple[Member
   return bundles(sweep, [m for m in sweep.members if not is_finished(m)], size, accelerator)
 
 
-def latest_checkpoint(workdir: pathlib.Path) -> int | None:
-  """The step of the newest complete checkpoint (orbax renames a checkpoint to its step when it is written)."""
-  steps = [int(p.name) for p in (workdir / "checkpoints").glob("*") if p.name.isdigit()]
-  return max(steps, default=None)
-
-
 def is_finished(member: Member) -> bool:
   """True once the member has checkpointed its last step and written its summary (and eval.json, if it runs
-  evaluation suites) for that step; a member killed in between is rerun, which only evaluates."""
-  done = [latest_checkpoint(member.workdir), _step_of(member.workdir / "summary.json")]
-  if member.evaluated:
-    done.append(_step_of(member.workdir / "eval.json"))
-  return all(step is not None and step >= member.num_steps for step in done)
-
-
-def _step_of(report: pathlib.Path) -> int | None:
-  """The step a run's summary.json or eval.json reports, None if it has none yet."""
-  return json.loads(report.read_text())["step"] if report.exists() else None
+  evaluation suites) for that step (`aejax.writers.is_finished`); a member killed in between is rerun, which only
+  evaluates."""
+  return writers.is_finished(member.workdir, member.num_steps, member.evaluated)
 
 
 def last_metrics(workdir: pathlib.Path) -> dict[str, Any]:
@@ -182,7 +168,7 @@ def run_bundle(sweep: Sweep, members: Sequence[Member], env: dict[str, str] | No
                started: Callable[[subprocess.Popen], None] | None = None) -> dict[str, int | None]:
   """Runs `members` to their end as one process under all their locks: aejax.main for one, aejax.bundle for more.
 
-  Members finished before or locked by another launcher are left out and the rest train. The output is
+  Members finished before or locked by another run or launcher are left out and the rest train. The output is
   appended to the first one's `<workdir>/launch.log` (the others' say where it is). Returns each member's exit
   code, that of the process, or None when it did not run. `started` receives the process (for launchers that
   forward signals to it).
@@ -199,9 +185,8 @@ def run_bundle(sweep: Sweep, members: Sequence[Member], env: dict[str, str] | No
                    f"the output is in {log_path}\n")
     with log_path.open("a") as log:
       process = subprocess.Popen(command(sweep, todo[0]) if len(todo) == 1 else bundle_command(sweep, todo),
-                                 stdout=log, stderr=subprocess.STDOUT,
-                                 env=locks.parent_env([m.workdir for m in todo], env),
-                                 pass_fds=tuple(fds[m.run_id] for m in todo))
+                                 stdout=log, stderr=subprocess.STDOUT, env=env,
+                                 pass_fds=tuple(fds[m.run_id] for m in todo))  # The run holds them on.
       if started is not None:
         started(process)
       code = process.wait()

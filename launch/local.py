@@ -9,7 +9,7 @@ hyper-parameters, learning rate or seed train as one vmapped `aejax.bundle` proc
 members (default: up to 64 on GPUs; on the CPU up to 4 for small dense nets such as dae.py's, else 1, as
 bundling larger nets there is no faster); `--bundle_size 1` runs each member as a normal `aejax.main`. Either
 way each member writes a normal run's workdir. Rerunning skips finished members and resumes unfinished ones;
-a member another launcher is running is skipped (its bundle trains the rest). SIGINT or SIGTERM stops the runs
+a member another run or launcher is at work on is skipped (its bundle trains the rest). SIGINT or SIGTERM stops the runs
 with a checkpoint. Ends with a table of the members (also `<root>/summary.csv`); exits 1 if a member failed or
 was interrupted. `--dry_run` lists the members and the bundles.
 """
@@ -58,7 +58,7 @@ def launch(sweep: common.Sweep, workers: int, groups: list[str], runner: Runner 
 
   `runner` runs one bundle; it is the one place a launcher decides how. SIGINT or SIGTERM stops taking new
   bundles and sends SIGTERM to the running ones, which checkpoint and exit. Returns each member's exit code
-  (None: not run here, as finished before or locked by another launcher).
+  (None: not run here, as finished before or locked by another run or launcher).
   """
   exit_codes, running, stop = {}, {}, threading.Event()
   pending: queue.SimpleQueue[tuple[common.Member, ...]] = queue.SimpleQueue()
@@ -74,7 +74,7 @@ def launch(sweep: common.Sweep, workers: int, groups: list[str], runner: Runner 
   def report(member: common.Member, code: int | None, how: str = "") -> None:
     exit_codes[member.run_id] = code
     if code is None:
-      why = "already finished" if common.is_finished(member) else "running in another launcher"
+      why = "already finished" if common.is_finished(member) else "in use by another run or launcher"
       print(f"{member.run_id}: skipped, {why}", flush=True)
     else:
       print(f"{member.run_id}: {common.status(member, code)} {how} (log: {member.workdir / common.LOG_FILE})",

@@ -27,22 +27,25 @@ def _sweep(root, wandb=None):
     (workdir / "config.json").write_text(json.dumps(config))
     (workdir / "summary.json").write_text(json.dumps({"step": 10, "test/recon_error": error, "test/kl": kl,
                                                        "checkpoint": str(workdir / "checkpoints" / "10")}))
+    (workdir / "checkpoints" / "10").mkdir(parents=True)
   (root / "beta4-seed0" / "eval.json").write_text(json.dumps({"step": 10, "denoise/psnr": 17.5, "suites": ["denoise"]}))
   (root / "beta1-seed1" / "eval.json").write_text(json.dumps({"step": 5, "denoise/psnr": 99.0}))  # Stale: left out.
   unfinished = root / "beta16-seed0"  # No summary.json: left out.
   unfinished.mkdir()
-  (unfinished / "config.json").write_text(json.dumps({"beta": 16.0, "seed": 0}))
+  (unfinished / "config.json").write_text(json.dumps({"beta": 16.0, "seed": 0, "num_steps": 10}))
   extended = root / "beta16-seed1"  # Its summary is of step 10 of the 20 it now trains for: left out.
   extended.mkdir()
   (extended / "config.json").write_text(json.dumps({"beta": 16.0, "seed": 1, "num_steps": 20}))
   (extended / "summary.json").write_text(json.dumps({"step": 10, "test/recon_error": 1.0, "test/kl": 1.0}))
+  (extended / "checkpoints" / "10").mkdir(parents=True)
   return root
 
 
 def test_table_groups_members_by_the_swept_field(tmp_path, capsys):
   rows = curves.table(curves.read_members(_sweep(tmp_path)), "beta", ["test/recon_error", "test/kl", "denoise/psnr"])
-  assert "beta1-seed1: eval.json is of step 5, its summary of step 10: its evaluation metrics are left out" in \
-      capsys.readouterr().err
+  err = capsys.readouterr().err
+  assert "beta1-seed1: eval.json is of step 5, its summary of step 10: its evaluation metrics are left out" in err
+  assert "aejax.curves: 2 unfinished member(s) left out, e.g. beta16-seed0" in err
   assert [row["beta"] for row in rows] == [1.0, 4.0]
   assert [row["members"] for row in rows] == [2, 2]
   for row, beta in zip(rows, (1.0, 4.0)):
@@ -140,9 +143,6 @@ def test_wandb_mode_disabled_overrides_the_members_mode(tmp_path):
 def _finished_sweep(root, spec):
   """A `common.Sweep` of the four finished members of `_sweep(root)`, from the experiment file `spec`."""
   _sweep(root)
-  for workdir in root.glob("beta*-seed*/"):
-    if (workdir / "summary.json").exists():
-      (workdir / "checkpoints" / "10").mkdir(parents=True)  # What makes a member finished.
   members = tuple(common.Member(f"beta{b:g}-seed{s}", {"beta": b, "seed": s}, 10, root / f"beta{b:g}-seed{s}")
                   for b, s in _RUNS)
   return common.Sweep(spec=spec, config=None, root=root, name=root.name, flags=(), members=members, datasets=())

@@ -229,6 +229,14 @@ def test_no_network_without_manual_dir_is_one_line(tmp_path, monkeypatch):
     raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")  # What an offline machine's DNS says.
 
   monkeypatch.setattr(socket, "getaddrinfo", offline)
+  for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+    monkeypatch.delenv(name, raising=False)
   with pytest.raises(ConfigError, match=r"^data\.name=.mnist.: https://\S+ could not be reached \(gaierror: .*\): "
                      r"offline, set data\.manual_dir to a folder of the four MNIST IDX \.gz files"):
     load_split("mnist", "test", data_dir=str(tmp_path / "tfds"), num_examples=1)
+
+
+def test_behind_a_proxy_the_site_is_left_to_the_download(monkeypatch):
+  monkeypatch.setenv("HTTPS_PROXY", "http://proxy.cluster.example:3128")
+  monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: pytest.fail("connected directly"))
+  datasets._connect_once("https://storage.googleapis.com/cvdf-datasets/mnist/")  # pylint: disable=protected-access

@@ -19,7 +19,7 @@ import pytest
 from aejax import bundle
 from aejax import config as config_lib
 from aejax import locks
-from aejax import train
+from aejax import train, writers
 from aejax import sweep as sweep_lib
 from aejax.errors import ConfigError
 from launch import common, local, slurm
@@ -85,7 +85,7 @@ def test_local_sweep_runs_every_member_and_writes_the_summary(finished_sweep):
   for row, seed in zip(rows, (0, 1)):
     workdir = root / row["member"]
     assert (row["seed"], row["status"], row["step"]) == (str(seed), "finished", "4")
-    assert common.latest_checkpoint(workdir) == 4
+    assert writers.latest_checkpoint(workdir) == 4
     last_test = _test_rows(workdir)[-1]
     assert last_test["step"] == 4 and float(row["test/loss"]) == pytest.approx(last_test["test/loss"], rel=1e-12)
     saved = json.loads((workdir / "config.json").read_text())  # What the run logs to W&B as its config.

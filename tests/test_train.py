@@ -2,6 +2,8 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import jax
@@ -178,18 +180,29 @@ def test_a_signal_outside_the_training_loop_ends_the_command_with_one_line(signu
       os.kill(os.getpid(), signum)  # As at start-up or in the evaluation suites after training.
       time.sleep(5)
   assert stopped.value.code == 128 + signum
-  assert capsys.readouterr().err == (f"aejax: stopped by signal {signum} outside the training loop; rerun the same "
-                                     "command to resume from the last checkpoint\n")
+  assert capsys.readouterr().err == (f"aejax: stopped by signal {signum}; nothing was lost: rerun the same command "
+                                     "to resume from the last checkpoint\n")
   assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
 
 
-def test_a_workdir_in_use_by_another_process_is_one_line(smoke_config, tmp_path, monkeypatch):
+def test_a_workdir_in_use_by_another_process_is_one_line(smoke_config, tmp_path):
   config = smoke_config("ae", num_steps=2, checkpoint_every=2, eval_every=2)
-  with locks.lock(tmp_path) as fd:  # As a run or a launcher there holds it.
-    assert fd is not None
-    for start in (lambda: train.train_and_evaluate(config, tmp_path), lambda: bundle.train_bundle([config], [tmp_path])):
-      with pytest.raises(ConfigError, match=r"is in use by another process \(a run or a launcher\): wait for it to end"):
+  code = ("import pathlib, sys, time; from aejax import locks\n"
+          "with locks.hold(pathlib.Path(sys.argv[1])):\n  print('held', flush=True); time.sleep(float(sys.argv[2]))")
+  holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path), "120"], stdout=subprocess.PIPE, text=True)
+  try:  # As a run or a launcher at work there.
+    assert holder.stdout.readline() == "held\n"
+    starts = (lambda: train.train_and_evaluate(config, tmp_path), lambda: bundle.train_bundle([config], [tmp_path]))
+    for start in starts:
+      with pytest.raises(ConfigError, match=r"in use by another process \(a run or a launcher\): wait for it to end"):
         start()
     assert not (tmp_path / "checkpoints").exists()
-    monkeypatch.setenv(locks.HELD_BY_PARENT, str(tmp_path.resolve()))  # A launcher's child: the lock is its own.
-    assert train.train_and_evaluate(config, tmp_path)["step"] == 2
+  finally:
+    holder.kill()
+    holder.wait()
+  # A launcher's child inherits the launcher's descriptor of the lock, and with it the lock.
+  with locks.lock(tmp_path) as fd:
+    child = subprocess.run([sys.executable, "-c", code, str(tmp_path), "0"], pass_fds=(fd,), capture_output=True,
+                           text=True, timeout=120)
+    assert child.stdout == "held\n", child.stderr
+  assert train.train_and_evaluate(config, tmp_path)["step"] == 2
