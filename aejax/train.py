@@ -198,12 +198,43 @@ def make_eval_sums(variant: registry.Variant, model: nn.Module, config: config_d
   return batch_sums, -(-split.size // batch_size)
 
 
+def free_memory() -> int | None:
+  """Bytes the first local device can still allocate: the CPU's available memory (Linux), an accelerator's limit
+  less what is in use; None where that is not known."""
+  device = jax.local_devices()[0]
+  if device.platform != "cpu":
+    stats = device.memory_stats() or {}
+    return stats["bytes_limit"] - stats.get("bytes_in_use", 0) if "bytes_limit" in stats else None
+  try:
+    with open("/proc/meminfo") as meminfo:
+      return next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
+  except (OSError, StopIteration):
+    return None
+
+
+def compile_within_memory(fn: Any, args: tuple, field: str, value: Any, fix: str) -> Callable[..., Any]:
+  """The jitted `fn` compiled for `args`; a `ConfigError` naming `field` if one call needs more memory beyond its
+  inputs than the device has free, so that a size too large for the machine (a huge code, batch) ends with one
+  line before any work instead of a kill by the OS mid-run."""
+  compiled = fn.lower(*args).compile()
+  stats, free = compiled.memory_analysis(), free_memory()
+  if stats is not None and free is not None:
+    need = stats.temp_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
+    if need > free:
+      raise ConfigError(f"{field}={value!r}: one call needs {need / 2**20:,.0f} MiB beyond its inputs, more than the "
+                        f"{free / 2**20:,.0f} MiB free here: {fix}")
+  return compiled
+
+
 def make_evaluate(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict,
-                  split: input_pipeline.Split, mesh: Mesh | None = None
+                  split: input_pipeline.Split, state: TrainState, mesh: Mesh | None = None
                   ) -> Callable[[TrainState, jax.Array], dict[str, float]]:
-  """A function `(state, key) -> {name: mean over the split}` that runs the variant's evaluation in fixed batches."""
+  """A function `(state, key) -> {name: mean over the split}` that runs the variant's evaluation in fixed batches,
+  compiled now for states like `state` (a `ConfigError` if a batch does not fit in memory)."""
   batch_sums, num_batches = make_eval_sums(variant, model, config, split, mesh)
-  batch_sums = jax.jit(batch_sums)
+  batch_sums = compile_within_memory(jax.jit(batch_sums), (state, split, 0, jax.random.key(0)),
+                                     "config.eval_batch_size", config.eval_batch_size,
+                                     "use a smaller eval_batch_size, or a smaller model (latent_dim, widths)")
   wait_each = mesh is not None and parallel.sync_each_step(mesh)
 
   def evaluate(state: TrainState, key: jax.Array) -> dict[str, float]:
@@ -304,15 +335,21 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
     writer = cleanup.enter_context(contextlib.closing(
         writers.MetricWriter(workdir, config, step) if primary else writers.NullWriter(workdir)))
 
+    permute = jax.jit(input_pipeline.epoch_permutation, static_argnums=2, out_shardings=parallel.replicated(mesh))
+    steps_per_epoch = train_split.size // config.batch_size
+    epoch = step // steps_per_epoch
+    perm = permute(data_key, epoch, train_split.size)
     train_step = jax.jit(make_data_step(make_train_step(variant, model, config), train_split, config, mesh),
                          donate_argnums=0, out_shardings=parallel.replicated(mesh),
                          compiler_options=convolution.compiler_options(config))
-    evaluate = make_evaluate(variant, model, config, test_split, mesh)
+    if step < config.num_steps:  # A finished run's rerun trains nothing: nothing to compile.
+      train_step = compile_within_memory(train_step, (state, train_split, perm, train_key), "config.batch_size",
+                                         config.batch_size, "use a smaller batch_size, or a smaller model (latent_dim, "
+                                         "widths)")
+    evaluate = make_evaluate(variant, model, config, test_split, state, mesh)
     pictures = jax.jit(lambda params, batch, key, hp: variant.images(model, config, params, batch, key, hp))
     image_batch = input_pipeline.make_batch(test_split, jnp.arange(min(config.num_images, test_split.size)),
                                             image_key, False)
-    permute = jax.jit(input_pipeline.epoch_permutation, static_argnums=2, out_shardings=parallel.replicated(mesh))
-    steps_per_epoch = train_split.size // config.batch_size
     sync_each_step = parallel.sync_each_step(mesh)
 
     def evaluate_and_draw(state: TrainState, step: int, log: bool = True):
@@ -324,7 +361,6 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
 
     test_metrics, image_paths, pending = {}, {}, []
     tick, tick_step = time.perf_counter(), step
-    epoch, perm = -1, None
     with stop_signals() as stop_signal, tqdm(total=config.num_steps, initial=step, desc=config.variant,
                                               unit="step", dynamic_ncols=True, disable=not primary) as bar:
       signum = None

@@ -78,7 +78,7 @@ def test_test_metrics_cover_partial_batches_and_spatial_codes(kind):
   split = input_pipeline.Split(jnp.asarray(images), jnp.zeros(10, jnp.int32))
   model = variant.build_model(c, (28, 28, 1))
   state = train.init_state(variant, model, c, jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
-  metrics = train.make_evaluate(variant, model, c, split)(state, jax.random.key(1))
+  metrics = train.make_evaluate(variant, model, c, split, state)(state, jax.random.key(1))
 
   x = np.asarray(split.images, np.float32) / 255.0
   out = model.apply(state.params, x)

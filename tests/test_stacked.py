@@ -101,7 +101,7 @@ def test_pretraining_beats_random_and_fine_tuning_improves_it(smoke_config, tmp_
   _, test_split = input_pipeline.load(config.data)
   model = variant.build_model(config, (28, 28, 1))
   state = train.init_state(variant, model, config, jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
-  random_error = train.make_evaluate(variant, model, config, test_split)(state, jax.random.key(0))["recon_error"]
+  random_error = train.make_evaluate(variant, model, config, test_split, state)(state, jax.random.key(0))["recon_error"]
 
   pretrained, finetuned = evals[120]["test/recon_error"], evals[200]["test/recon_error"]
   assert pretrained < 0.5 * random_error, (pretrained, random_error)

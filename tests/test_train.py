@@ -206,3 +206,19 @@ def test_a_workdir_in_use_by_another_process_is_one_line(smoke_config, tmp_path)
                            text=True, timeout=120)
     assert child.stdout == "held\n", child.stderr
   assert train.train_and_evaluate(config, tmp_path)["step"] == 2
+
+
+def test_a_size_too_large_for_the_memory_is_one_line_before_any_work(smoke_config, tmp_path, monkeypatch):
+  assert 2**30 < train.free_memory() < 2**50  # This machine's available memory, read from the OS.
+  monkeypatch.setattr(train, "free_memory", lambda: 0)  # As if nothing were free.
+  with pytest.raises(ConfigError, match=r"^config\.batch_size=64: one call needs [\d,]+ MiB beyond its inputs, more "
+                     r"than the 0 MiB free here: use a smaller batch_size, or a smaller model \(latent_dim, widths\)$"):
+    train.train_and_evaluate(smoke_config("ae"), tmp_path)
+  assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+  config = smoke_config("ae")
+  variant, split = registry.get("ae"), input_pipeline.Split(jnp.zeros((10, 28, 28, 1), jnp.uint8),
+                                                             jnp.zeros(10, jnp.int32))
+  model = variant.build_model(config, (28, 28, 1))
+  state = train.init_state(variant, model, config, jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+  with pytest.raises(ConfigError, match=r"^config\.eval_batch_size=256: one call needs .* use a smaller eval_batch"):
+    train.make_evaluate(variant, model, config, split, state)
