@@ -332,9 +332,6 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
     ckpts = cleanup.enter_context(contextlib.closing(checkpoint.Checkpoints(workdir, config.keep_checkpoints)))
     state = resume(ckpts, state, config, workdir, write_config=primary)
     step = int(state.step)
-    writer = cleanup.enter_context(contextlib.closing(
-        writers.MetricWriter(workdir, config, step) if primary else writers.NullWriter(workdir)))
-
     permute = jax.jit(input_pipeline.epoch_permutation, static_argnums=2, out_shardings=parallel.replicated(mesh))
     steps_per_epoch = train_split.size // config.batch_size
     epoch = step // steps_per_epoch
@@ -347,6 +344,8 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Pa
                                          config.batch_size, "use a smaller batch_size, or a smaller model (latent_dim, "
                                          "widths)")
     evaluate = make_evaluate(variant, model, config, test_split, state, mesh)
+    writer = cleanup.enter_context(contextlib.closing(  # After the steps fit in memory: no W&B run otherwise.
+        writers.MetricWriter(workdir, config, step) if primary else writers.NullWriter(workdir)))
     pictures = jax.jit(lambda params, batch, key, hp: variant.images(model, config, params, batch, key, hp))
     image_batch = input_pipeline.make_batch(test_split, jnp.arange(min(config.num_images, test_split.size)),
                                             image_key, False)

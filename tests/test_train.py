@@ -215,6 +215,7 @@ def test_a_size_too_large_for_the_memory_is_one_line_before_any_work(smoke_confi
                      r"than the 0 MiB free here: use a smaller batch_size, or a smaller model \(latent_dim, widths\)$"):
     train.train_and_evaluate(smoke_config("ae"), tmp_path)
   assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+  assert not (tmp_path / "metrics.jsonl").exists()  # Nor was a metrics file or a W&B run started.
   config = smoke_config("ae")
   variant, split = registry.get("ae"), input_pipeline.Split(jnp.zeros((10, 28, 28, 1), jnp.uint8),
                                                              jnp.zeros(10, jnp.int32))
