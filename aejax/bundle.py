@@ -44,7 +44,7 @@ from ml_collections import config_dict, config_flags
 from tqdm import tqdm
 
 from aejax import (checkpoint, config as config_lib, convolution, input_pipeline, locks, parallel, registry,
-                   suites, sweep as sweep_lib, train, writers)
+                   sweep as sweep_lib, train, writers)
 from aejax.errors import ConfigError, check_folder
 
 MEMBER_FIELDS = ("seed", "learning_rate", "wandb.name")  # May differ within a bundle, beside the variant's hparams.
@@ -194,10 +194,7 @@ def train_bundle(configs: Sequence[config_dict.ConfigDict],
   """Trains `configs[k]` in `workdirs[k]` for every k as one vmapped program, resuming from the members'
   checkpoints; returns each member's summary, as `train.train_and_evaluate` would."""
   for config in configs:
-    config_lib.validate(config)
-    registry.get(config.variant).validate(config)
-    if config.eval.suites:  # Run after training, as by aejax.main.
-      suites.select(config, config.eval.suites)
+    train.check_config(config)
   check_bundle(configs, workdirs)
   variant = registry.get(configs[0].variant)
   base = base_config(configs)

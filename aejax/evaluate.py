@@ -128,12 +128,10 @@ def load_config(workdir: pathlib.Path) -> config_dict.ConfigDict:
 
 
 def restore(workdir: str | pathlib.Path, config: config_dict.ConfigDict | None = None) -> Run:
-  """The run in `workdir` at its latest checkpoint (its own config.json unless `config` is given)."""
+  """The run in `workdir` at its latest checkpoint (its own config.json, or `config` after `train.check_config`)."""
   workdir = pathlib.Path(workdir)
   config = load_config(workdir) if config is None else config
-  config_lib.validate(config)
   variant = registry.get(config.variant)
-  variant.validate(config)
   train_split, test_split = input_pipeline.load(config.data)
   model = variant.build_model(config, tuple(test_split.images.shape[1:]))
   example = jnp.zeros((1, *test_split.images.shape[1:]), jnp.float32)
@@ -294,8 +292,7 @@ def evaluate_run(workdir: str | pathlib.Path, suites: Sequence[str] | None = Non
   config = load_config(workdir)
   if nll_samples is not None:
     config.eval.nll_samples = nll_samples
-  config_lib.validate(config)
-  registry.get(config.variant).validate(config)
+  train.check_config(config)
   chosen = suites_lib.select(config, suites)
   run = restore(workdir, config)
   results, pictures = {}, {}

@@ -108,8 +108,7 @@ def load(spec: str, config: config_dict.ConfigDict | None = None) -> dict[str, O
   if get_sweep is None:
     raise ConfigError(f"{path} defines no sweep: add get_sweep() returning e.g. "
                       "sweep_lib.sweep('seed', [0, 1, 2]) (see experiments/beta_vae.py)")
-  import aejax.variants  # noqa: F401  pylint: disable=g-import-not-at-top  (registers them; slow for --help)
-  from aejax import registry, suites  # pylint: disable=g-import-not-at-top
+  from aejax import train  # pylint: disable=g-import-not-at-top  (JAX and the variants; slow for --help)
   members = {}
   for overrides in get_sweep():
     name = run_id(overrides)
@@ -117,11 +116,7 @@ def load(spec: str, config: config_dict.ConfigDict | None = None) -> dict[str, O
       raise ConfigError(f"{path}: get_sweep() members {members[name]} and {overrides} share the run id {name!r}: "
                         "make their values differ")
     try:
-      member = override(config, overrides)
-      config_lib.validate(member)
-      registry.get(member.variant).validate(member)
-      if member.eval.suites:
-        suites.select(member, member.eval.suites)
+      train.check_config(override(config, overrides))
     except ConfigError as e:
       raise ConfigError(f"{path}: sweep member {name}: {e}") from e
     members[name] = overrides

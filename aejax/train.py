@@ -306,13 +306,20 @@ def resume(ckpts: checkpoint.Checkpoints, state: Any, config: config_dict.Config
   return state
 
 
-def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
-  """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the run's summary."""
+def check_config(config: config_dict.ConfigDict) -> registry.Variant:
+  """The config's variant, once every check a run makes before any work has passed: the shared fields, the
+  variant's own, and the evaluation suites it names (run after training: one that cannot run fails now)."""
   config_lib.validate(config)
   variant = registry.get(config.variant)
   variant.validate(config)
-  if config.eval.suites:  # Run after training, by aejax.main: a suite that cannot run fails now instead.
+  if config.eval.suites:
     suites.select(config, config.eval.suites)
+  return variant
+
+
+def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
+  """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the run's summary."""
+  variant = check_config(config)
   mesh = parallel.data_mesh()
   parallel.check_batch_size(config.batch_size, mesh)
   workdir = pathlib.Path(workdir)
