@@ -25,27 +25,17 @@ ROOT/<run id>, its overrides those of the config file's `get_sweep()`):
 
 SIGTERM or SIGINT checkpoints every member and exits with 128 + the signal number, as aejax.main does.
 """
-import contextlib
 import functools
 import pathlib
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
 from absl import app, flags
-from jax.sharding import Mesh
 from ml_collections import config_dict, config_flags
-from tqdm import tqdm
 
-from aejax import (checkpoint, config as config_lib, convolution, input_pipeline, locks, parallel, registry,
-                   sweep as sweep_lib, train, writers)
-from aejax.errors import ConfigError, check_folder
+from aejax import config as config_lib, locks, registry, signals, sweep as sweep_lib, train
+from aejax.errors import ConfigError
 
 MEMBER_FIELDS = ("seed", "learning_rate", "wandb.name")  # May differ within a bundle, beside the variant's hparams.
 
@@ -112,187 +102,14 @@ def check_bundle(configs: Sequence[config_dict.ConfigDict], workdirs: Sequence[s
                         f"{', '.join(sorted(allowed))} may differ; train the others in another bundle")
 
 
-def _scaled(tx: optax.GradientTransformation, rate: jax.Array) -> optax.GradientTransformation:
-  """`tx` with its updates multiplied by `rate`; the same state."""
-
-  def update(grads, state, params=None):
-    updates, state = tx.update(grads, state, params)
-    return jax.tree.map(lambda u: rate * u, updates), state
-
-  return optax.GradientTransformation(tx.init, update)
-
-
-def split_members(tree: Any, mesh: Mesh) -> Any:
-  """`tree`'s stacked arrays split over `mesh`'s 'members' axis, padded to a multiple of its device count with
-  copies of member 0: dummies, which train alongside and whose results are never read."""
-
-  def pad(x: jax.Array) -> jax.Array:
-    return jnp.concatenate([x, jnp.repeat(x[:1], parallel.round_up(len(x), mesh) - len(x), axis=0)])
-
-  return jax.jit(lambda tree: jax.tree.map(pad, tree), out_shardings=parallel.member_sharded(mesh))(tree)
-
-
-def member(tree: Any, k: int) -> Any:
-  """Member `k` of a stacked pytree (a bundle's state, metrics or pictures)."""
-  return jax.tree.map(lambda x: x[k], tree)
-
-
-def _stack(trees: Sequence[Any]) -> Any:
-  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-
-
-def init_bundle(variant: registry.Variant, model: nn.Module, configs: Sequence[config_dict.ConfigDict],
-                base: config_dict.ConfigDict, input_shape: tuple[int, ...]
-                ) -> tuple[train.TrainState, jax.Array, tuple[jax.Array, ...]]:
-  """The stacked fresh states of `configs`' members, their learning rates (N,), and their train, data, eval and
-  image keys (N,) each, split from each member's seed as `train.train_and_evaluate` splits them."""
-  seed_keys = jax.vmap(lambda seed: jax.random.split(jax.random.key(seed), 5))(
-      jnp.asarray([c.seed for c in configs]))
-  init_keys, *keys = (seed_keys[:, i] for i in range(5))
-  hparams = _stack([{k: jnp.asarray(v, jnp.float32) for k, v in variant.hparams(c).items()} for c in configs])
-  example = jnp.zeros((1, *input_shape), jnp.float32)
-  state = train.compile_cheaply(
-      jax.vmap(lambda key, hp: train.create_state(variant, model, base, key, example).replace(hparams=hp)),
-      init_keys, hparams)
-  return state, jnp.asarray([c.learning_rate for c in configs], jnp.float32), tuple(keys)
-
-
-def make_bundle_step(variant: registry.Variant, model: nn.Module, base: config_dict.ConfigDict,
-                     split: input_pipeline.Split, mesh: Mesh) -> Callable[..., tuple[train.TrainState, train.Metrics]]:
-  """`train.make_data_step` vmapped over the members and jitted (the state donated):
-  `(states, rates, split, perms, keys) -> (states, metrics)`, each member's updates scaled by its rate, the
-  outputs split over `mesh`'s 'members' axis as the inputs (see `split_members`)."""
-  data_step = train.make_data_step(train.make_train_step(variant, model, base), split, base)
-
-  def member_step(state: train.TrainState, rate: jax.Array, split: input_pipeline.Split, perm: jax.Array,
-                  key: jax.Array) -> tuple[train.TrainState, train.Metrics]:
-    new, metrics = data_step(state.replace(tx=_scaled(state.tx, rate)), split, perm, key)
-    return new.replace(tx=state.tx), metrics
-
-  return jax.jit(jax.vmap(member_step, in_axes=(0, 0, None, 0, 0)), donate_argnums=0,
-                 out_shardings=parallel.member_sharded(mesh), compiler_options=convolution.compiler_options(base))
-
-
-def base_config(configs: Sequence[config_dict.ConfigDict]) -> config_dict.ConfigDict:
-  """The config the bundle's program is built from: member 0's, at learning rate 1 (the members' rates scale
-  the updates)."""
-  base = configs[0].copy_and_resolve_references()
-  base.learning_rate = 1.0
-  return base
-
-
-def _save(ckpts: Sequence[checkpoint.Checkpoints], step: int, state: train.TrainState) -> None:
-  """Each member's slice of `state` into its own checkpoints, gathered to the host and saved from this process's
-  first device as a one-device run saves its state (so the files are those of a single run)."""
-  host = jax.device_get(state)
-  for k, ck in enumerate(ckpts):
-    ck.save(step, jax.device_put(member(host, k), jax.local_devices()[0]))
-
-
 def train_bundle(configs: Sequence[config_dict.ConfigDict],
                  workdirs: Sequence[str | pathlib.Path]) -> list[dict[str, Any]]:
   """Trains `configs[k]` in `workdirs[k]` for every k as one vmapped program, resuming from the members'
-  checkpoints; returns each member's summary, as `train.train_and_evaluate` would."""
+  checkpoints; returns each member's summary, as `train.train_and_evaluate` would (see `train.train_population`)."""
   for config in configs:
     train.check_config(config)
   check_bundle(configs, workdirs)
-  variant = registry.get(configs[0].variant)
-  base = base_config(configs)
-  workdirs = [pathlib.Path(w) for w in workdirs]
-  for workdir in workdirs:
-    check_folder(workdir, "member workdir")
-  n = len(configs)
-  mesh = parallel.member_mesh()
-  train_split, test_split = parallel.replicate(input_pipeline.load(base.data), mesh)
-  train.check_batch_fits(base, train_split)
-  model = variant.build_model(base, tuple(train_split.images.shape[1:]))
-
-  state, rates, (train_keys, data_keys, eval_keys, image_keys) = init_bundle(
-      variant, model, configs, base, tuple(train_split.images.shape[1:]))
-
-  with contextlib.ExitStack() as cleanup:
-    ckpts, members = [], []
-    for k, (config, workdir) in enumerate(zip(configs, workdirs)):
-      workdir.mkdir(parents=True, exist_ok=True)
-      cleanup.enter_context(locks.hold(workdir))
-      ckpts.append(cleanup.enter_context(contextlib.closing(checkpoint.Checkpoints(workdir, config.keep_checkpoints))))
-      members.append(train.resume(ckpts[-1], member(state, k), config, workdir))
-    steps = sorted({int(m.step) for m in members})
-    if len(steps) > 1:
-      raise ConfigError(f"the bundle's members were checkpointed at different steps ({', '.join(map(str, steps))}): "
-                        "resume them alone with aejax.main, or remove the newer checkpoints")
-    state, rates, train_keys, data_keys, eval_keys, image_keys = split_members(
-        (_stack(members), rates, train_keys, data_keys, eval_keys, image_keys), mesh)
-    step = steps[0]
-    bundle_writers = [cleanup.enter_context(contextlib.closing(writers.MetricWriter(w, c, step)))
-                      for c, w in zip(configs, workdirs)]
-
-    bundle_step = make_bundle_step(variant, model, base, train_split, mesh)
-    permute = jax.jit(jax.vmap(lambda key, epoch: input_pipeline.epoch_permutation(key, epoch, train_split.size),
-                               in_axes=(0, None)), out_shardings=parallel.member_sharded(mesh))
-    batch_sums, num_batches = train.make_eval_sums(variant, model, base, test_split)
-    member_sums = jax.jit(jax.vmap(batch_sums, in_axes=(0, None, None, 0)))
-    pictures = jax.jit(jax.vmap(lambda params, batch, key, hp: variant.images(model, base, params, batch, key, hp),
-                                in_axes=(0, None, 0, 0)))
-    image_batch = input_pipeline.make_batch(test_split, jnp.arange(min(base.num_images, test_split.size)),
-                                            image_keys[0], False)
-    steps_per_epoch = train_split.size // base.batch_size
-
-    def evaluate_and_draw(state: train.TrainState, step: int, log: bool = True):
-      sums = [member_sums(state, test_split, i, eval_keys) for i in range(num_batches)]
-      totals = jax.device_get(jax.tree.map(lambda *xs: sum(xs), *sums))
-      drawn = jax.device_get(pictures(state.params, image_batch, image_keys, state.hparams))
-      metrics, paths = [], []
-      for k, writer in enumerate(bundle_writers):
-        metrics.append({f"test/{name}": float(v[k]) / test_split.size for name, v in totals.items()})
-        if log:
-          writer.write_scalars(step, metrics[-1])
-        paths.append(writer.write_images(step, member(drawn, k)))
-      return metrics, paths
-
-    desc = f"{base.variant} x{n}" + (f" on {mesh.size} devices" if mesh.size > 1 else "")
-    test_metrics, image_paths, pending = [], [], []
-    tick, tick_step = time.perf_counter(), step
-    epoch, perm = -1, None
-    with train.stop_signals() as stop_signal, tqdm(
-        total=base.num_steps, initial=step, desc=desc, unit="step", dynamic_ncols=True) as bar:
-      signum = None
-      while step < base.num_steps and not (signum := stop_signal(step)):
-        if step // steps_per_epoch != epoch:
-          epoch = step // steps_per_epoch
-          perm = permute(data_keys, epoch)
-        state, metrics = bundle_step(state, rates, train_split, perm, train_keys)
-        pending.append(metrics)
-        step += 1
-        if step % base.log_every == 0 or step == base.num_steps:
-          rows = jax.device_get(pending)
-          now = time.perf_counter()
-          samples_per_s = (step - tick_step) * base.batch_size / (now - tick)  # Each member's own.
-          tick, tick_step, pending = now, step, []
-          for k, writer in enumerate(bundle_writers):
-            means = {f"train/{name}": float(np.mean([row[name][k] for row in rows])) for name in rows[0]}
-            writer.write_scalars(step, {**means, "train/samples_per_s": samples_per_s})
-          bar.set_postfix(samples_per_s=f"{n * samples_per_s:.0f}")
-          bar.update(step - bar.n)
-        if step % base.eval_every == 0 or step == base.num_steps:
-          test_metrics, image_paths = evaluate_and_draw(state, step)
-        if step % base.checkpoint_every == 0 or step == base.num_steps:
-          _save(ckpts, step, state)
-      if signum:
-        _save(ckpts, step, state)
-        for ck in ckpts:
-          ck.wait()
-        raise train.Interrupted(signum, step)
-    if not test_metrics:  # Rerun of a finished bundle: report its final numbers, already in metrics.jsonl.
-      test_metrics, image_paths = evaluate_and_draw(state, step, log=False)
-    summaries = []
-    for ck, writer, metrics, paths in zip(ckpts, bundle_writers, test_metrics, image_paths):
-      ck.wait()
-      summary = {"step": step, **metrics, "checkpoint": str(ck.directory / str(ck.latest_step)),
-                 "metrics": str(writer.metrics_path), **{f"image/{k}": str(p) for k, p in paths.items()}}
-      writer.write_summary(summary)
-      summaries.append(summary)
-    return summaries
+  return train.train_population(list(configs), list(workdirs), stacked=True)
 
 
 def sweep_members(spec: str, config: config_dict.ConfigDict, run_ids: Sequence[str]) -> list[config_dict.ConfigDict]:
@@ -315,33 +132,34 @@ def main(argv: list[str], config_flag: flags.FlagHolder, root: flags.FlagHolder,
   train.use_compilation_cache(config_flag.value.compilation_cache_dir)
   spec = flags.FLAGS["config"].serialize().partition("=")[2]
   workdirs = [pathlib.Path(root.value) / run_id for run_id in run_ids.value]
-  with train.exit_on_signals("aejax"):
-    try:
-      configs = sweep_members(spec, config_flag.value, run_ids.value)
-      summaries = train_bundle(configs, workdirs)
-    except ConfigError as e:
-      sys.exit(f"aejax: error: {e}")
-    print("aejax: finished bundle")
-    for run_id, summary in zip(run_ids.value, summaries):
-      metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary.items() if k.startswith("test/"))
-      print(f"  {run_id}  step {summary['step']}  {metrics}", flush=True)
-    if config_flag.value.eval.suites:  # As aejax.main: the suites the config names, on each member's last checkpoint.
-      from aejax import evaluate  # pylint: disable=g-import-not-at-top  (scikit-learn and friends, only when used)
-      for workdir in workdirs:
-        try:
-          with locks.hold(workdir):  # Still at work there: a launcher must not start it.
-            evaluate.evaluate_run(workdir, config_flag.value.eval.suites)
-        except ConfigError as e:
-          sys.exit(f"aejax: error: {e}")
-        print(f"aejax: evaluated {workdir.name}: {workdir / 'eval.json'}", flush=True)
+  try:
+    configs = sweep_members(spec, config_flag.value, run_ids.value)
+    summaries = train_bundle(configs, workdirs)
+  except ConfigError as e:
+    sys.exit(f"aejax: error: {e}")
+  print("aejax: finished bundle")
+  for run_id, summary in zip(run_ids.value, summaries):
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary.items() if k.startswith("test/"))
+    print(f"  {run_id}  step {summary['step']}  {metrics}", flush=True)
+  if config_flag.value.eval.suites:  # As aejax.main: the suites the config names, on each member's last checkpoint.
+    from aejax import evaluate  # pylint: disable=g-import-not-at-top  (scikit-learn and friends, only when used)
+    for workdir in workdirs:
+      try:
+        with locks.hold(workdir):  # Still at work there: a launcher must not start it.
+          evaluate.evaluate_run(workdir, config_flag.value.eval.suites)
+      except ConfigError as e:
+        sys.exit(f"aejax: error: {e}")
+      print(f"aejax: evaluated {workdir.name}: {workdir / 'eval.json'}", flush=True)
 
 
 if __name__ == "__main__":
-  app.run(functools.partial(
-      main,
-      config_flag=config_flags.DEFINE_config_file(
-          "config", None, "Experiment config file with a get_sweep() (append ':smoke' for tiny members).",
-          lock_config=True),
-      root=flags.DEFINE_string("root", None, "Sweep folder: member ID trains in ROOT/ID."),
-      run_ids=flags.DEFINE_list("members", None, "Run ids of the sweep members to train together.")),
-      flags_parser=config_lib.flags_parser("aejax"))
+  signals.install()
+  with signals.exit_on_signals("aejax"):
+    app.run(functools.partial(
+        main,
+        config_flag=config_flags.DEFINE_config_file(
+            "config", None, "Experiment config file with a get_sweep() (append ':smoke' for tiny members).",
+            lock_config=True),
+        root=flags.DEFINE_string("root", None, "Sweep folder: member ID trains in ROOT/ID."),
+        run_ids=flags.DEFINE_list("members", None, "Run ids of the sweep members to train together.")),
+        flags_parser=config_lib.flags_parser("aejax"))

@@ -17,6 +17,7 @@ from ml_collections import config_dict
 
 from aejax.errors import ConfigError
 
+NONFINITE = ("stop", "skip")
 ACTIVATIONS = ("relu", "gelu", "elu", "leaky_relu", "swish", "tanh", "sigmoid", "linear")
 LOSSES = ("mse", "bce")
 NOISE_TYPES = ("gaussian", "mask")
@@ -88,6 +89,9 @@ def base_config() -> config_dict.ConfigDict:
   c.warmup_steps = 0
   c.weight_decay = 0.0
   c.grad_clip_norm = 0.0  # 0 disables clipping.
+  # A non-finite loss, gradient or parameter: 'stop' ends the run there, its last finite checkpoint kept (exit 1);
+  # 'skip' leaves that step's update out (optax.apply_if_finite) and counts such steps in train/nonfinite.
+  c.on_nonfinite = "stop"
 
   c.batch_size = 256
   c.num_steps = 10_000
@@ -247,7 +251,8 @@ def validate(config: config_dict.ConfigDict) -> None:
                          ("lr_schedule", SCHEDULES), ("model.kind", MODEL_KINDS),
                          ("model.activation", ACTIVATIONS), ("model.code_activation", ACTIVATIONS),
                          ("model.upsample", UPSAMPLES), ("model.conv_impl", CONV_IMPLS), ("data.name", DATASETS),
-                         ("data.binarize", BINARIZE), ("wandb.mode", WANDB_MODES), ("stack_input", STACK_INPUTS)):
+                         ("data.binarize", BINARIZE), ("wandb.mode", WANDB_MODES), ("stack_input", STACK_INPUTS),
+                         ("on_nonfinite", NONFINITE)):
     _choice(config, field, choices)
   _require(config.latent_dim > 0, "config.latent_dim", config.latent_dim,
            "the code size must be a positive integer, e.g. --config.latent_dim=32")

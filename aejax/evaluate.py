@@ -40,7 +40,7 @@ from absl import app, flags
 from ml_collections import config_dict
 
 from aejax import checkpoint, config as config_lib, corruption, input_pipeline, losses, metrics, registry
-from aejax import suites as suites_lib, train, writers
+from aejax import signals, suites as suites_lib, train, writers
 from aejax.errors import ConfigError
 from aejax.variants import vae
 
@@ -340,11 +340,10 @@ def main(argv: list[str]) -> None:
   if not _WORKDIR.value:
     sys.exit("aejax.evaluate: error: --workdir is required: the folder of a trained run, e.g. --workdir runs/vae")
   suites = tuple(s.strip() for s in _SUITE.value.split(",")) if _SUITE.value else None
-  with train.exit_on_signals("aejax.evaluate", rerun="to evaluate again"):
-    try:
-      report = evaluate_run(_WORKDIR.value, suites, _NLL_SAMPLES.value)
-    except ConfigError as e:
-      sys.exit(f"aejax.evaluate: error: {e}")
+  try:
+    report = evaluate_run(_WORKDIR.value, suites, _NLL_SAMPLES.value)
+  except ConfigError as e:
+    sys.exit(f"aejax.evaluate: error: {e}")
   print(writers.format_report("aejax.evaluate: finished", report))
 
 
@@ -355,4 +354,6 @@ if __name__ == "__main__":
                                "default: those that fit the run.")
   _NLL_SAMPLES = flags.DEFINE_integer("nll_samples", None, "Importance samples per image for the nll suite "
                                       "(default: the run's config.eval.nll_samples).")
-  app.run(main, flags_parser=config_lib.flags_parser("aejax.evaluate"))
+  signals.install()
+  with signals.exit_on_signals("aejax.evaluate", rerun="to evaluate again"):
+    app.run(main, flags_parser=config_lib.flags_parser("aejax.evaluate"))

@@ -2,14 +2,18 @@
 
 Rerunning the same command in the same workdir resumes from the latest checkpoint.
 """
-import os
-import pathlib
-import sys
+from aejax import signals  # First: from here on a signal ends the command with one line (aejax/signals.py).
 
-from absl import app, flags
-from ml_collections import config_flags
+signals.install()
 
-from aejax import config as config_lib
+import os  # noqa: E402
+import pathlib  # noqa: E402
+import sys  # noqa: E402
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from aejax import config as config_lib  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (append ':smoke' for a tiny run).",
                                           lock_config=True)
@@ -27,21 +31,20 @@ def main(argv: list[str]) -> None:
              "--config experiments/vae.py --workdir runs/vae (rerun the same command to resume)")
   train.use_compilation_cache(_CONFIG.value.compilation_cache_dir)
   parallel.initialize_distributed()  # Several processes (SLURM tasks, TPU hosts) train one run together.
-  with train.exit_on_signals("aejax"):
+  try:
+    summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except ConfigError as e:
+    sys.exit(f"aejax: error: {e}")
+  print(writers.format_report("aejax: finished", summary))
+  if _CONFIG.value.eval.suites and jax.process_index() == 0:  # The config's suites, on the last checkpoint.
+    from aejax import evaluate  # pylint: disable=g-import-not-at-top  (scikit-learn and friends, only when used)
     try:
-      summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+      with locks.hold(pathlib.Path(_WORKDIR.value)):  # Still at work there: a launcher must not start it.
+        report = evaluate.evaluate_run(_WORKDIR.value, _CONFIG.value.eval.suites)
     except ConfigError as e:
       sys.exit(f"aejax: error: {e}")
-    print(writers.format_report("aejax: finished", summary))
-    if _CONFIG.value.eval.suites and jax.process_index() == 0:  # The config's suites, on the last checkpoint.
-      from aejax import evaluate  # pylint: disable=g-import-not-at-top  (scikit-learn and friends, only when used)
-      try:
-        with locks.hold(pathlib.Path(_WORKDIR.value)):  # Still at work there: a launcher must not start it.
-          report = evaluate.evaluate_run(_WORKDIR.value, _CONFIG.value.eval.suites)
-      except ConfigError as e:
-        sys.exit(f"aejax: error: {e}")
-      print(writers.format_report(f"aejax: evaluated ({os.path.join(_WORKDIR.value, 'eval.json')})", report))
-
+    print(writers.format_report(f"aejax: evaluated ({os.path.join(_WORKDIR.value, 'eval.json')})", report))
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=config_lib.flags_parser("aejax"))
+  with signals.exit_on_signals("aejax"):
+    app.run(main, flags_parser=config_lib.flags_parser("aejax"))

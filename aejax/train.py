@@ -1,16 +1,17 @@
-"""The train loop: one jitted step `(state, split, perm, key) -> (state, metrics)` that gathers its batch on device
-(`make_data_step` around a variant's `(state, batch, key)` step), evaluation, checkpoints, logs.
+"""The one train loop (`train_population`): one jitted step `(state, split, perm, key) -> (state, metrics)` that
+gathers its batch on device (`make_data_step` around a variant's `(state, batch, key)` step), evaluation,
+checkpoints, logs, and the guards every run and bundle gets (memory, non-finite values, signals).
 
-Nothing here knows a variant: the model, loss, evaluation and pictures come from `aejax.registry`.
+A single run is a population of one, compiled without a member axis; a bundle of sweep members is stacked on a
+leading axis and vmapped (aejax/bundle.py chooses and checks them). Nothing here knows a variant: the model,
+loss, evaluation and pictures come from `aejax.registry`.
 """
 import contextlib
 import functools
 import os
 import pathlib
-import signal
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -19,14 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax.training import train_state
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 from ml_collections import config_dict
 from tqdm import tqdm
 
 import aejax.variants  # noqa: F401  (registers the variants)
 from aejax import checkpoint, config as config_lib, convolution, input_pipeline, locks, parallel, registry
-from aejax import suites, writers
+from aejax import signals, suites, writers
 from aejax.errors import ConfigError, check_folder
 
 
@@ -39,47 +39,6 @@ Metrics = dict[str, jax.Array]
 StepFn = Callable[[TrainState, registry.Batch, jax.Array], tuple[TrainState, Metrics]]  # (state, batch, key)
 DataStepFn = Callable[[TrainState, input_pipeline.Split, jax.Array, jax.Array],
                       tuple[TrainState, Metrics]]  # (state, split, perm, key)
-
-
-class Interrupted(Exception):
-  """SIGTERM/SIGINT arrived; a checkpoint was written at `step`."""
-
-  def __init__(self, signum: int, step: int):
-    super().__init__(f"stopped by signal {signum} at step {step}; checkpoint saved, rerun the same command to resume")
-    self.signum = signum
-
-
-class Stopped(Exception):
-  """SIGTERM/SIGINT arrived outside the training loop (at start-up, or in an evaluation)."""
-
-  def __init__(self, signum: int):
-    super().__init__(f"stopped by signal {signum}")
-    self.signum = signum
-
-
-@contextlib.contextmanager
-def exit_on_signals(program: str, rerun: str = "to resume from the last checkpoint") -> Iterator[None]:
-  """For a command's whole run: SIGTERM or SIGINT ends it with one line and exit code 128 + the signal, in the
-  training loop (which checkpoints first, `stop_signals`) or outside it (where there is nothing to save; the
-  line says what rerunning the command does).
-
-  A process of several (`jax.distributed`) leaves SIGTERM outside the loop to JAX's preemption service.
-  """
-  def stop(signum: int, frame: Any) -> None:
-    raise Stopped(signum)
-
-  previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)} if jax.process_count() == 1 else {}
-  try:
-    yield
-  except Interrupted as e:
-    print(f"{program}: {e}", file=sys.stderr)
-    sys.exit(128 + e.signum)
-  except Stopped as e:
-    print(f"{program}: {e}; nothing was lost: rerun the same command {rerun}", file=sys.stderr)
-    sys.exit(128 + e.signum)
-  finally:
-    for s, handler in previous.items():
-      signal.signal(s, handler)
 
 
 def use_compilation_cache(directory: str) -> None:
@@ -107,6 +66,8 @@ def make_optimizer(config: config_dict.ConfigDict) -> optax.GradientTransformati
     tx = optax.adam(schedule)
   if config.grad_clip_norm > 0:
     tx = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), tx)
+  if config.on_nonfinite == "skip":  # optax leaves params and optimiser state as they were, and counts.
+    tx = optax.apply_if_finite(tx, max_consecutive_errors=2**31 - 1)
   return tx
 
 
@@ -133,18 +94,35 @@ def compile_cheaply(fn: Callable[..., Any], *args: Any) -> Any:
   return jax.jit(fn).lower(*args).compile(compiler_options={"xla_backend_optimization_level": 0})(*args)
 
 
-def make_train_step(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict) -> StepFn:
-  """The pure step `(state, batch, key) -> (state, metrics)`: the variant's own, or one gradient step on its loss."""
-  if variant.train_step is not None:
-    return functools.partial(variant.train_step, model, config)
+def all_finite(*trees: Any) -> jax.Array:
+  """True if every array in `trees` is finite (no NaN, no ±inf)."""
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(trees)]))
 
-  def train_step(state: TrainState, batch: registry.Batch, key: jax.Array) -> tuple[TrainState, dict]:
+
+def make_train_step(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict) -> StepFn:
+  """The pure step `(state, batch, key) -> (state, metrics)`: the variant's own, or one gradient step on its loss.
+
+  Its metrics carry 'finite': 1 if the step's metrics, gradients (a variant's own step: the parameters it
+  returns) and new parameters are all finite, else 0; the loop reads it with the metrics it fetches anyway.
+  """
+  if variant.train_step is not None:
+    own_step = functools.partial(variant.train_step, model, config)
+
+    def train_step(state: TrainState, batch: registry.Batch, key: jax.Array) -> tuple[TrainState, Metrics]:
+      state, metrics = own_step(state, batch, key)
+      return state, {**metrics, "finite": all_finite(metrics, state.params).astype(jnp.float32)}
+
+    return train_step
+
+  def gradient_step(state: TrainState, batch: registry.Batch, key: jax.Array) -> tuple[TrainState, Metrics]:
     def loss_fn(params):
       return variant.loss(model, config, params, batch, key, state.hparams, state.step)
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    return state.apply_gradients(grads=grads), {"loss": loss, **metrics}
+    state = state.apply_gradients(grads=grads)
+    metrics = {"loss": loss, **metrics}
+    return state, {**metrics, "finite": all_finite(metrics, grads, state.params).astype(jnp.float32)}
 
-  return train_step
+  return gradient_step
 
 
 def _sharded_over(mesh: Mesh | None):
@@ -212,17 +190,23 @@ def free_memory() -> int | None:
     return None
 
 
-def compile_within_memory(fn: Any, args: tuple, field: str, value: Any, fix: str) -> Callable[..., Any]:
-  """The jitted `fn` compiled for `args`; a `ConfigError` naming `field` if one call needs more memory beyond its
-  inputs than the device has free, so that a size too large for the machine (a huge code, batch) ends with one
-  line before any work instead of a kill by the OS mid-run."""
+def nbytes(tree: Any) -> int:
+  """Bytes of the arrays (or `jax.ShapeDtypeStruct`s) in `tree`."""
+  return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))
+
+
+def compile_within_memory(fn: Any, args: tuple, resident: int, field: str, value: Any, fix: str) -> Callable[..., Any]:
+  """The jitted `fn` compiled for `args` (arrays, or `jax.ShapeDtypeStruct`s of arrays not yet allocated); a
+  `ConfigError` naming `field` if `resident` bytes (the train state, allocated or not) and what one call needs
+  beyond its inputs are more than the device has free, so that a size too large for the machine (a huge code,
+  batch) ends with one line before any work instead of a hang or a kill by the OS mid-run."""
   compiled = fn.lower(*args).compile()
   stats, free = compiled.memory_analysis(), free_memory()
   if stats is not None and free is not None:
-    need = stats.temp_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
+    need = resident + stats.temp_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
     if need > free:
-      raise ConfigError(f"{field}={value!r}: one call needs {need / 2**20:,.0f} MiB beyond its inputs, more than the "
-                        f"{free / 2**20:,.0f} MiB free here: {fix}")
+      raise ConfigError(f"{field}={value!r}: training needs {need / 2**20:,.0f} MiB (the train state "
+                        f"{resident / 2**20:,.0f} MiB), more than the {free / 2**20:,.0f} MiB free here: {fix}")
   return compiled
 
 
@@ -232,7 +216,7 @@ def make_evaluate(variant: registry.Variant, model: nn.Module, config: config_di
   """A function `(state, key) -> {name: mean over the split}` that runs the variant's evaluation in fixed batches,
   compiled now for states like `state` (a `ConfigError` if a batch does not fit in memory)."""
   batch_sums, num_batches = make_eval_sums(variant, model, config, split, mesh)
-  batch_sums = compile_within_memory(jax.jit(batch_sums), (state, split, 0, jax.random.key(0)),
+  batch_sums = compile_within_memory(jax.jit(batch_sums), (state, split, 0, jax.random.key(0)), nbytes(state),
                                      "config.eval_batch_size", config.eval_batch_size,
                                      "use a smaller eval_batch_size, or a smaller model (latent_dim, widths)")
   wait_each = mesh is not None and parallel.sync_each_step(mesh)
@@ -247,33 +231,6 @@ def make_evaluate(variant: registry.Variant, model: nn.Module, config: config_di
     return {k: float(v) / split.size for k, v in totals.items()}
 
   return evaluate
-
-
-@contextlib.contextmanager
-def stop_signals() -> Iterator[Callable[[int], int | None]]:
-  """Catches SIGTERM/SIGINT for the loop, which calls the yielded `stop_signal(step)` before each step: the signal
-  that asks it to checkpoint and stop there, or None.
-
-  One process records the signals itself. Several processes (`jax.distributed`) must all stop at the same
-  step, or those still training wait forever on the collectives of those that stopped: JAX's preemption
-  service catches SIGTERM in any of them (a scheduler sends it to each at its own moment) and agrees on
-  the step; SIGINT is passed on to it as SIGTERM.
-  """
-  if jax.process_count() > 1:
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: os.kill(os.getpid(), signal.SIGTERM))
-    try:
-      yield lambda step: signal.SIGTERM if multihost_utils.reached_preemption_sync_point(step) else None
-    finally:
-      signal.signal(signal.SIGINT, previous)
-    return
-  received: list[int] = []
-  handler = lambda signum, frame: received.append(signum)  # noqa: E731
-  previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-  try:
-    yield lambda step: received[0] if received else None
-  finally:
-    for s, h in previous.items():
-      signal.signal(s, h)
 
 
 def check_batch_fits(config: config_dict.ConfigDict, split: input_pipeline.Split) -> None:
@@ -293,6 +250,10 @@ def resume(ckpts: checkpoint.Checkpoints, state: Any, config: config_dict.Config
   run's config.json stays as it was, so that it always describes what trained the checkpoints.
   """
   changed = config_lib.changed_fields(workdir / "config.json", config)
+  if ckpts.latest_step is not None and ckpts.latest_step > config.num_steps:
+    raise ConfigError(f"--workdir={str(workdir)!r} holds checkpoint {ckpts.latest_step}, past config.num_steps="
+                      f"{config.num_steps}: a run cannot be shortened; rerun with num_steps >= {ckpts.latest_step}, "
+                      "or use a new --workdir")
   if changed and ckpts.latest_step is not None:
     raise ConfigError(f"--workdir={str(workdir)!r} was trained with other values (changed: {'; '.join(changed)}): "
                       "rerun it with the values it was started with, or use a new --workdir for this config")
@@ -317,89 +278,321 @@ def check_config(config: config_dict.ConfigDict) -> registry.Variant:
   return variant
 
 
-def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
-  """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the run's summary."""
-  variant = check_config(config)
-  mesh = parallel.data_mesh()
-  parallel.check_batch_size(config.batch_size, mesh)
-  workdir = pathlib.Path(workdir)
-  check_folder(workdir, "--workdir")
-  train_split, test_split = parallel.replicate(input_pipeline.load(config.data), mesh)
-  check_batch_fits(config, train_split)
-  model = variant.build_model(config, tuple(train_split.images.shape[1:]))
 
-  init_key, train_key, data_key, eval_key, image_key = jax.random.split(jax.random.key(config.seed), 5)
-  example = jnp.zeros((1, *train_split.images.shape[1:]), jnp.float32)
-  state = parallel.replicate(init_state(variant, model, config, init_key, example), mesh)
+
+class Diverged(ConfigError):
+  """A run (or bundle members) met a non-finite loss, gradient or parameter and stopped, its last finite
+  checkpoint kept."""
+
+
+# A population is what the one training loop trains: a single run (one config, compiled without a member axis, so
+# nothing costs what a bundle would), or a bundle of sweep members stacked on a leading axis and vmapped (see
+# aejax/bundle.py: the members differ only in scalar hyper-parameters, learning rate and seed).
+
+
+def _scaled(tx: optax.GradientTransformation, rate: jax.Array) -> optax.GradientTransformation:
+  """`tx` with its updates multiplied by `rate`; the same state."""
+
+  def update(grads, state, params=None):
+    updates, state = tx.update(grads, state, params)
+    return jax.tree.map(lambda u: rate * u, updates), state
+
+  return optax.GradientTransformation(tx.init, update)
+
+
+def member(tree: Any, k: int) -> Any:
+  """Member `k` of a stacked pytree (a bundle's state, metrics or pictures)."""
+  return jax.tree.map(lambda x: x[k], tree)
+
+
+def stack(trees: list[Any]) -> Any:
+  """The trees stacked on a new leading (member) axis."""
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def split_members(tree: Any, mesh: Mesh) -> Any:
+  """`tree`'s stacked arrays split over `mesh`'s 'members' axis, padded to a multiple of its device count with
+  copies of member 0: dummies, which train alongside and whose results are never read."""
+
+  def pad(x: jax.Array) -> jax.Array:
+    return jnp.concatenate([x, jnp.repeat(x[:1], parallel.round_up(len(x), mesh) - len(x), axis=0)])
+
+  return jax.jit(lambda tree: jax.tree.map(pad, tree), out_shardings=parallel.member_sharded(mesh))(tree)
+
+
+def stacked_base(configs: list[config_dict.ConfigDict]) -> config_dict.ConfigDict:
+  """The config a bundle's program is built from: member 0's, at learning rate 1 (each member's rate scales its
+  updates: every optimiser and schedule of `make_optimizer` is proportional to the rate, so this is the member's
+  own optimiser, with the same state, and checkpoints are interchangeable with single runs)."""
+  base = configs[0].copy_and_resolve_references()
+  base.learning_rate = 1.0
+  return base
+
+
+def member_inputs(variant: registry.Variant, configs: list[config_dict.ConfigDict], stacked: bool,
+                  mesh: Mesh | None = None) -> tuple[jax.Array, dict[str, jax.Array], jax.Array | None]:
+  """The members' seeds, hyper-parameters and learning rates: scalars (rates None) for a single run; stacked and,
+  with `mesh`, padded and split over its members for a bundle."""
+  seeds = [c.seed for c in configs]
+  hparams = [{k: jnp.asarray(v, jnp.float32) for k, v in variant.hparams(c).items()} for c in configs]
+  if not stacked:
+    return jnp.asarray(seeds[0]), hparams[0], None
+  tree = (jnp.asarray(seeds), stack(hparams), jnp.asarray([c.learning_rate for c in configs], jnp.float32))
+  return split_members(tree, mesh) if mesh is not None else tree
+
+
+def _lift(fn: Callable[..., Any], stacked: bool, in_axes: tuple) -> Callable[..., Any]:
+  """`fn` vmapped over the member axis of the arguments `in_axes` marks 0, for a bundle; `fn` itself otherwise."""
+  return jax.vmap(fn, in_axes=in_axes) if stacked else fn
+
+
+def make_keys(seeds: jax.Array, stacked: bool) -> list[jax.Array]:
+  """Each member's init, train, data, eval and image keys, split from its seed."""
+  keys = _lift(lambda seed: jax.random.split(jax.random.key(seed), 5), stacked, (0,))(seeds)
+  return [keys[..., i] for i in range(5)]
+
+
+def make_create(variant: registry.Variant, model: nn.Module, base: config_dict.ConfigDict,
+                input_shape: tuple[int, ...], stacked: bool) -> Callable[[jax.Array, dict], TrainState]:
+  """The pure `(init keys, hparams) -> fresh state(s)` of the population."""
+  example = jnp.zeros((1, *input_shape), jnp.float32)
+  return _lift(lambda key, hp: create_state(variant, model, base, key, example).replace(hparams=hp), stacked, (0, 0))
+
+
+def make_population_step(variant: registry.Variant, model: nn.Module, base: config_dict.ConfigDict,
+                         split: input_pipeline.Split, mesh: Mesh, stacked: bool) -> Callable[..., Any]:
+  """The jitted `(states, rates, split, perms, train keys) -> (states, metrics)` (the states donated): a single
+  run's data step over `mesh`'s data axis (rates None), or a bundle's, vmapped over its members, each member's
+  updates scaled by its rate, the outputs split over `mesh`'s 'members' axis as the inputs."""
+  data_step = make_data_step(make_train_step(variant, model, base), split, base, None if stacked else mesh)
+  if stacked:
+    def step(state, rate, split, perm, key):
+      new, metrics = data_step(state.replace(tx=_scaled(state.tx, rate)), split, perm, key)
+      return new.replace(tx=state.tx), metrics
+
+    step = jax.vmap(step, in_axes=(0, 0, None, 0, 0))
+    sharding = parallel.member_sharded(mesh)
+  else:
+    step = lambda state, rate, split, perm, key: data_step(state, split, perm, key)  # noqa: E731
+    sharding = parallel.replicated(mesh)
+  return jax.jit(step, donate_argnums=0, out_shardings=sharding, compiler_options=convolution.compiler_options(base))
+
+
+def _abstract(tree: Any) -> Any:
+  """`tree`'s arrays as `jax.ShapeDtypeStruct`s with their shardings: compiled against, nothing allocated."""
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
+
+
+def _per_member(tree: Any, n: int, stacked: bool) -> list[Any]:
+  """A host tree of the population split into its `n` members' trees (a bundle's padding dummies left out)."""
+  return [member(tree, k) for k in range(n)] if stacked else [tree]
+
+
+def _window_row(rows: list[Metrics], steps: int) -> dict[str, float]:
+  """The logged means of a member's first `steps` train rows, how many steps they are, and how many of them were
+  not finite (their updates skipped: `on_nonfinite='skip'`)."""
+  rows = rows[:steps]
+  return {**{f"train/{k}": float(np.mean([row[k] for row in rows])) for k in rows[0] if k != "finite"},
+          "train/steps": steps, "train/nonfinite": int(sum(row["finite"] == 0 for row in rows))}
+
+
+def _nonfinite_message(row: Metrics) -> str:
+  """What was not finite in a step's metrics row."""
+  bad = [f"train/{k}={float(v)}" for k, v in row.items() if k != "finite" and not np.isfinite(v)]
+  return ", ".join(bad) if bad else "its gradients or new parameters"
+
+
+def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str | pathlib.Path],
+                     stacked: bool) -> list[dict[str, Any]]:
+  """Trains `configs[k]` in `workdirs[k]` for every k, resuming from their checkpoints, and returns each one's
+  summary: one config unstacked (`stacked` False, a run), or several as one vmapped program (a bundle).
+
+  Before any buffer is allocated the train and evaluation steps are compiled against the state's shapes and
+  their memory checked. A signal checkpoints every member and raises `signals.Interrupted`. A member whose
+  loss, gradients or parameters stop being finite stops there (never checkpointed again, so its last finite
+  checkpoint is kept) and the others go on; `Diverged` is raised at the end, after the others' summaries.
+  """
+  variants = [check_config(c) for c in configs]
+  variant, n = variants[0], len(configs)
+  base = stacked_base(configs) if stacked else configs[0]
+  mesh = parallel.member_mesh() if stacked else parallel.data_mesh()
+  if not stacked:
+    parallel.check_batch_size(base.batch_size, mesh)
+  sharding = parallel.member_sharded(mesh) if stacked else parallel.replicated(mesh)
+  workdirs = [pathlib.Path(w) for w in workdirs]
+  for workdir in workdirs:
+    check_folder(workdir, "member workdir" if stacked else "--workdir")
+  train_split, test_split = parallel.replicate(input_pipeline.load(base.data), mesh)
+  check_batch_fits(base, train_split)
+  input_shape = tuple(train_split.images.shape[1:])
+  model = variant.build_model(base, input_shape)
+
+  seeds, hparams, rates = member_inputs(variant, configs, stacked, mesh)
+  init_keys, train_keys, data_keys, eval_keys, image_keys = jax.jit(
+      functools.partial(make_keys, stacked=stacked), out_shardings=sharding)(seeds)
+  create = make_create(variant, model, base, input_shape, stacked)
+  shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+                        jax.eval_shape(create, init_keys, hparams))
+  permute = jax.jit(_lift(lambda key, epoch: input_pipeline.epoch_permutation(key, epoch, train_split.size), stacked,
+                          (0, None)), out_shardings=sharding)
+  steps_per_epoch = train_split.size // base.batch_size
   primary = jax.process_index() == 0
-  workdir.mkdir(parents=True, exist_ok=True)
+  for workdir in workdirs:
+    workdir.mkdir(parents=True, exist_ok=True)
   with contextlib.ExitStack() as cleanup:
     if primary:  # The other processes of a multi-process run write nothing.
-      cleanup.enter_context(locks.hold(workdir))
-    ckpts = cleanup.enter_context(contextlib.closing(checkpoint.Checkpoints(workdir, config.keep_checkpoints)))
-    state = resume(ckpts, state, config, workdir, write_config=primary)
-    step = int(state.step)
-    permute = jax.jit(input_pipeline.epoch_permutation, static_argnums=2, out_shardings=parallel.replicated(mesh))
-    steps_per_epoch = train_split.size // config.batch_size
-    epoch = step // steps_per_epoch
-    perm = permute(data_key, epoch, train_split.size)
-    train_step = jax.jit(make_data_step(make_train_step(variant, model, config), train_split, config, mesh),
-                         donate_argnums=0, out_shardings=parallel.replicated(mesh),
-                         compiler_options=convolution.compiler_options(config))
-    if step < config.num_steps:  # A finished run's rerun trains nothing: nothing to compile.
-      train_step = compile_within_memory(train_step, (state, train_split, perm, train_key), "config.batch_size",
-                                         config.batch_size, "use a smaller batch_size, or a smaller model (latent_dim, "
-                                         "widths)")
-    evaluate = make_evaluate(variant, model, config, test_split, state, mesh)
-    writer = cleanup.enter_context(contextlib.closing(  # After the steps fit in memory: no W&B run otherwise.
-        writers.MetricWriter(workdir, config, step) if primary else writers.NullWriter(workdir)))
-    pictures = jax.jit(lambda params, batch, key, hp: variant.images(model, config, params, batch, key, hp))
-    image_batch = input_pipeline.make_batch(test_split, jnp.arange(min(config.num_images, test_split.size)),
-                                            image_key, False)
-    sync_each_step = parallel.sync_each_step(mesh)
+      for workdir in workdirs:
+        cleanup.enter_context(locks.hold(workdir))
+    ckpts = [cleanup.enter_context(contextlib.closing(checkpoint.Checkpoints(w, c.keep_checkpoints)))
+             for c, w in zip(configs, workdirs)]
+    state_bytes = nbytes(shapes)
+    train_step = make_population_step(variant, model, base, train_split, mesh, stacked)
+    if any(ck.latest_step is None or ck.latest_step < base.num_steps for ck in ckpts):  # Else nothing to train.
+      train_step = compile_within_memory(
+          train_step, (shapes, rates, train_split, permute(data_keys, 0), train_keys), state_bytes,
+          "config.batch_size", base.batch_size, "use a smaller batch_size, or a smaller model (latent_dim, widths)")
+    signals.raise_if_signalled()
+    batch_sums, num_batches = make_eval_sums(variant, model, base, test_split, None if stacked else mesh)
+    batch_sums = compile_within_memory(
+        jax.jit(_lift(batch_sums, stacked, (0, None, None, 0))), (shapes, test_split, 0, eval_keys), state_bytes,
+        "config.eval_batch_size", base.eval_batch_size, "use a smaller eval_batch_size, or a smaller model "
+        "(latent_dim, widths)")
+    signals.raise_if_signalled()
 
-    def evaluate_and_draw(state: TrainState, step: int, log: bool = True):
-      metrics = {f"test/{k}": v for k, v in evaluate(state, eval_key).items()}
-      if log:
-        writer.write_scalars(step, metrics)
-      paths = writer.write_images(step, jax.device_get(pictures(state.params, image_batch, image_key, state.hparams)))
+    state = jax.device_put(compile_cheaply(create, init_keys, hparams), sharding)
+    if stacked:
+      members = [resume(ck, member(state, k), c, w) for k, (ck, c, w) in enumerate(zip(ckpts, configs, workdirs))]
+      steps = sorted({int(m.step) for m in members})
+      if len(steps) > 1:
+        raise ConfigError(f"the bundle's members were checkpointed at different steps ({', '.join(map(str, steps))})"
+                          ": resume them alone with aejax.main, or remove the newer checkpoints")
+      state = split_members(stack(members), mesh)
+    else:
+      state = resume(ckpts[0], state, configs[0], workdirs[0], write_config=primary)
+    step = int(jax.device_get(state.step).flat[0]) if stacked else int(state.step)
+    run_writers = [cleanup.enter_context(contextlib.closing(  # After the steps fit in memory: no W&B run otherwise.
+        writers.MetricWriter(w, c, step) if primary else writers.NullWriter(w))) for c, w in zip(configs, workdirs)]
+    pictures = jax.jit(_lift(lambda params, batch, key, hp: variant.images(model, base, params, batch, key, hp),
+                             stacked, (0, None, 0, 0)))
+    image_batch = input_pipeline.make_batch(test_split, jnp.arange(min(base.num_images, test_split.size)),
+                                            jax.random.key(0), False)
+    wait_each = not stacked and parallel.sync_each_step(mesh)  # A bundle's devices share no collectives.
+    alive, diverged = [True] * n, {}
+
+    def evaluate_and_draw(state: TrainState, step: int, log: bool = True) -> tuple[list[dict], list[dict]]:
+      sums = []
+      for i in range(num_batches):
+        sums.append(batch_sums(state, test_split, i, eval_keys))
+        if wait_each:
+          jax.block_until_ready(sums[-1])
+      totals = jax.device_get(jax.tree.map(lambda *xs: sum(xs), *sums))
+      drawn = jax.device_get(pictures(state.params, image_batch, image_keys, state.hparams))
+      metrics, paths = [], []
+      for k, (writer, total, picture) in enumerate(zip(run_writers, _per_member(totals, n, stacked),
+                                                       _per_member(drawn, n, stacked))):
+        metrics.append({f"test/{name}": float(v) / test_split.size for name, v in total.items()})
+        paths.append(writer.write_images(step, picture) if alive[k] else {})
+        if log and alive[k]:
+          writer.write_scalars(step, metrics[-1])
       return metrics, paths
 
-    test_metrics, image_paths, pending = {}, {}, []
-    tick, tick_step = time.perf_counter(), step
-    with stop_signals() as stop_signal, tqdm(total=config.num_steps, initial=step, desc=config.variant,
-                                              unit="step", dynamic_ncols=True, disable=not primary) as bar:
+    def save(step: int, state: TrainState) -> None:
+      """Each live member's checkpoint: a bundle's members gathered to the host, each saved from this process's
+      first device as a one-device run saves its state (so the files are those of a single run)."""
+      if not stacked:
+        ckpts[0].save(step, state)
+        return
+      host = jax.device_get(state)
+      for k, ck in enumerate(ckpts):
+        if alive[k]:
+          ck.save(step, jax.device_put(member(host, k), jax.local_devices()[0]))
+
+    def watch(first_step: int, flags: list[np.ndarray]) -> None:
+      """Marks each member whose steps after `first_step` were not all finite as diverged at the first such step
+      (unless `on_nonfinite` is 'skip'), and fetches that step's metrics to say what was not finite."""
+      if base.on_nonfinite == "skip":
+        return
+      flags = np.stack(flags).reshape(len(flags), -1)  # (steps, members; 1 for a run)
+      for k in range(n):
+        bad = np.flatnonzero(flags[:, k] == 0)
+        if alive[k] and bad.size:
+          row = _per_member(jax.device_get(pending[first_step - window_start + bad[0]]), n, stacked)[k]
+          alive[k] = False
+          diverged[k] = (first_step + int(bad[0]) + 1, _nonfinite_message(row))
+
+    test_metrics, image_paths, pending = [], [], []
+    tick, window_start, checked = time.perf_counter(), step, step
+    epoch, perm = -1, None
+    signals.raise_if_signalled()
+    desc = base.variant if not stacked else f"{base.variant} x{n}" + (f" on {mesh.size} devices" if mesh.size > 1
+                                                                       else "")
+    with signals.loop_signals() as stop_signal, tqdm(total=base.num_steps, initial=step, desc=desc, unit="step",
+                                                     dynamic_ncols=True, disable=not primary) as bar:
       signum = None
-      while step < config.num_steps and not (signum := stop_signal(step)):
+      while step < base.num_steps and any(alive) and not (signum := stop_signal(step)):
         if step // steps_per_epoch != epoch:
           epoch = step // steps_per_epoch
-          perm = permute(data_key, epoch, train_split.size)
-        state, metrics = train_step(state, train_split, perm, train_key)
-        if sync_each_step:
+          perm = permute(data_keys, epoch)
+        state, metrics = train_step(state, rates, train_split, perm, train_keys)
+        if wait_each:
           jax.block_until_ready(state)
         pending.append(metrics)
         step += 1
-        if step % config.log_every == 0 or step == config.num_steps:
-          rows = jax.device_get(pending)  # The loop's only wait on the device between evaluations.
-          means = {f"train/{k}": float(np.mean([row[k] for row in rows])) for k in rows[0]}
+        log = step % base.log_every == 0 or step == base.num_steps
+        evaluate = step % base.eval_every == 0 or step == base.num_steps
+        save_now = step % base.checkpoint_every == 0 or step == base.num_steps
+        if log or evaluate or save_now:  # Nothing non-finite is logged, evaluated or saved.
+          watch(checked, jax.device_get([m["finite"] for m in pending[checked - window_start:]]))
+          checked = step
+        if log:
+          rows = jax.device_get(pending)  # With the flags above, the loop's only waits on the device.
           now = time.perf_counter()
-          means["train/samples_per_s"] = (step - tick_step) * config.batch_size / (now - tick)
-          tick, tick_step, pending = now, step, []
-          writer.write_scalars(step, means)
-          bar.set_postfix(loss=f"{means['train/loss']:.3f}", samples_per_s=f"{means['train/samples_per_s']:.0f}")
+          samples_per_s = (step - window_start) * base.batch_size / (now - tick)  # Each member's own.
+          for k, writer in enumerate(run_writers):
+            finite_steps = diverged[k][0] - 1 - window_start if k in diverged else step - window_start
+            if finite_steps > 0 and (alive[k] or diverged[k][0] > window_start):
+              member_rows = [_per_member(row, n, stacked)[k] for row in rows]
+              writer.write_scalars(min(step, window_start + finite_steps),
+                                   {**_window_row(member_rows, finite_steps), "train/samples_per_s": samples_per_s})
+          tick, window_start, pending = now, step, []
+          bar.set_postfix(samples_per_s=f"{n * samples_per_s:.0f}", **(
+              {} if stacked else {"loss": f"{float(rows[-1]['loss']):.3f}"}))
           bar.update(step - bar.n)
-        if step % config.eval_every == 0 or step == config.num_steps:
+        if evaluate and any(alive):
           test_metrics, image_paths = evaluate_and_draw(state, step)
-        if step % config.checkpoint_every == 0 or step == config.num_steps:
-          ckpts.save(step, state)
+        if save_now and any(alive):
+          save(step, state)
       if signum:
-        ckpts.save(step, state)
-        ckpts.wait()
-        raise Interrupted(signum, step)
-    if not test_metrics:  # Rerun of a finished run: report its final numbers, already in metrics.jsonl.
+        save(step, state)
+        for ck in ckpts:
+          ck.wait()
+        raise signals.Interrupted(signum, step)
+    if not test_metrics and any(alive):  # Rerun of a finished run: its final numbers, already in metrics.jsonl.
       test_metrics, image_paths = evaluate_and_draw(state, step, log=False)
-    ckpts.wait()
-    summary = {"step": step, **test_metrics, "checkpoint": str(ckpts.directory / str(ckpts.latest_step)),
-               "metrics": str(writer.metrics_path), **{f"image/{k}": str(p) for k, p in image_paths.items()}}
-    writer.write_summary(summary)
-    return summary
+    summaries = []
+    for k, (ck, writer) in enumerate(zip(ckpts, run_writers)):
+      ck.wait()
+      if alive[k]:
+        summary = {"step": step, **test_metrics[k], "checkpoint": str(ck.directory / str(ck.latest_step)),
+                   "metrics": str(writer.metrics_path), **{f"image/{name}": str(p) for name, p in image_paths[k].items()}}
+        writer.write_summary(summary)
+        summaries.append(summary)
+    if diverged:
+      raise Diverged(_diverged_message(base, workdirs, ckpts, diverged, stacked))
+    return summaries
+
+
+def _diverged_message(base: config_dict.ConfigDict, workdirs: list[pathlib.Path], ckpts: list[checkpoint.Checkpoints],
+                      diverged: dict[int, tuple[int, str]], stacked: bool) -> str:
+  """One line: which runs stopped at which step on what, the checkpoints kept, and the usual fixes."""
+  runs = "; ".join(f"{workdirs[k]} at step {s} ({what}; its last finite checkpoint, kept: "
+                   f"{ckpts[k].latest_step if ckpts[k].latest_step is not None else 'none'})"
+                   for k, (s, what) in sorted(diverged.items()))
+  rate = "each member's learning_rate" if stacked else f"config.learning_rate={base.learning_rate!r}"
+  return (f"training diverged, stopped: {runs}: lower {rate}, clip gradients (e.g. --config.grad_clip_norm=1), or "
+          "skip non-finite updates (--config.on_nonfinite=skip); the rerun resumes from the last finite checkpoint")
+
+
+def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
+  """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the run's summary."""
+  return train_population([config], [workdir], stacked=False)[0]

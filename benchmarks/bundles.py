@@ -2,9 +2,9 @@
 after another.
 
 The members are those of each `--config` (default the seed's small dae.py, 784-128-64-32; e.g. also vae.py) with
-different seeds and, where the variant has them, different noise factors or β. Bundle: `aejax.bundle.make_bundle_step`
-with the members split over this machine's devices, the program `train_bundle` runs, one call per step for all N
-members. Back-to-back: the single run's step (`train.make_data_step`, as `train_and_evaluate` builds it, on one
+different seeds and, where the variant has them, different noise factors or β. Bundle: the stacked population
+step (`aejax.train.make_population_step`) with the members split over this machine's devices, the program
+`train_bundle` runs, one call per step for all N members. Back-to-back: the single run's step (`train.make_data_step`, as `train_and_evaluate` builds it, on one
 device) for each member in turn; since the members cost the same, that is one member's samples/s whatever N, plus
 each run's start-up (compilation, data, process), which this script leaves out (see cold_start.py).
 
@@ -29,7 +29,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from aejax import bundle, config as config_lib, input_pipeline, parallel, registry, train
+from aejax import config as config_lib, input_pipeline, parallel, registry, train
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _DEFAULT_MNIST_DIR = _REPO.parent / "shared" / "data" / "mnist"
@@ -68,7 +68,7 @@ def timer(step, args, batch_size: int):
 def runner(configs: list, split: input_pipeline.Split, mode: str, warmup_steps: int):
   """`mode`'s function `steps -> total samples/s`, compiled and warmed up: 'bundle' trains all of `configs` as one
   bundle (the members' samples only: padding dummies do not count), 'back_to_back' its first member alone."""
-  base = bundle.base_config(configs)
+  base = train.stacked_base(configs)
   variant = registry.get(base.variant)
   shape = tuple(split.images.shape[1:])
   model = variant.build_model(base, shape)
@@ -77,10 +77,12 @@ def runner(configs: list, split: input_pipeline.Split, mode: str, warmup_steps: 
   if mode == "bundle":
     mesh = parallel.member_mesh()
     split = parallel.replicate(split, mesh)
-    state, rates, (train_keys, *_) = bundle.init_bundle(variant, model, configs, base, shape)
-    state, rates, perms, train_keys = bundle.split_members((state, rates, jnp.stack([perm] * n), train_keys), mesh)
-    run = timer(bundle.make_bundle_step(variant, model, base, split, mesh), (state, rates, split, perms, train_keys),
-                n * base.batch_size)
+    seeds, hparams, rates = train.member_inputs(variant, configs, stacked=True, mesh=mesh)
+    init_keys, train_keys, *_ = train.make_keys(seeds, stacked=True)
+    state = train.compile_cheaply(train.make_create(variant, model, base, shape, stacked=True), init_keys, hparams)
+    perms = train.split_members(jnp.stack([perm] * n), mesh)
+    run = timer(train.make_population_step(variant, model, base, split, mesh, stacked=True),
+                (state, rates, split, perms, train_keys), n * base.batch_size)
   else:
     alone = configs[0]
     state = train.init_state(variant, model, alone, jax.random.key(alone.seed), jnp.zeros((1, *shape)))

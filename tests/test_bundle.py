@@ -12,7 +12,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from aejax import bundle, config as config_lib, train
+from aejax import bundle, config as config_lib, signals, train
 from aejax.errors import ConfigError
 
 from conftest import REPO
@@ -60,24 +60,21 @@ def _assert_close(a, b, rtol=1e-4, atol=1e-6):
 
 def train_sharded(root: str, data_dir: str, manual_dir: str) -> None:
   """Run in the 4-device subprocess: trains SHARDED in root/member<k>, and prints as JSON the partition spec and
-  shard shapes of the first parameter of the state its step gets, and the collectives in that step."""
-  make_bundle_step, report = bundle.make_bundle_step, {}
+  shard shapes of the first parameter of the state its step is compiled for, and the collectives in that step."""
+  compile_within_memory, report = train.compile_within_memory, {}
 
-  def spying(*args):
-    step = make_bundle_step(*args)
+  def spying(fn, args, *rest):
+    compiled = compile_within_memory(fn, args, *rest)
+    if not report:  # The train step, compiled first.
+      leaf = jax.tree.leaves(args[0].params)[0]
+      hlo = compiled.as_text()
+      report.update(spec=list(leaf.sharding.spec), shards=[list(leaf.sharding.shard_shape(leaf.shape))] *
+                    len(leaf.sharding.device_set),
+                    collectives=[c for c in ("all-reduce", "all-gather", "all-to-all", "collective-permute")
+                                 if c in hlo])
+    return compiled
 
-    def spied(state, *rest):
-      if not report:
-        leaf = jax.tree.leaves(state.params)[0]
-        hlo = step.lower(state, *rest).compile().as_text()
-        report.update(spec=list(leaf.sharding.spec), shards=[list(s.data.shape) for s in leaf.addressable_shards],
-                      collectives=[c for c in ("all-reduce", "all-gather", "all-to-all", "collective-permute")
-                                   if c in hlo])
-      return step(state, *rest)
-
-    return spied
-
-  bundle.make_bundle_step = spying
+  train.compile_within_memory = spying
   bundle.train_bundle([_config((data_dir, manual_dir), **m) for m in SHARDED],
                       [f"{root}/member{k}" for k in range(len(SHARDED))])
   print(json.dumps(report))
@@ -126,7 +123,7 @@ def test_sigterm_checkpoints_every_member_and_the_rerun_ends_as_uninterrupted(tr
   workdirs, _ = trained_bundle
   resumed = [tmp_path / w.name for w in workdirs]
   preempt_at(15)  # Logged every 5 steps here, checkpointed every 10: step 15's checkpoint is the signal's.
-  with pytest.raises(train.Interrupted, match="at step 15; checkpoint saved"):
+  with pytest.raises(signals.Interrupted, match="at step 15; checkpoint saved"):
     bundle.train_bundle(_configs(dirs, log_every=5), resumed)
   monkeypatch.undo()
   assert all((w / "checkpoints" / "15").is_dir() for w in resumed)

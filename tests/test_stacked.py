@@ -10,7 +10,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from aejax import config as config_lib
-from aejax import input_pipeline, registry, train
+from aejax import input_pipeline, registry, signals, train
 from aejax.errors import ConfigError
 
 
@@ -125,7 +125,7 @@ def test_resume_across_a_stage_boundary_equals_uninterrupted(smoke_config, tmp_p
   fields = dict(pretrain_steps=10, num_steps=50, log_every=5, eval_every=50, checkpoint_every=50)
   train.train_and_evaluate(smoke_config("stacked_ae", **fields), tmp_path / "whole")
   preempt_at(25)
-  with pytest.raises(train.Interrupted, match="at step 25"):
+  with pytest.raises(signals.Interrupted, match="at step 25"):
     train.train_and_evaluate(smoke_config("stacked_ae", **fields), tmp_path / "resumed")
   monkeypatch.undo()
   train.train_and_evaluate(smoke_config("stacked_ae", **fields), tmp_path / "resumed")

@@ -15,7 +15,7 @@ import pytest
 
 from aejax import bundle, config as config_lib, evaluate, input_pipeline, locks, registry
 from aejax import sweep as sweep_lib
-from aejax import train
+from aejax import signals, train
 from aejax.errors import ConfigError
 
 from conftest import REPO
@@ -117,7 +117,7 @@ def test_resume_after_sigterm_equals_uninterrupted(smoke_config, tmp_path, monke
   train.train_and_evaluate(smoke_config("beta_vae", **fields), tmp_path / "whole")
 
   preempt_at(40)
-  with pytest.raises(train.Interrupted, match="at step 40; checkpoint saved"):
+  with pytest.raises(signals.Interrupted, match="at step 40; checkpoint saved"):
     train.train_and_evaluate(smoke_config("beta_vae", **fields), tmp_path / "resumed")
   monkeypatch.undo()
   assert (tmp_path / "resumed" / "checkpoints" / "40").is_dir()  # Written on the signal, not by the schedule.
@@ -175,14 +175,19 @@ def test_data_step_walks_each_epochs_permutation_and_binarises_dynamic_batches(b
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_outside_the_training_loop_ends_the_command_with_one_line(signum, capsys):
   before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-  with pytest.raises(SystemExit) as stopped:
-    with train.exit_on_signals("aejax"):
-      os.kill(os.getpid(), signum)  # As at start-up or in the evaluation suites after training.
-      time.sleep(5)
+  try:
+    signals.install()
+    with pytest.raises(SystemExit) as stopped:
+      with signals.exit_on_signals("aejax"):
+        os.kill(os.getpid(), signum)  # As at start-up or in the evaluation suites after training.
+        time.sleep(5)
+  finally:
+    for s, handler in zip((signal.SIGTERM, signal.SIGINT), before):
+      signal.signal(s, handler)
   assert stopped.value.code == 128 + signum
   assert capsys.readouterr().err == (f"aejax: stopped by signal {signum}; nothing was lost: rerun the same command "
                                      "to resume from the last checkpoint\n")
-  assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+  signals.raise_if_signalled()  # The command acted on the signal: nothing is left pending for the next.
 
 
 def test_a_workdir_in_use_by_another_process_is_one_line(smoke_config, tmp_path):
@@ -211,8 +216,9 @@ def test_a_workdir_in_use_by_another_process_is_one_line(smoke_config, tmp_path)
 def test_a_size_too_large_for_the_memory_is_one_line_before_any_work(smoke_config, tmp_path, monkeypatch):
   assert 2**30 < train.free_memory() < 2**50  # This machine's available memory, read from the OS.
   monkeypatch.setattr(train, "free_memory", lambda: 0)  # As if nothing were free.
-  with pytest.raises(ConfigError, match=r"^config\.batch_size=64: one call needs [\d,]+ MiB beyond its inputs, more "
-                     r"than the 0 MiB free here: use a smaller batch_size, or a smaller model \(latent_dim, widths\)$"):
+  with pytest.raises(ConfigError, match=r"^config\.batch_size=64: training needs [\d,]+ MiB \(the train state [\d,]+ "
+                     r"MiB\), more than the 0 MiB free here: use a smaller batch_size, or a smaller model \(latent_dim, "
+                     r"widths\)$"):
     train.train_and_evaluate(smoke_config("ae"), tmp_path)
   assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
   assert not (tmp_path / "metrics.jsonl").exists()  # Nor was a metrics file or a W&B run started.
@@ -221,5 +227,13 @@ def test_a_size_too_large_for_the_memory_is_one_line_before_any_work(smoke_confi
                                                              jnp.zeros(10, jnp.int32))
   model = variant.build_model(config, (28, 28, 1))
   state = train.init_state(variant, model, config, jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
-  with pytest.raises(ConfigError, match=r"^config\.eval_batch_size=256: one call needs .* use a smaller eval_batch"):
+  with pytest.raises(ConfigError, match=r"^config\.eval_batch_size=256: training needs .* use a smaller eval_batch"):
     train.make_evaluate(variant, model, config, split, state)
+
+
+@pytest.mark.parametrize("field, value", [("latent_dim", 200_000_000), ("model__encoder_widths", (200_000, 200_000))])
+def test_a_model_too_large_to_initialise_is_one_line_before_any_buffer(field, value, smoke_config, tmp_path):
+  # Sizes are checked from shapes before initialisation: these states (hundreds of GiB) are never allocated.
+  with pytest.raises(ConfigError, match=r"^config\.batch_size=64: training needs [\d,]+ MiB \(the train state "
+                     r"[\d,]+ MiB\), more than the [\d,]+ MiB free here"):
+    train.train_and_evaluate(smoke_config("ae", **{field: value}), tmp_path)

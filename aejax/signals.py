@@ -1,0 +1,100 @@
+"""SIGTERM and SIGINT, from a command's first instant to its last: one line and exit code 128 + the signal.
+
+Outside the training loop a signal raises `Stopped`, a `BaseException` as `KeyboardInterrupt` is, so that the
+`except Exception` of a library (JAX's compilation-cache reader, say) cannot swallow it. Python drops what a
+garbage-collector callback raises, whatever its type, so the handler also records the signal, and the commands
+check for it at their safe points (`raise_if_signalled`): between steps, compilations and evaluation chunks.
+
+Inside the loop (`loop_signals`) a signal is only recorded: the loop checkpoints at the next step and raises
+`Interrupted`. Signals are process-wide by nature; the record is the one piece of state this module keeps.
+"""
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_received: list[int] = []  # Signals this process received and has not yet acted on.
+
+
+class Stopped(BaseException):
+  """SIGTERM/SIGINT arrived outside the training loop (start-up, compilation, evaluation): nothing to save."""
+
+  def __init__(self, signum: int):
+    super().__init__(f"stopped by signal {signum}")
+    self.signum = signum
+
+
+class Interrupted(Exception):
+  """SIGTERM/SIGINT arrived in the training loop, which wrote a checkpoint at `step` first."""
+
+  def __init__(self, signum: int, step: int):
+    super().__init__(f"stopped by signal {signum} at step {step}; checkpoint saved, rerun the same command to resume")
+    self.signum = signum
+
+
+def _stop(signum: int, frame: Any) -> None:
+  _received.append(signum)
+  raise Stopped(signum)
+
+
+def install() -> None:
+  """From now on SIGTERM and SIGINT raise `Stopped` (call first thing in a command, before heavy imports)."""
+  for s in SIGNALS:
+    signal.signal(s, _stop)
+
+
+def raise_if_signalled() -> None:
+  """Raises `Stopped` if a signal arrived whose exception was lost (in a callback that Python ignores)."""
+  if _received:
+    raise Stopped(_received[0])
+
+
+@contextlib.contextmanager
+def exit_on_signals(program: str, rerun: str = "to resume from the last checkpoint") -> Iterator[None]:
+  """For a command's whole run: `Interrupted` or `Stopped` end it with one line on stderr and exit code
+  128 + the signal; the line says what rerunning the command does (the command calls `install` first)."""
+  try:
+    yield
+    raise_if_signalled()
+  except Interrupted as e:
+    _received.clear()
+    print(f"{program}: {e}", file=sys.stderr)
+    sys.exit(128 + e.signum)
+  except Stopped as e:
+    _received.clear()
+    print(f"{program}: {e}; nothing was lost: rerun the same command {rerun}", file=sys.stderr)
+    sys.exit(128 + e.signum)
+
+
+def _is_multiprocess() -> bool:
+  import jax  # pylint: disable=g-import-not-at-top  (imported by the caller already; not at start-up)
+  return jax.process_count() > 1
+
+
+@contextlib.contextmanager
+def loop_signals() -> Iterator[Callable[[int], int | None]]:
+  """Catches SIGTERM/SIGINT for the loop, which calls the yielded `stop_signal(step)` before each step: the signal
+  that asks it to checkpoint and stop there, or None. A signal that arrived just before the loop counts.
+
+  Several processes (`jax.distributed`) must all stop at the same step, or those still training wait forever
+  on the collectives of those that stopped: JAX's preemption service catches SIGTERM in any of them (a
+  scheduler sends it to each at its own moment) and agrees on the step; SIGINT is passed on to it as SIGTERM.
+  """
+  if _is_multiprocess():
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: os.kill(os.getpid(), signal.SIGTERM))
+    try:
+      yield lambda step: signal.SIGTERM if multihost_utils.reached_preemption_sync_point(step) else None
+    finally:
+      signal.signal(signal.SIGINT, previous)
+    return
+  previous = {s: signal.signal(s, lambda signum, frame: _received.append(signum)) for s in SIGNALS}
+  try:
+    yield lambda step: _received[0] if _received else None
+  finally:
+    for s, h in previous.items():
+      signal.signal(s, h)
+    _received.clear()  # The loop acted on what it received: it stopped.
