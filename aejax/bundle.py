@@ -153,7 +153,7 @@ def main(argv: list[str], config_flag: flags.FlagHolder, root: flags.FlagHolder,
 
 
 if __name__ == "__main__":
-  signals.install()
+  signals.install("aejax")
   with signals.exit_on_signals("aejax"):
     app.run(functools.partial(
         main,

@@ -354,6 +354,6 @@ if __name__ == "__main__":
                                "default: those that fit the run.")
   _NLL_SAMPLES = flags.DEFINE_integer("nll_samples", None, "Importance samples per image for the nll suite "
                                       "(default: the run's config.eval.nll_samples).")
-  signals.install()
+  signals.install("aejax.evaluate")
   with signals.exit_on_signals("aejax.evaluate", rerun="to evaluate again"):
     app.run(main, flags_parser=config_lib.flags_parser("aejax.evaluate"))

@@ -4,7 +4,7 @@ Rerunning the same command in the same workdir resumes from the latest checkpoin
 """
 from aejax import signals  # First: from here on a signal ends the command with one line (aejax/signals.py).
 
-signals.install()
+signals.install("aejax")
 
 import os  # noqa: E402
 import pathlib  # noqa: E402

@@ -17,6 +17,7 @@ from typing import Any
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _received: list[int] = []  # Signals this process received and has not yet acted on.
+_guards: list[str] = []  # The programs whose `exit_on_signals` is active.
 
 
 class Stopped(BaseException):
@@ -35,15 +36,30 @@ class Interrupted(Exception):
     self.signum = signum
 
 
-def _stop(signum: int, frame: Any) -> None:
-  _received.append(signum)
-  raise Stopped(signum)
+def _stopped_line(program: str, e: Stopped, rerun: str) -> str:
+  return f"{program}: {e}; nothing was lost: rerun the same command {rerun}"
 
 
-def install() -> None:
-  """From now on SIGTERM and SIGINT raise `Stopped` (call first thing in a command, before heavy imports)."""
+def install(program: str) -> None:
+  """From now on SIGTERM and SIGINT raise `Stopped` inside `exit_on_signals`; before it (the command's own imports,
+  where nothing could catch an exception) they end the process at once with `program`'s one line. Call first
+  thing in a command."""
+
+  def stop(signum: int, frame: Any) -> None:
+    _received.append(signum)
+    if not _guards:
+      print(_stopped_line(program, Stopped(signum), "to start it again"), file=sys.stderr, flush=True)
+      os._exit(128 + signum)  # Nothing has started that could need cleaning up.
+    raise Stopped(signum)
+
   for s in SIGNALS:
-    signal.signal(s, _stop)
+    signal.signal(s, stop)
+  # A `Stopped` that Python drops (in a garbage-collector callback), or that C code prints and drops (numpy's
+  # import), is acted on at the next safe point: quietly, the one line comes then.
+  report_unraisable, report = sys.unraisablehook, sys.excepthook
+  sys.unraisablehook = lambda unraisable: (
+      None if isinstance(unraisable.exc_value, Stopped) else report_unraisable(unraisable))
+  sys.excepthook = lambda kind, value, trace: None if isinstance(value, Stopped) else report(kind, value, trace)
 
 
 def raise_if_signalled() -> None:
@@ -56,6 +72,7 @@ def raise_if_signalled() -> None:
 def exit_on_signals(program: str, rerun: str = "to resume from the last checkpoint") -> Iterator[None]:
   """For a command's whole run: `Interrupted` or `Stopped` end it with one line on stderr and exit code
   128 + the signal; the line says what rerunning the command does (the command calls `install` first)."""
+  _guards.append(program)
   try:
     yield
     raise_if_signalled()
@@ -65,8 +82,18 @@ def exit_on_signals(program: str, rerun: str = "to resume from the last checkpoi
     sys.exit(128 + e.signum)
   except Stopped as e:
     _received.clear()
-    print(f"{program}: {e}; nothing was lost: rerun the same command {rerun}", file=sys.stderr)
+    print(_stopped_line(program, e, rerun), file=sys.stderr)
     sys.exit(128 + e.signum)
+  except BaseException:  # pylint: disable=broad-exception-caught
+    if not _received or isinstance(sys.exception(), SystemExit):
+      raise
+    # A C extension turns what a handler raises into its own error (jaxlib: an ImportError): the signal's doing.
+    signum = _received[0]
+    _received.clear()
+    print(_stopped_line(program, Stopped(signum), rerun), file=sys.stderr)
+    sys.exit(128 + signum)
+  finally:
+    _guards.pop()
 
 
 def _is_multiprocess() -> bool:

@@ -585,12 +585,12 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
 def _diverged_message(base: config_dict.ConfigDict, workdirs: list[pathlib.Path], ckpts: list[checkpoint.Checkpoints],
                       diverged: dict[int, tuple[int, str]], stacked: bool) -> str:
   """One line: which runs stopped at which step on what, the checkpoints kept, and the usual fixes."""
-  runs = "; ".join(f"{workdirs[k]} at step {s} ({what}; its last finite checkpoint, kept: "
+  runs = "; ".join(f"{workdirs[k]} at step {s} ({what}; last finite checkpoint: "
                    f"{ckpts[k].latest_step if ckpts[k].latest_step is not None else 'none'})"
                    for k, (s, what) in sorted(diverged.items()))
   rate = "each member's learning_rate" if stacked else f"config.learning_rate={base.learning_rate!r}"
   return (f"training diverged, stopped: {runs}: lower {rate}, clip gradients (e.g. --config.grad_clip_norm=1), or "
-          "skip non-finite updates (--config.on_nonfinite=skip); the rerun resumes from the last finite checkpoint")
+          "skip non-finite updates (--config.on_nonfinite=skip), in a new --workdir")
 
 
 def train_and_evaluate(config: config_dict.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:

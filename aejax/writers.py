@@ -21,6 +21,21 @@ def write_atomically(path: pathlib.Path, text: str) -> None:
   tmp.replace(path)
 
 
+def to_json(value: Any, **kwargs: Any) -> str:
+  """`json.dumps` that writes NaN and ±inf as null: strict JSON, which every reader parses (bare NaN is not)."""
+
+  def finite(v: Any) -> Any:
+    if isinstance(v, float):
+      return v if np.isfinite(v) else None
+    if isinstance(v, dict):
+      return {k: finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+      return [finite(x) for x in v]
+    return v
+
+  return json.dumps(finite(value), allow_nan=False, **kwargs)
+
+
 def has_wandb_key() -> bool:
   """True if W&B can authenticate without asking (env var or ~/.netrc)."""
   if os.environ.get("WANDB_API_KEY"):
@@ -59,8 +74,8 @@ class MetricWriter:
     self._wandb = _init_wandb(workdir, config)
 
   def write_scalars(self, step: int, scalars: dict[str, Any]) -> None:
-    row = {"step": step, "time": time.time(), **{k: float(v) for k, v in scalars.items()}}
-    self._file.write(json.dumps(row) + "\n")
+    row = {"step": step, "time": time.time(), **{k: v if isinstance(v, int) else float(v) for k, v in scalars.items()}}
+    self._file.write(to_json(row) + "\n")
     self._file.flush()
     if self._wandb is not None:
       self._wandb.log({k: v for k, v in row.items() if k not in ("step", "time")}, step=step)
@@ -76,7 +91,7 @@ class MetricWriter:
 
   def write_summary(self, summary: dict[str, Any], file_name: str = "summary.json") -> None:
     """Writes `summary` to `<workdir>/<file_name>` (whole or not at all) and into the W&B run's summary."""
-    write_atomically(self.workdir / file_name, json.dumps(summary, indent=2) + "\n")
+    write_atomically(self.workdir / file_name, to_json(summary, indent=2) + "\n")
     if self._wandb is not None:
       self._wandb.summary.update(summary)
 
@@ -151,7 +166,7 @@ def _ends_a_line(path: pathlib.Path) -> bool:
 def _truncate_after(path: pathlib.Path, step: int) -> None:
   if not path.exists():
     return
-  write_atomically(path, "".join(json.dumps(row) + "\n" for row in read_rows(path) if row["step"] <= step))
+  write_atomically(path, "".join(to_json(row) + "\n" for row in read_rows(path) if row["step"] <= step))
 
 
 def start_wandb(mode: str, **init_args: Any) -> Any:

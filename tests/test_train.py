@@ -176,7 +176,7 @@ def test_data_step_walks_each_epochs_permutation_and_binarises_dynamic_batches(b
 def test_a_signal_outside_the_training_loop_ends_the_command_with_one_line(signum, capsys):
   before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
   try:
-    signals.install()
+    signals.install("aejax")
     with pytest.raises(SystemExit) as stopped:
       with signals.exit_on_signals("aejax"):
         os.kill(os.getpid(), signum)  # As at start-up or in the evaluation suites after training.

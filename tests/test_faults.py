@@ -1,0 +1,145 @@
+"""Fault drills: divergence, signals at every moment of a command, a run shortened by mistake."""
+import dataclasses
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from aejax import bundle, registry, train
+from aejax.errors import ConfigError
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _strict_rows(workdir: pathlib.Path) -> list[dict]:
+  """metrics.jsonl parsed as strict JSON: a bare NaN or Infinity fails the test."""
+
+  def reject(constant: str):
+    raise AssertionError(f"non-JSON constant {constant} in {workdir / 'metrics.jsonl'}")
+
+  return [json.loads(line, parse_constant=reject) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _checkpoint_params(workdir: pathlib.Path, step: int):
+  return ocp.StandardCheckpointer().restore(workdir / "checkpoints" / str(step) / "default")["params"]
+
+
+@pytest.fixture()
+def nan_from(monkeypatch):
+  """`nan_from(first, last=None)`: the `ae` variant's loss is NaN at the steps from `first` to `last` (state.step,
+  counted from 0), as a diverging run's would be."""
+
+  def arm(first: int, last: int | None = None) -> None:
+    ae = registry.get("ae")
+
+    def loss(model, config, params, batch, key, hparams, step):
+      value, metrics = ae.loss(model, config, params, batch, key, hparams, step)
+      bad = (step >= first) & (step <= (last if last is not None else np.iinfo(np.int32).max))
+      return jnp.where(bad, jnp.nan, value), metrics
+
+    monkeypatch.setitem(registry._REGISTRY, "ae", dataclasses.replace(ae, loss=loss))  # pylint: disable=protected-access
+
+  return arm
+
+
+def test_divergence_stops_the_run_and_keeps_its_last_finite_checkpoints(smoke_config, tmp_path, nan_from):
+  nan_from(35)  # Steps 36 on are NaN; checkpoints at 10, 20, 30 (two kept), and none after.
+  config = smoke_config("ae", log_every=5, checkpoint_every=10, eval_every=10, keep_checkpoints=2)
+  with pytest.raises(train.Diverged, match=rf"^training diverged, stopped: {tmp_path} at step 36 \(train/loss=nan; "
+                     r"last finite checkpoint: 30\): lower config\.learning_rate=0\.001, clip gradients"):
+    train.train_and_evaluate(config, tmp_path)
+  assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()) == [20, 30]
+  for step in (20, 30):
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(_checkpoint_params(tmp_path, step)))
+  rows = _strict_rows(tmp_path)
+  train_rows = [r for r in rows if "train/loss" in r]
+  assert [r["step"] for r in train_rows] == [5, 10, 15, 20, 25, 30, 35]  # The finite steps, and nothing after.
+  assert all(np.isfinite(r["train/loss"]) and r["train/steps"] == 5 for r in train_rows)
+  assert not (tmp_path / "summary.json").exists()
+
+
+def test_a_diverging_command_exits_nonzero_with_one_line(smoke_config, tmp_path):
+  config = smoke_config("ae")  # A real divergence: no patched loss.
+  proc = subprocess.run(
+      [sys.executable, "-m", "aejax.main", f"--config={REPO}/experiments/ae.py:smoke", f"--workdir={tmp_path}",
+       "--config.learning_rate=1e6", f"--config.data.data_dir={config.data.data_dir}",
+       f"--config.data.manual_dir={config.data.manual_dir}"], capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 1
+  assert proc.stderr.splitlines()[-1].startswith(f"aejax: error: training diverged, stopped: {tmp_path} at step ")
+  assert "Traceback" not in proc.stderr
+  _strict_rows(tmp_path)
+  for step_dir in (tmp_path / "checkpoints").iterdir():
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(_checkpoint_params(tmp_path, int(step_dir.name))))
+
+
+def test_skipping_nonfinite_updates_counts_them_and_trains_on(smoke_config, tmp_path, nan_from):
+  nan_from(21, 23)  # Three NaN steps (22 to 24), in the window logged at step 25.
+  config = smoke_config("ae", log_every=5, on_nonfinite="skip")
+  summary = train.train_and_evaluate(config, tmp_path)
+  assert summary["step"] == 60 and np.isfinite(summary["test/loss"])
+  rows = {r["step"]: r for r in _strict_rows(tmp_path) if "train/loss" in r}
+  assert [rows[s]["train/nonfinite"] for s in (20, 25, 30)] == [0, 3, 0]
+  assert rows[25]["train/loss"] is None  # The window's mean is NaN: written as null.
+  assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(_checkpoint_params(tmp_path, 60)))
+
+
+def test_a_diverging_bundle_member_stops_alone(smoke_config, tmp_path):
+  configs = [smoke_config("ae", num_steps=20, learning_rate=lr, checkpoint_every=10, eval_every=10)
+             for lr in (1e-3, 1e6)]
+  workdirs = [tmp_path / "steady", tmp_path / "wild"]
+  with pytest.raises(train.Diverged, match=rf"^training diverged, stopped: {workdirs[1]} at step \d+ .*each member's "
+                     "learning_rate"):
+    bundle.train_bundle(configs, workdirs)
+  assert json.loads((workdirs[0] / "summary.json").read_text())["step"] == 20  # The steady member finished.
+  assert not (workdirs[1] / "summary.json").exists()
+  assert not (workdirs[1] / "checkpoints").exists() or not any((workdirs[1] / "checkpoints").iterdir())
+
+
+def test_a_rerun_cannot_shorten_a_run_and_leaves_its_config(smoke_config, tmp_path):
+  train.train_and_evaluate(smoke_config("ae", num_steps=30), tmp_path)
+  saved = (tmp_path / "config.json").read_text()
+  with pytest.raises(ConfigError, match=rf"^--workdir='{tmp_path}' holds checkpoint 30, past config\.num_steps=20:"
+                     r" a run cannot be shortened; rerun with num_steps >= 30, or use a new --workdir$"):
+    train.train_and_evaluate(smoke_config("ae", num_steps=20), tmp_path)
+  assert (tmp_path / "config.json").read_text() == saved
+
+
+def _start(args: list[str], **kwargs) -> subprocess.Popen:
+  return subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          **kwargs)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_at_any_moment_of_start_up_ends_the_command_with_one_line(signum, smoke_config, tmp_path):
+  """Signals sent 0.2 to 4 s after launch (imports, flags, data, compilation, the first steps): each ends the
+  command within seconds with 128 + the signal and one line, never a traceback nor a run trained to its end.
+
+  Not before 0.2 s: in the interpreter's own start (`site` and the venv's .pth files, tens of ms, more on a busy
+  machine) no aejax code has run yet, and Python's default handler answers."""
+  config = smoke_config("ae", num_steps=100_000)
+  delays = (0.2, 0.5, 0.8, 1.2, 1.6, 2.0, 3.0, 4.0)
+  procs = []
+  for k, delay in enumerate(delays):
+    proc = _start(["aejax.main", f"--config={REPO}/experiments/ae.py:smoke", f"--workdir={tmp_path / str(k)}",
+                   "--config.num_steps=100000", f"--config.data.data_dir={config.data.data_dir}",
+                   f"--config.data.manual_dir={config.data.manual_dir}"])
+    time.sleep(delay)
+    proc.send_signal(signum)
+    sent = time.perf_counter()
+    _, err = proc.communicate(timeout=60)
+    procs.append((delay, proc.returncode, err, time.perf_counter() - sent))
+  for delay, code, err, took in procs:
+    lines = [line for line in err.splitlines() if line.startswith("aejax")]
+    assert code == 128 + signum, (delay, err[-2000:])
+    assert "Traceback" not in err and "Exception ignored" not in err, (delay, err[-2000:])
+    assert len(lines) == 1 and lines[0].startswith(f"aejax: stopped by signal {signum}"), (delay, err[-2000:])
+    assert took < 10, (delay, took)
