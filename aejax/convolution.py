@@ -10,7 +10,7 @@ train with it:
   one column, so that its transpose, the input gradient, is the wider one;
 - kernel gradient: XLA's own, which `compiler_options` keeps on Eigen too; in the whole train step that beat
   YNNPACK's kernel gradients over chunks of the batch, the best form while YNNPACK took convolutions (see
-  the README's figures);
+  docs/performance.md);
 - one-channel layers (an image in, or logits out), where Eigen's convolution is far below its speed on
   the wider layers, as matrix products: one input channel, the input's k*k shifted copies (each one
   channel wide) times the kernel; one output channel, the input times the kernel's k*k taps, then the

@@ -4,7 +4,8 @@
 (20 epochs: 6.0 against 13.0) for a test squared error of 15.2 against 14.5. The one-layer sigmoid encoder
 takes the penalty's closed form Σ_j (h_j(1−h_j))² Σ_i W_ij²; deeper encoders
 (`--config.model.encoder_widths='(500,300,150,100)'`) get the exact Jacobian through JAX, 32x slower per step on
-this CPU (benchmarks/contractive_cost.py, in the README). Test metrics add `jacobian_norm_sq`, the mean ‖∂h/∂x‖²_F.
+this CPU (benchmarks/contractive_cost.py, in docs/performance.md). Test metrics add `jacobian_norm_sq`, the mean
+‖∂h/∂x‖²_F.
 
     python -m aejax.main --config experiments/contractive_ae.py --workdir runs/contractive_ae
 """

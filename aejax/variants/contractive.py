@@ -10,7 +10,7 @@ The penalty is exact, per example (summed over code units and input pixels), ave
   MNIST, 784 pixels -> 64 code units, that is reverse mode: 64 backward passes through the encoder per
   example, which the parameter gradient differentiates once more. For the 784-500-300-150-100-64 net
   that is 241 MFLOP per sample against `ae`'s 6.6 (XLA's count), 32x the step time on this CPU
-  (benchmarks/contractive_cost.py; the README's figure).
+  (benchmarks/contractive_cost.py; docs/performance.md).
 
 Both paths share the encoder's forward pass with the reconstruction.
 """
