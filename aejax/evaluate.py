@@ -355,4 +355,6 @@ if __name__ == "__main__":
                                "default: those that fit the run.")
   _NLL_SAMPLES = flags.DEFINE_integer("nll_samples", None, "Importance samples per image for the nll suite "
                                       "(default: the run's config.eval.nll_samples).")
-  app.run(main, flags_parser=config_lib.flags_parser("aejax.evaluate"))
+  app.run(main, flags_parser=config_lib.flags_parser(
+      "aejax.evaluate", example="python -m aejax.evaluate --workdir runs/vae_smoke --suite recon,nll "
+      "--nll_samples 100"))
