@@ -162,4 +162,6 @@ if __name__ == "__main__":
             lock_config=True),
         root=flags.DEFINE_string("root", None, "Sweep folder: member ID trains in ROOT/ID."),
         run_ids=flags.DEFINE_list("members", None, "Run ids of the sweep members to train together.")),
-        flags_parser=config_lib.flags_parser("aejax"))
+        flags_parser=config_lib.flags_parser(
+            "aejax", example="python -m aejax.bundle --config experiments/beta_vae.py:smoke --root runs/beta_smoke "
+            "--members beta1-seed0,beta2-seed0"))

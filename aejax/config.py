@@ -4,11 +4,14 @@ Experiments in `experiments/` call `base_config()` and change fields; every fiel
 overridden from the command line (`--config.beta=4`). `validate` runs before any work and
 turns a bad value into one `ConfigError` line naming the field, the value and the fix.
 """
+import importlib.machinery
 import importlib.util
 import json
 import pathlib
 import re
 import sys
+import textwrap
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -164,40 +167,157 @@ def finalize(c: config_dict.ConfigDict, arg: str | None) -> config_dict.ConfigDi
 
 
 def from_file(spec: str) -> config_dict.ConfigDict:
-  """The config that `--config spec` gives, for scripts: 'experiments/vae.py' or 'experiments/vae.py:smoke'."""
+  """The config that `--config spec` gives, for scripts: 'experiments/vae.py' or 'experiments/vae.py:smoke'.
+
+  A file that is not there, does not load, has no `get_config()`, fails in it or returns no ConfigDict is a
+  `ConfigError` (`config_file_error`).
+  """
+  _check_exists(spec)
   path, _, arg = spec.partition(":")
-  module_spec = importlib.util.spec_from_file_location(f"aejax_experiment_{pathlib.Path(path).stem}", path)
-  if module_spec is None or not pathlib.Path(path).is_file():
-    raise ConfigError(f"config file {path!r} does not exist: use a path such as experiments/vae.py")
+  name = f"aejax_experiment_{pathlib.Path(path).stem}"
+  loader = importlib.machinery.SourceFileLoader(name, path)  # Whatever the file's suffix, as ml_collections reads it.
+  module_spec = importlib.util.spec_from_file_location(name, path, loader=loader)
   module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module.get_config(arg) if arg else module.get_config()
+  try:
+    module_spec.loader.exec_module(module)
+    config = module.get_config(arg) if arg else module.get_config()
+  except Exception as e:  # pylint: disable=broad-except  (named by config_file_error, or raised as it is)
+    message = config_file_error(spec, e)
+    if message is None:
+      raise
+    raise ConfigError(message) from e
+  _check_is_config(spec, config)
+  return config
 
 
-def flags_parser(program: str) -> Callable[[list[str]], list[str]]:
+def _check_exists(spec: str) -> None:
+  """A `ConfigError` unless config file `spec` ('path.py[:arg]') is a file."""
+  path = pathlib.Path(spec.partition(":")[0])
+  if not path.is_file():
+    what = "is a folder" if path.is_dir() else "does not exist"
+    raise ConfigError(f"--config={spec}: config file {str(path)!r} {what}: use a path such as experiments/vae.py")
+
+
+def _check_is_config(spec: str, config: Any) -> None:
+  """A `ConfigError` unless `config`, what config file `spec`'s `get_config()` returned, is a ConfigDict."""
+  if not isinstance(config, config_dict.ConfigDict):
+    raise ConfigError(f"--config={spec}: get_config() returned {type(config).__name__}, not a ConfigDict: return "
+                      "config_lib.base_config() with your changes (see experiments/ae.py)")
+
+
+def config_file_error(spec: str, error: BaseException) -> str | None:
+  """The one line that says how config file `spec` ('path.py[:arg]') failed to give its config, when `error` (or
+  the error it was raised from) is the file's own: a `ConfigError`, a syntax error, no `get_config()`, or any
+  exception raised while the file runs (at import or in `get_config()`); None for an error from elsewhere."""
+  while (error.__cause__ or error.__context__) is not None:  # ml_collections and absl wrap the file's error.
+    error = error.__cause__ or error.__context__
+  path = spec.partition(":")[0]
+  if isinstance(error, ConfigError):
+    return str(error)
+  if isinstance(error, SyntaxError) and error.filename:
+    return f"--config={spec}: {error.filename}, line {error.lineno}: {error.msg}: fix the config file"
+  if isinstance(error, AttributeError) and error.name == "get_config":
+    return (f"--config={spec}: {path} defines no get_config(): add one returning the config, e.g. "
+            "def get_config(arg=None): return config_lib.base_config() (see experiments/ae.py)")
+  frames = [f for f in traceback.extract_tb(error.__traceback__) if _same_file(f.filename, path)]
+  if not frames:
+    return None
+  where = {"<module>": "loading it", "get_config": "get_config()"}.get(frames[-1].name, f"{frames[-1].name}()")
+  return (f"--config={spec}: {where} raised {type(error).__name__}: {error} ({path}, line {frames[-1].lineno}): "
+          "fix the config file")
+
+
+def _same_file(a: str, b: str) -> bool:
+  return pathlib.Path(a).absolute() == pathlib.Path(b).absolute()
+
+
+_HELP_FLAGS = ("--help", "-h", "-?", "--helpshort")
+
+
+def flags_parser(program: str, example: str | None = None) -> Callable[[list[str]], list[str]]:
   """The `app.run(..., flags_parser=...)` of an aejax command: a bad flag ends it with one line
-  `PROGRAM: error: ...` (a bad value, or for a `--config` flag a bad config argument, a config file that is not
-  there, a field that does not exist), not a traceback through the flag parser. Without `--verbosity`, absl's
-  INFO lines (orbax writes about a hundred per run) stay out of the progress bar's way."""
+  `PROGRAM: error: ...` (a bad value, a `--config` file that is not there or does not give a config
+  (`config_file_error`), a bad config argument, a field that does not exist), not a traceback through the flag
+  parser. `--help` (or -h) prints `usage(example)` and exits 0 before any flag is read. Without `--verbosity`,
+  absl's INFO lines (orbax writes about a hundred per run) stay out of the progress bar's way."""
 
   def parse(argv: list[str]) -> list[str]:
+    args = argv[1:argv.index("--")] if "--" in argv else argv[1:]
+    if any(arg in _HELP_FLAGS for arg in args):
+      print(usage(example))
+      sys.exit(0)
+    spec = _flag_value(args, "config") if "config" in flags.FLAGS else None
+    logging.set_verbosity(logging.ERROR)  # ml_collections' warning of a get_config() that returns None, below.
     try:
+      if spec is not None:
+        _check_exists(spec)
       args = flags.FLAGS(argv)
+      if spec is not None:
+        _check_is_config(spec, flags.FLAGS["config"].value)
       if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
       return args
-    except flags.Error as e:  # ConfigError from get_config(arg) arrives inside ml_collections' text of the error.
-      message = str(e).rpartition(f"{ConfigError.__module__}.{ConfigError.__name__}: ")[2].strip()
-    except OSError as e:  # ml_collections could not load the --config file.
+    except OSError as e:  # ml_collections could not read the --config file.
       message = f"--config: {str(e).strip().splitlines()[-1].strip()}: give a config file, e.g. experiments/vae.py"
-    except (AttributeError, KeyError) as e:  # ml_collections: a --config.FIELD override names no field.
-      name, suggestion = re.search(r"'([\w.]+)", str(e)), re.search(r'mean "([\w.]+)"', str(e))
-      message = (f"the config has no field {name.group(1) if name else str(e)!r}"
-                 f"{f' (did you mean {suggestion.group(1)!r}?)' if suggestion else ''}: check the --config.FIELD "
-                 "flags against aejax/config.py and the experiment file")
+    except Exception as e:  # pylint: disable=broad-except  (named below, or raised as it is)
+      message = (config_file_error(spec, e) if spec is not None else None) or _flag_error(e)
+      if message is None:
+        raise
     sys.exit(f"{program}: error: {message}")
 
   return parse
+
+
+def _flag_error(error: Exception) -> str | None:
+  """The line for a flag that absl or ml_collections rejected, None for any other error."""
+  if isinstance(error, (AttributeError, KeyError)):  # ml_collections: a --config.FIELD override names no field.
+    name, suggestion = re.search(r"'([\w.]+)", str(error)), re.search(r'mean "([\w.]+)"', str(error))
+    return (f"the config has no field {name.group(1) if name else str(error)!r}"
+            f"{f' (did you mean {suggestion.group(1)!r}?)' if suggestion else ''}: check the --config.FIELD flags "
+            "against aejax/config.py and the experiment file")
+  return str(error) if isinstance(error, flags.Error) else None
+
+
+def _flag_value(args: list[str], name: str) -> str | None:
+  """The value of flag `name` as absl reads it from `args` (`--name=V` or `--name V`; the last one wins)."""
+  value = None
+  for i, arg in enumerate(args):
+    key, equals, rest = arg.partition("=")
+    if key in (f"--{name}", f"-{name}"):
+      value = rest if equals else (args[i + 1] if i + 1 < len(args) else None)
+  return value
+
+
+def usage(example: str | None = None) -> str:
+  """What an aejax command's `--help` prints: the first line of its module docstring and the command line the
+  docstring shows, the flags its main module defines or adopts (`flags.adopt_module_key_flags`), one line each,
+  `example`, and where absl's own flags are. Reads only flags and the docstring: no JAX import."""
+  doc = (sys.modules["__main__"].__doc__ or "").strip().splitlines()
+  lines, command = doc[:1], []
+  start = next((i for i, line in enumerate(doc) if line.lstrip().startswith("python -m ")), None)
+  if start is not None:  # The command line block: its first line and the lines indented deeper below it.
+    indent = _indent(doc[start])
+    end = next((i for i in range(start + 1, len(doc)) if _indent(doc[i]) <= indent), len(doc))
+    command = [line[indent:] for line in doc[start:end]]
+    lines += ["", "usage:", *(f"  {line}" for line in command)]
+  shown = re.findall(r"--(\w+)", " ".join(command))  # Flags in the order the command line shows them, then the rest.
+  key_flags = sorted(flags.FLAGS.get_key_flags_for_module(sys.argv[0]),
+                     key=lambda f: shown.index(f.name) if f.name in shown else len(shown))
+  names = [f"--[no]{f.name}" if f.boolean and f.default else f"--{f.name}" for f in key_flags]
+  width = max(map(len, names), default=0) + 2
+  lines += ["", "flags:"]
+  for name, f in zip(names, key_flags):
+    default = "" if f.default in (None, False, "") else f" (default: {f.default})"
+    lines += textwrap.wrap(f"{name:<{width}}{f.help}{default}", 118, initial_indent="  ",
+                           subsequent_indent=" " * (width + 2), break_on_hyphens=False)
+  if example:
+    lines += ["", "example:", f"  {example}"]
+  lines += ["", "absl's own flags (e.g. --verbosity=0 for INFO logs): --helpfull"]
+  return "\n".join(lines)
+
+
+def _indent(line: str) -> int:
+  return len(line) - len(line.lstrip()) if line.strip() else 0
 
 
 # Fields a run may change between its reruns in one workdir: its length, how often it logs, evaluates and

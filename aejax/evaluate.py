@@ -356,4 +356,6 @@ if __name__ == "__main__":
                                       "(default: the run's config.eval.nll_samples).")
   signals.install("aejax.evaluate")
   with signals.exit_on_signals("aejax.evaluate", rerun="to evaluate again"):
-    app.run(main, flags_parser=config_lib.flags_parser("aejax.evaluate"))
+    app.run(main, flags_parser=config_lib.flags_parser(
+        "aejax.evaluate", example="python -m aejax.evaluate --workdir runs/vae_smoke --suite recon,nll "
+        "--nll_samples 100"))

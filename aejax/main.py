@@ -1,6 +1,10 @@
-"""Command line: `python -m aejax.main --config experiments/vae.py[:smoke] --workdir DIR [--config.FIELD=VALUE ...]`.
+"""Trains one run of an experiment config; rerunning the same command resumes it from its latest checkpoint.
 
-Rerunning the same command in the same workdir resumes from the latest checkpoint.
+    python -m aejax.main --config experiments/vae.py[:smoke] --workdir DIR [--config.FIELD=VALUE ...]
+
+Every field of the config (aejax/config.py, changed by the experiment file) can be overridden with
+`--config.FIELD=VALUE`, nested fields dotted (`--config.model.encoder_widths='(256,64)'`). The workdir
+receives config.json, checkpoints, metrics.jsonl, images and summary.json.
 """
 from aejax import signals  # First: from here on a signal ends the command with one line (aejax/signals.py).
 
@@ -15,8 +19,9 @@ from ml_collections import config_flags  # noqa: E402
 
 from aejax import config as config_lib  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (append ':smoke' for a tiny run).",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file, e.g. experiments/vae.py (append ':smoke' for a run of "
+    "seconds); --config.FIELD=VALUE overrides any field.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, metrics.jsonl, images. Reused to resume.")
 
 
@@ -45,6 +50,8 @@ def main(argv: list[str]) -> None:
       sys.exit(f"aejax: error: {e}")
     print(writers.format_report(f"aejax: evaluated ({os.path.join(_WORKDIR.value, 'eval.json')})", report))
 
+
 if __name__ == "__main__":
   with signals.exit_on_signals("aejax"):
-    app.run(main, flags_parser=config_lib.flags_parser("aejax"))
+    app.run(main, flags_parser=config_lib.flags_parser(
+        "aejax", example="python -m aejax.main --config experiments/vae.py:smoke --workdir runs/vae_smoke"))

@@ -108,9 +108,16 @@ def load(spec: str, config: config_dict.ConfigDict | None = None) -> dict[str, O
   if get_sweep is None:
     raise ConfigError(f"{path} defines no sweep: add get_sweep() returning e.g. "
                       "sweep_lib.sweep('seed', [0, 1, 2]) (see experiments/beta_vae.py)")
+  try:
+    sweep_members = list(get_sweep())
+  except Exception as e:  # pylint: disable=broad-except  (named by config_file_error, or raised as it is)
+    message = config_lib.config_file_error(spec, e)
+    if message is None:
+      raise
+    raise ConfigError(message) from e
   from aejax import train  # pylint: disable=g-import-not-at-top  (JAX and the variants; slow for --help)
   members = {}
-  for overrides in get_sweep():
+  for overrides in sweep_members:
     name = run_id(overrides)
     if name in members:
       raise ConfigError(f"{path}: get_sweep() members {members[name]} and {overrides} share the run id {name!r}: "

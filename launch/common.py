@@ -14,8 +14,13 @@ a hand-started run, never train a member twice.
 import contextlib
 import csv
 import dataclasses
+import importlib.metadata
+import importlib.util
 import io
+import os
 import pathlib
+import pkgutil
+import re
 import signal
 import subprocess
 import sys
@@ -26,7 +31,7 @@ from absl import flags
 from ml_collections import config_dict, config_flags
 
 from aejax import locks, sweep as sweep_lib, writers
-from aejax.errors import ConfigError
+from aejax.errors import ConfigError, check_folder
 
 CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file with a get_sweep() (append ':smoke' for tiny members); "
@@ -42,6 +47,65 @@ BUNDLE_SIZE = flags.DEFINE_integer(
 LOG_FILE = "launch.log"
 SUMMARY_FILE = "summary.csv"
 _SET_BY_LAUNCHER = ("wandb.group", "wandb.name")
+
+
+@dataclasses.dataclass(frozen=True)
+class Gpus:
+  """The GPUs that a run started on this machine would train on, as a launcher reads them (`visible_gpus`)."""
+  ids: tuple[str, ...]  # Their CUDA_VISIBLE_DEVICES ids, one per GPU; () when runs here train on the CPU.
+  names: frozenset[str]  # Every id that may name one of them: `ids` and the UUIDs nvidia-smi lists.
+  source: str  # What lists them ('nvidia-smi', 'CUDA_VISIBLE_DEVICES=4,6'), or why there are none.
+
+
+def visible_gpus() -> Gpus:
+  """The GPUs a run started here would train on: those CUDA_VISIBLE_DEVICES names, else those `nvidia-smi -L`
+  lists, if JAX_PLATFORMS lets JAX use GPUs and a JAX CUDA plugin is installed (what JAX needs to see them).
+
+  Read without starting JAX's GPU backend in the launcher, which would hold memory on the GPUs its runs need
+  (the GPUs themselves in exclusive compute mode), and without importing JAX: one `nvidia-smi -L` at most.
+  """
+  listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+  if listed is not None:
+    ids = tuple(d.strip() for d in listed.split(",") if d.strip())
+    names, source = frozenset(ids), f"CUDA_VISIBLE_DEVICES={listed}"
+    if not ids:
+      return Gpus((), frozenset(), "no GPU visible: CUDA_VISIBLE_DEVICES is empty")
+  else:
+    listing, failure = _nvidia_smi()
+    if failure:
+      return Gpus((), frozenset(), f"no GPU visible: {failure}")
+    ids = tuple(str(i) for i in range(sum(line.startswith("GPU ") for line in listing.splitlines())))
+    names, source = frozenset(ids) | frozenset(re.findall(r"UUID: ([\w-]+)", listing)), "nvidia-smi"
+  if not ids:
+    return Gpus((), frozenset(), f"no GPU visible: {source} lists none")
+  listed_by = f"the {len(ids)} GPU{'s' if len(ids) > 1 else ''} {source} lists"
+  platforms = os.environ.get("JAX_PLATFORMS", "")
+  if platforms and not {"cuda", "gpu"} & {p.strip() for p in platforms.split(",")}:
+    return Gpus((), frozenset(), f"JAX_PLATFORMS={platforms} keeps JAX off {listed_by}")
+  if not _jax_cuda_plugin():
+    return Gpus((), frozenset(), f"JAX has no CUDA plugin for {listed_by}: pip install -U 'jax[cuda12]'")
+  return Gpus(ids, names, source)
+
+
+def _nvidia_smi() -> tuple[str, str]:
+  """(`nvidia-smi -L`'s listing, '') or ('', why there is none)."""
+  try:
+    return subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60, check=True).stdout, ""
+  except OSError:
+    return "", "nvidia-smi is not installed"
+  except subprocess.TimeoutExpired:
+    return "", "nvidia-smi -L did not answer in 60 s"
+  except subprocess.CalledProcessError as e:
+    said = (e.stdout or e.stderr or "").strip().splitlines()
+    return "", f"nvidia-smi -L failed{f' ({said[0]})' if said else ''}"
+
+
+def _jax_cuda_plugin() -> bool:
+  """Whether a JAX CUDA plugin is installed (a `jax_plugins` module or entry point JAX loads), without JAX."""
+  package = importlib.util.find_spec("jax_plugins")
+  names = [m.name for m in pkgutil.iter_modules(package.submodule_search_locations)] if package else []
+  names += [e.name for e in importlib.metadata.entry_points(group="jax_plugins")]
+  return any("cuda" in name for name in names)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +171,7 @@ def from_flags() -> Sweep:
   """The sweep that the launcher's `--config`, `--config.FIELD=VALUE`, `--root` and `--name` flags describe."""
   if CONFIG.value is None or not ROOT.value:
     raise ConfigError("--config and --root are required, e.g. --config experiments/beta_vae.py --root runs/beta_sweep")
+  check_folder(pathlib.Path(ROOT.value), "--root")
   config_flag = flags.FLAGS["config"]
   spec = config_flag.serialize().partition("=")[2]
   return resolve(CONFIG.value, spec, config_flags.get_override_values(config_flag), ROOT.value, NAME.value)

@@ -3,15 +3,16 @@
     python -m launch.local --config experiments/beta_vae.py --root runs/beta_sweep [--workers N] [--devices 0,1]
         [--bundle_size N] [--name NAME] [--dry_run] [--config.FIELD=VALUE ...]
 
-One worker per GPU (`nvidia-smi -L`, or the entries of CUDA_VISIBLE_DEVICES or `--devices`; '0+1,2+3' gives
-two workers with two GPUs each), else `--workers` on the CPU. Members that differ only in the variant's scalar
-hyper-parameters, learning rate or seed train as one vmapped `aejax.bundle` process of up to `--bundle_size`
-members (default: up to 64 on GPUs; on the CPU up to 4 for small dense nets such as dae.py's, else 1, as
-bundling larger nets there is no faster); `--bundle_size 1` runs each member as a normal `aejax.main`. Either
-way each member writes a normal run's workdir. Rerunning skips finished members and resumes unfinished ones;
-a member another run or launcher is at work on is skipped (its bundle trains the rest). SIGINT or SIGTERM stops the runs
-with a checkpoint. Ends with a table of the members (also `<root>/summary.csv`); exits 1 if a member failed or
-was interrupted. `--dry_run` lists the members and the bundles.
+One worker per GPU that runs here would train on (`common.visible_gpus`: those CUDA_VISIBLE_DEVICES or else
+`nvidia-smi -L` lists, when JAX can use them), or per `--devices` group ('0+1,2+3' gives two workers with two GPUs
+each), else `--workers` on the CPU; the launcher says which in one line. Members that differ only in the variant's
+scalar hyper-parameters, learning rate or seed train as one vmapped `aejax.bundle` process of up to `--bundle_size`
+members (default: up to 64 on GPUs; on the CPU up to 4 for small dense nets such as dae.py's, else 1, as bundling
+larger nets there is no faster); `--bundle_size 1` runs each member as a normal `aejax.main`. Either way each member
+writes a normal run's workdir. Rerunning skips finished members and resumes unfinished ones; a member another run or
+launcher is at work on is skipped (its bundle trains the rest). SIGINT or SIGTERM stops the runs with a checkpoint.
+Ends with a table of the members (also `<root>/summary.csv`); exits 1 if a member failed or was interrupted.
+`--dry_run` lists the members and the bundles.
 """
 import functools
 import os
@@ -29,26 +30,39 @@ from aejax import config as config_lib
 from aejax.errors import ConfigError
 from launch import common
 
-_WORKERS = flags.DEFINE_integer("workers", None, "Members run at once (default: one per device group, else 1).",
+flags.adopt_module_key_flags(common)  # --config, --root, --name, --dry_run, --bundle_size: listed by --help.
+_WORKERS = flags.DEFINE_integer("workers", None, "Members run at once (default: one per GPU group, else 1).",
                                 lower_bound=1)
 _DEVICES = flags.DEFINE_string("devices", None, "CUDA_VISIBLE_DEVICES of each worker, comma-separated: '0,1', or "
-                               "'0+1,2+3' for two GPUs per worker (default: every GPU that nvidia-smi lists).")
+                               "'0+1,2+3' for two GPUs per worker (default: every GPU visible, one each).")
 
 # common.run_bundle's signature: (sweep, members, env=, started=) -> {run id: exit code or None}.
 Runner = Callable[..., dict[str, int | None]]
 
 
-def device_groups(devices: str | None) -> list[str]:
-  """The CUDA_VISIBLE_DEVICES value of each worker: from `devices`, else the visible GPUs; [] on a CPU-only machine."""
-  if devices:
-    return [group.replace("+", ",") for group in devices.split(",")]
-  if os.environ.get("CUDA_VISIBLE_DEVICES"):
-    return os.environ["CUDA_VISIBLE_DEVICES"].split(",")
-  try:
-    listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60, check=True)
-  except (OSError, subprocess.SubprocessError):
-    return []
-  return [str(i) for i, line in enumerate(line for line in listing.stdout.splitlines() if line.startswith("GPU "))]
+def device_groups(devices: str | None, gpus: common.Gpus) -> list[str]:
+  """The CUDA_VISIBLE_DEVICES value of each worker: the groups of `devices` ('0+1,2+3'), else one per GPU of
+  `gpus`; [] for the CPU. Naming a GPU that is not among `gpus` is a `ConfigError`."""
+  if devices is None:
+    return list(gpus.ids)
+  groups = [group.replace("+", ",") for group in devices.split(",")]
+  if not gpus.ids:
+    raise ConfigError(f"--devices={devices}: {gpus.source}: leave --devices out to train on the CPU "
+                      "(--workers N trains N members at once)")
+  missing = [d for group in groups for d in group.split(",") if d not in gpus.names]
+  if missing:
+    raise ConfigError(f"--devices={devices}: GPU {missing[0]!r} is not there ({gpus.source} lists "
+                      f"{', '.join(gpus.ids)}): name GPUs among them, or leave --devices out to use them all")
+  return groups
+
+
+def where(workers: int, groups: list[str], gpus: common.Gpus, devices: str | None) -> str:
+  """The line that says where the workers train: 'launch.local: 2 workers on GPUs 0 | 1 (nvidia-smi)'."""
+  count = f"{workers} worker{'s' if workers > 1 else ''}"
+  if not groups:
+    return f"launch.local: {count} on the CPU ({gpus.source})"
+  source = "--devices" if devices is not None else gpus.source
+  return f"launch.local: {count} on GPU{'s' if len(groups) > 1 else ''} {' | '.join(groups)} ({source})"
 
 
 def launch(sweep: common.Sweep, workers: int, groups: list[str], runner: Runner = common.run_bundle,
@@ -122,19 +136,21 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   try:
+    gpus = common.visible_gpus()
+    groups = device_groups(_DEVICES.value, gpus)
     sweep = common.from_flags()
-    groups = device_groups(_DEVICES.value)
     workers = _WORKERS.value or len(groups) or 1
     units = common.plan(sweep, common.BUNDLE_SIZE.value, accelerator=bool(groups))
-    print(f"{common.describe(sweep, units)}\n{workers} worker(s) on "
-          f"{f'GPU groups {groups}' if groups else 'the CPU'}", flush=True)
+    print(f"{common.describe(sweep, units)}\n{where(workers, groups, gpus, _DEVICES.value)}", flush=True)
     if common.DRY_RUN.value:
       return
     common.prepare_data(sweep)
   except ConfigError as e:
-    sys.exit(f"launch: error: {e}")
+    sys.exit(f"launch.local: error: {e}")
   common.finish(sweep, launch(sweep, workers, groups, bundle_size=common.BUNDLE_SIZE.value))
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=config_lib.flags_parser("launch"))
+  app.run(main, flags_parser=config_lib.flags_parser(
+      "launch.local", example="python -m launch.local --config experiments/beta_vae.py:smoke --root runs/beta_smoke "
+      "--dry_run"))

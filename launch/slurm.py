@@ -1,9 +1,12 @@
 """Runs a sweep on a SLURM cluster through submitit: one job array, one bundle of members per task.
 
     python -m launch.slurm --config experiments/beta_vae.py --root runs/beta_sweep [--partition P]
-        [--gpus_per_task 1] [--cpus_per_task 8] [--timeout_min 240] [--array_parallelism 64] [--bundle_size N]
+        [--gpus_per_task N] [--cpus_per_task 8] [--timeout_min 240] [--array_parallelism 64] [--bundle_size N]
         [--wait] [--local] [--name NAME] [--dry_run] [--config.FIELD=VALUE ...]
 
+Each task asks for one GPU when the partition's nodes have GPUs (`sinfo`), or with `--local` when this machine
+has GPUs that JAX can use (`common.visible_gpus`), else for none, a CPU task; `--gpus_per_task` says otherwise,
+and the launcher says which in one line.
 Members that differ only in the variant's scalar hyper-parameters, learning rate or seed train in one task
 as one vmapped `aejax.bundle` process of up to `--bundle_size` members (default: up to 64 with GPUs; with
 `--gpus_per_task 0` up to 4 for small dense nets, else 1); `--bundle_size 1` gives one `aejax.main` per
@@ -15,6 +18,7 @@ them. `--dry_run` lists the members and the bundles. submitit's logs: `<root>/.s
 output: `<root>/<run id>/launch.log` (a bundle's: its first member's).
 """
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -28,8 +32,10 @@ from aejax import config as config_lib
 from aejax.errors import ConfigError
 from launch import common
 
+flags.adopt_module_key_flags(common)  # --config, --root, --name, --dry_run, --bundle_size: listed by --help.
 _PARTITION = flags.DEFINE_string("partition", None, "SLURM partition (default: the cluster's).")
-_GPUS = flags.DEFINE_integer("gpus_per_task", 1, "GPUs of each task (one bundle).", lower_bound=0)
+_GPUS = flags.DEFINE_integer("gpus_per_task", None, "GPUs of each task (one bundle) (default: 1 if the partition's "
+                             "nodes have GPUs, or with --local this machine, else 0: CPU tasks).", lower_bound=0)
 _CPUS = flags.DEFINE_integer("cpus_per_task", 8, "CPU cores of each task.", lower_bound=1)
 _TIMEOUT = flags.DEFINE_integer("timeout_min", 240, "Time limit of each task in minutes; a task that reaches it "
                                 "checkpoints and is requeued.", lower_bound=1)
@@ -80,6 +86,43 @@ def executor(sweep: common.Sweep, cluster: str, **parameters: Any) -> submitit.E
   return ex
 
 
+def task_gpus(requested: int | None, local: bool, partition: str | None) -> tuple[int, str]:
+  """The GPUs each task asks for, and the line that says so and why: `requested` (`--gpus_per_task`) if given,
+  else 1 where the tasks will find GPUs, 0 (CPU tasks) where they will not: with `local`, this machine's GPUs that
+  JAX can use (`common.visible_gpus`); on SLURM, the GPUs `sinfo` shows on the partition's nodes; without SLURM
+  here (a dry run), this machine's. With `local`, more GPUs than this machine has are a `ConfigError`."""
+  if requested is not None:
+    gpus = common.visible_gpus() if local else None
+    if gpus is not None and requested > len(gpus.ids):
+      fix = f"ask for at most {len(gpus.ids)}" if gpus.ids else "leave --gpus_per_task out for CPU tasks"
+      raise ConfigError(f"--gpus_per_task={requested} with --local: {gpus.source}: {fix}")
+    return requested, _gpus_line(requested, "--gpus_per_task")
+  if local or not shutil.which("sinfo"):
+    gpus = common.visible_gpus()
+    requested, why = min(len(gpus.ids), 1), f"{'' if local else 'no sinfo here; '}this machine: {gpus.source}"
+  else:
+    requested, why = _partition_gpus(partition)
+  return requested, f"{_gpus_line(requested, why)}; --gpus_per_task=N asks for N"
+
+
+def _gpus_line(gpus: int, why: str) -> str:
+  what = f"{gpus} GPU{'s' if gpus > 1 else ''} per task" if gpus else "CPU tasks, no GPU"
+  return f"launch.slurm: {what} ({why})"
+
+
+def _partition_gpus(partition: str | None) -> tuple[int, str]:
+  """(1, why) if `sinfo` shows GPUs (a 'gpu' GRES) on the nodes of `partition` (None: all), else (0, why)."""
+  where = f"partition {partition}" if partition else "the cluster"
+  try:
+    gres = subprocess.run(["sinfo", "-h", "-o", "%G", *(["-p", partition] if partition else [])],
+                          capture_output=True, text=True, timeout=60, check=True).stdout.split()
+  except (OSError, subprocess.SubprocessError) as e:
+    return 0, f"sinfo failed ({type(e).__name__}), so no GPU is assumed on {where}"
+  found = sorted({g for g in gres if re.search(r"(^|,)gpu\b", g)})
+  return (1, f"sinfo: the nodes of {where} have {', '.join(found)}") if found else \
+      (0, f"sinfo: no node of {where} has a GPU")
+
+
 def submit(sweep: common.Sweep, ex: submitit.Executor, bundle_size: int | None = 1,
            accelerator: bool = False) -> dict[str, submitit.Job]:
   """Submits the bundles of the unfinished members as one job array; returns each member's job by run id."""
@@ -106,10 +149,12 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   try:
+    gpus, said = task_gpus(_GPUS.value, _LOCAL.value, _PARTITION.value)
     sweep = common.from_flags()
-    accelerator = _GPUS.value > 0
+    accelerator = gpus > 0
     print(common.describe(sweep, common.plan(sweep, common.BUNDLE_SIZE.value, accelerator)), flush=True)
-    parameters = dict(timeout_min=_TIMEOUT.value, gpus_per_node=_GPUS.value, cpus_per_task=_CPUS.value,
+    print(said, flush=True)
+    parameters = dict(timeout_min=_TIMEOUT.value, gpus_per_node=gpus, cpus_per_task=_CPUS.value,
                       slurm_array_parallelism=_PARALLELISM.value)
     if _PARTITION.value:
       parameters["slurm_partition"] = _PARTITION.value
@@ -120,7 +165,7 @@ def main(argv: list[str]) -> None:
     common.prepare_data(sweep)  # Here, where the network is; compute nodes often have none.
     jobs = submit(sweep, ex, common.BUNDLE_SIZE.value, accelerator)
   except ConfigError as e:
-    sys.exit(f"launch: error: {e}")
+    sys.exit(f"launch.slurm: error: {e}")
   tasks = len({job.job_id for job in jobs.values()})
   finished = f"; the other {len(sweep.members) - len(jobs)} are finished" if len(jobs) < len(sweep.members) else ""
   print(f"submitted {len(jobs)} of {len(sweep.members)} members in {tasks} task(s){finished}: "
@@ -131,4 +176,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=config_lib.flags_parser("launch"))
+  app.run(main, flags_parser=config_lib.flags_parser(
+      "launch.slurm", example="python -m launch.slurm --config experiments/beta_vae.py:smoke --root runs/beta_smoke "
+      "--local --dry_run"))

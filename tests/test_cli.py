@@ -1,5 +1,6 @@
 """The command line: overrides, one-line errors before any work, SIGTERM checkpoints, W&B without a key."""
 import json
+import os
 import re
 import signal
 import subprocess
@@ -8,6 +9,7 @@ import time
 
 import pytest
 
+from aejax import config as config_lib
 from aejax import train, writers
 from aejax.errors import ConfigError
 
@@ -52,7 +54,8 @@ def test_overrides_reach_the_run(cli, tmp_path):
     (["--config.beta=-1"], "config.beta=-1.0: the KL weight must be >= 0"),
     # Flags that fail while they are parsed, in ml_collections.
     (["--config=experiments/vae.py:smok"], "config argument 'smok' is not known: use 'experiments/NAME.py' or"),
-    (["--config=experiments/vea.py"], "--config: [Errno 2] No such file or directory: 'experiments/vea.py': give a"),
+    (["--config=experiments/vea.py"], "--config=experiments/vea.py: config file 'experiments/vea.py' does not exist: "
+     "use a path such as experiments/vae.py"),
     (["--config.betta=4"], "the config has no field 'betta' (did you mean 'beta'?): check the --config.FIELD flags"),
     (["--config.model.widthz=4"], "the config has no field 'widthz': check the --config.FIELD flags"),
     (["--config.modle.encoder_widths=(3,)"], "the config has no field 'modle' (did you mean 'model'?): check the"),
@@ -187,3 +190,116 @@ def test_wandb_gets_the_config_every_scalar_picture_and_summary_and_a_rerun_resu
   train.train_and_evaluate(config, tmp_path / "run")
   assert started[1].init_args["id"] == run.init_args["id"] and started[1].init_args["resume"] == "allow"
   assert 30 in started[1].rows and 10 not in started[1].rows
+
+
+@pytest.mark.parametrize("module,user_flags,imports_jax", [
+    ("aejax.main", ["config", "workdir"], False),
+    ("aejax.evaluate", ["workdir", "suite", "nll_samples"], True),  # Its suites' module imports JAX at the top.
+    ("aejax.bundle", ["config", "root", "members"], True),
+    ("launch.local", ["config", "root", "workers", "devices", "bundle_size", "name", "dry_run"], False),
+    ("launch.slurm", ["config", "root", "partition", "gpus_per_task", "cpus_per_task", "timeout_min",
+                      "array_parallelism", "bundle_size", "wait", "local", "name", "dry_run"], False),
+])
+def test_help_lists_the_flags_a_user_types_with_an_example(module, user_flags, imports_jax):
+  result = subprocess.run([sys.executable, "-X", "importtime", "-m", module, "--help"], cwd=REPO, text=True,
+                          capture_output=True, timeout=120)
+  assert result.returncode == 0, result.stderr
+  assert re.findall(r"^  --(\w+) ", result.stdout, re.M) == user_flags  # One entry each, as the usage orders them.
+  assert re.search(rf"^example:\n  python -m {re.escape(module)} --\w+", result.stdout, re.M), result.stdout
+  for noise in ("logtostderr", "--flagfile", "--undefok", "only_check_args", "Try --helpfull", "absl.logging"):
+    assert noise not in result.stdout
+  assert "--helpfull" in result.stdout.splitlines()[-1]
+  assert imports_jax or not re.search(r"\|\s+jax$", result.stderr, re.M)  # --help imports no JAX where it can.
+
+
+def test_short_help_is_the_same_and_helpfull_keeps_absl_flags():
+  def run(*args):
+    return subprocess.run([sys.executable, "-m", "launch.local", *args], cwd=REPO, text=True, capture_output=True,
+                          timeout=120)
+  assert run("-h").stdout == run("--help").stdout
+  assert "--[no]logtostderr" in run("--helpfull").stdout
+
+
+# Config files that cannot give a config, by file name.
+_BAD_CONFIG_FILES = {
+    "syntax.py": "def get_config(:\n  pass\n",
+    "raises.py": "def get_config(arg=None):\n  raise ValueError('no such model')\n",
+    "no_get_config.py": "CONFIG = {}\n",
+    "import_error.py": "import no_such_module_anywhere\n",
+    "returns_none.py": "def get_config(arg=None):\n  del arg\n",
+    "bad_sweep.py": ("from aejax import config as config_lib\n\n\ndef get_config(arg=None):\n"
+                     "  return config_lib.finalize(config_lib.base_config(), arg)\n\n\ndef get_sweep():\n"
+                     "  return [{'seed': 1 // 0}]\n"),
+    "afile": "",
+}
+_BETA = "experiments/beta_vae.py:smoke"
+
+# Every bad input tried on the command line, with the one line it gets (`{tmp}`: the test's folder, which holds
+# `_BAD_CONFIG_FILES`). Each is a real command, run as a user would, with no GPU visible (CUDA_VISIBLE_DEVICES='').
+BAD_INPUTS = [
+    ("aejax.main", ["--config={tmp}/syntax.py", "--workdir={tmp}/run"],
+     "aejax: error: --config={tmp}/syntax.py: {tmp}/syntax.py, line 1: "),
+    ("aejax.main", ["--config={tmp}/raises.py", "--workdir={tmp}/run"],
+     "aejax: error: --config={tmp}/raises.py: get_config() raised ValueError: no such model ({tmp}/raises.py, "
+     "line 2): fix the config file"),
+    ("aejax.main", ["--config={tmp}/no_get_config.py", "--workdir={tmp}/run"],
+     "aejax: error: --config={tmp}/no_get_config.py: {tmp}/no_get_config.py defines no get_config(): add one "
+     "returning the config, e.g. def get_config(arg=None): return config_lib.base_config() (see experiments/ae.py)"),
+    ("aejax.main", ["--config={tmp}/import_error.py", "--workdir={tmp}/run"],
+     "aejax: error: --config={tmp}/import_error.py: loading it raised ModuleNotFoundError: No module named "
+     "'no_such_module_anywhere' ({tmp}/import_error.py, line 1): fix the config file"),
+    ("aejax.main", ["--config={tmp}/returns_none.py", "--workdir={tmp}/run"],
+     "aejax: error: --config={tmp}/returns_none.py: get_config() returned NoneType, not a ConfigDict: return "
+     "config_lib.base_config() with your changes (see experiments/ae.py)"),
+    ("aejax.main", ["--config={tmp}", "--workdir={tmp}/run"],
+     "aejax: error: --config={tmp}: config file '{tmp}' is a folder: use a path such as experiments/vae.py"),
+    ("aejax.main", ["--config={tmp}/raises.py:smoke", "--config.beta=2", "--workdir={tmp}/run"],
+     "aejax: error: --config={tmp}/raises.py:smoke: get_config() raised ValueError: no such model"),
+    ("launch.local", ["--config={tmp}/raises.py", "--root={tmp}/run", "--dry_run"],
+     "launch.local: error: --config={tmp}/raises.py: get_config() raised ValueError: no such model"),
+    ("launch.local", [f"--config={_BETA}", "--root={tmp}/afile"],
+     "launch.local: error: --root='{tmp}/afile': '{tmp}/afile' is a file, not a folder: use a folder path"),
+    ("launch.local", [f"--config={_BETA}", "--root={tmp}/afile", "--dry_run"],
+     "launch.local: error: --root='{tmp}/afile': '{tmp}/afile' is a file, not a folder: use a folder path"),
+    ("launch.local", [f"--config={_BETA}", "--root={tmp}/afile/sweep", "--dry_run"],
+     "launch.local: error: --root='{tmp}/afile/sweep': '{tmp}/afile' is a file, not a folder: use a folder path"),
+    ("launch.slurm", [f"--config={_BETA}", "--root={tmp}/afile", "--local"],
+     "launch.slurm: error: --root='{tmp}/afile': '{tmp}/afile' is a file, not a folder: use a folder path"),
+    ("launch.slurm", [f"--config={_BETA}", "--root={tmp}/afile", "--dry_run"],
+     "launch.slurm: error: --root='{tmp}/afile': '{tmp}/afile' is a file, not a folder: use a folder path"),
+    ("launch.local", ["--config={tmp}/bad_sweep.py", "--root={tmp}/run", "--dry_run"],
+     "launch.local: error: --config={tmp}/bad_sweep.py: get_sweep() raised ZeroDivisionError: integer division or "
+     "modulo by zero ({tmp}/bad_sweep.py, line 9): fix the config file"),
+    ("launch.local", [f"--config={_BETA}", "--root={tmp}/run", "--devices=0,1", "--dry_run"],
+     "launch.local: error: --devices=0,1: no GPU visible: CUDA_VISIBLE_DEVICES is empty: leave --devices out to "
+     "train on the CPU (--workers N trains N members at once)"),
+    ("launch.slurm", [f"--config={_BETA}", "--root={tmp}/run", "--local", "--gpus_per_task=1", "--dry_run"],
+     "launch.slurm: error: --gpus_per_task=1 with --local: no GPU visible: CUDA_VISIBLE_DEVICES is empty: leave "
+     "--gpus_per_task out for CPU tasks"),
+]
+
+
+@pytest.mark.parametrize("module,args,line", BAD_INPUTS)
+def test_bad_input_is_one_line_naming_the_flag_and_the_fix(tmp_path, module, args, line):
+  for name, text in _BAD_CONFIG_FILES.items():
+    (tmp_path / name).write_text(text)
+  result = subprocess.run([sys.executable, "-m", module, *(a.format(tmp=tmp_path) for a in args)], cwd=REPO,
+                          text=True, capture_output=True, timeout=120, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+  assert result.returncode == 1 and result.stdout == ""
+  assert result.stderr.count("\n") == 1 and result.stderr.startswith(line.format(tmp=tmp_path)), result.stderr
+  assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name,message", [
+    ("syntax.py", r"--config=.*syntax\.py: .*syntax\.py, line 1: "),
+    ("raises.py", r"--config=.*raises\.py: get_config\(\) raised ValueError: no such model \(.*raises\.py, line 2\)"),
+    ("no_get_config.py", r"--config=.*no_get_config\.py: .*no_get_config\.py defines no get_config\(\)"),
+    ("import_error.py", r"--config=.*import_error\.py: loading it raised ModuleNotFoundError"),
+    ("returns_none.py", r"--config=.*returns_none\.py: get_config\(\) returned NoneType, not a ConfigDict"),
+    ("nowhere.py", r"--config=.*nowhere\.py: config file '.*nowhere\.py' does not exist"),
+])
+def test_from_file_names_what_is_wrong_with_the_config_file(tmp_path, name, message):
+  for file, text in _BAD_CONFIG_FILES.items():
+    (tmp_path / file).write_text(text)
+  with pytest.raises(ConfigError, match="^" + message):
+    config_lib.from_file(str(tmp_path / name))

@@ -218,14 +218,100 @@ def test_failed_and_interrupted_members_are_reported(tiny, tmp_path):
   assert [row["status"] for row in common.summary(sweep, exit_codes)] == ["failed (exit 1)", "interrupted"]
 
 
-def test_device_groups(monkeypatch):
-  assert local.device_groups("0+1,2+3") == ["0,1", "2,3"]
-  assert local.device_groups("3") == ["3"]
-  monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
-  assert local.device_groups(None) == ["4", "6"]
-  monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
-  monkeypatch.setenv("PATH", "")  # No nvidia-smi: the CPU.
-  assert local.device_groups(None) == []
+def test_device_groups():
+  four = common.Gpus(("0", "1", "2", "3"), frozenset({"0", "1", "2", "3", "GPU-a1"}), "nvidia-smi")
+  assert local.device_groups("0+1,2+3", four) == ["0,1", "2,3"]
+  assert local.device_groups("3", four) == ["3"]
+  assert local.device_groups("GPU-a1", four) == ["GPU-a1"]
+  assert local.device_groups(None, four) == ["0", "1", "2", "3"]
+  assert local.device_groups(None, common.Gpus((), frozenset(), "no GPU visible: nvidia-smi lists none")) == []
+
+
+def _tool(tmp_path, monkeypatch, name, script):
+  """Puts an executable `name` running the shell `script` first on the PATH."""
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir(exist_ok=True)
+  (bin_dir / name).write_text(f"#!/bin/sh\n{script}\n")
+  (bin_dir / name).chmod(0o755)
+  monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+_TWO_GPUS = ("printf 'GPU 0: NVIDIA H100 (UUID: GPU-1a)\\nGPU 1: NVIDIA H100 (UUID: GPU-2b)\\n"
+             "  MIG 1g.10gb Device 0: (UUID: MIG-3c)\\n'")  # An nvidia-smi -L of two GPUs, one of them split.
+
+
+@pytest.mark.parametrize("environ,smi,plugin,ids,source", [
+    ({}, _TWO_GPUS, True, ("0", "1"), "nvidia-smi"),
+    ({"JAX_PLATFORMS": "cuda,cpu"}, _TWO_GPUS, True, ("0", "1"), "nvidia-smi"),
+    ({"CUDA_VISIBLE_DEVICES": "4,6"}, "exit 1", True, ("4", "6"), "CUDA_VISIBLE_DEVICES=4,6"),
+    ({"CUDA_VISIBLE_DEVICES": ""}, _TWO_GPUS, True, (), "no GPU visible: CUDA_VISIBLE_DEVICES is empty"),
+    ({}, "echo 'No devices found.'", True, (), "no GPU visible: nvidia-smi lists none"),
+    ({}, "echo \"NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\"; exit 9", True, (),
+     "no GPU visible: nvidia-smi -L failed (NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA "
+     "driver.)"),
+    ({}, None, True, (), "no GPU visible: nvidia-smi is not installed"),
+    ({"JAX_PLATFORMS": "cpu"}, _TWO_GPUS, True, (),
+     "JAX_PLATFORMS=cpu keeps JAX off the 2 GPUs nvidia-smi lists"),
+    ({}, _TWO_GPUS, False, (),
+     "JAX has no CUDA plugin for the 2 GPUs nvidia-smi lists: pip install -U 'jax[cuda12]'"),
+])
+def test_visible_gpus_are_those_jax_would_use(tmp_path, monkeypatch, environ, smi, plugin, ids, source):
+  for name in ("CUDA_VISIBLE_DEVICES", "JAX_PLATFORMS"):
+    monkeypatch.delenv(name, raising=False)
+  for name, value in environ.items():
+    monkeypatch.setenv(name, value)
+  if smi is None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # No nvidia-smi.
+  else:
+    _tool(tmp_path, monkeypatch, "nvidia-smi", smi)
+  monkeypatch.setattr(common, "_jax_cuda_plugin", lambda: plugin)
+  gpus = common.visible_gpus()
+  assert (gpus.ids, gpus.source) == (ids, source)
+  if source == "nvidia-smi":
+    assert gpus.names == {"0", "1", "GPU-1a", "GPU-2b", "MIG-3c"}
+
+
+def test_a_jax_cuda_plugin_is_found_without_importing_it(tmp_path, monkeypatch):
+  plugin = tmp_path / "jax_plugins" / "xla_cuda12"  # Where jax-cuda12-plugin installs itself.
+  plugin.mkdir(parents=True)
+  (plugin / "__init__.py").write_text("raise RuntimeError('imported')\n")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  assert common._jax_cuda_plugin()  # pylint: disable=protected-access
+
+
+def test_devices_must_name_visible_gpus_and_the_launcher_says_where_it_trains():
+  two = common.Gpus(("0", "1"), frozenset({"0", "1", "GPU-1a"}), "nvidia-smi")
+  none = common.Gpus((), frozenset(), "no GPU visible: nvidia-smi is not installed")
+  with pytest.raises(ConfigError, match=r"^--devices=0,5: GPU '5' is not there \(nvidia-smi lists 0, 1\): name GPUs "
+                                        r"among them, or leave --devices out to use them all$"):
+    local.device_groups("0,5", two)
+  with pytest.raises(ConfigError, match=r"^--devices=0\+1: no GPU visible: nvidia-smi is not installed: leave "
+                                        r"--devices out to train on the CPU \(--workers N trains N members at once\)$"):
+    local.device_groups("0+1", none)
+  assert local.where(2, ["0", "1"], two, None) == "launch.local: 2 workers on GPUs 0 | 1 (nvidia-smi)"
+  assert local.where(1, ["0,1"], two, "0+1") == "launch.local: 1 worker on GPU 0,1 (--devices)"
+  assert local.where(3, [], none, None) == ("launch.local: 3 workers on the CPU (no GPU visible: nvidia-smi is not "
+                                            "installed)")
+
+
+@pytest.mark.parametrize("requested,local_run,partition,gres,gpus,line", [
+    (None, False, "gpu", "gpu:a100:4(S:0-1)\n(null)", 1, "launch.slurm: 1 GPU per task (sinfo: the nodes of "
+     "partition gpu have gpu:a100:4(S:0-1)); --gpus_per_task=N asks for N"),
+    (None, False, None, "(null)\n(null)", 0, "launch.slurm: CPU tasks, no GPU (sinfo: no node of the cluster has a "
+     "GPU); --gpus_per_task=N asks for N"),
+    (None, True, "gpu", "gpu:4", 0, "launch.slurm: CPU tasks, no GPU (this machine: no GPU visible: "
+     "CUDA_VISIBLE_DEVICES is empty); --gpus_per_task=N asks for N"),
+    (2, False, "gpu", "(null)", 2, "launch.slurm: 2 GPUs per task (--gpus_per_task)"),
+    (0, True, None, "gpu:4", 0, "launch.slurm: CPU tasks, no GPU (--gpus_per_task)"),
+])
+def test_slurm_tasks_ask_for_gpus_where_they_will_find_them(tmp_path, monkeypatch, requested, local_run, partition,
+                                                            gres, gpus, line):
+  asked = tmp_path / "asked"
+  _tool(tmp_path, monkeypatch, "sinfo", f"echo \"$@\" > {asked}\nprintf '{gres}\\n'")
+  monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # This machine: no GPU.
+  assert slurm.task_gpus(requested, local_run, partition) == (gpus, line)
+  if requested is None and not local_run:
+    assert asked.read_text().split() == ["-h", "-o", "%G", *(["-p", partition] if partition else [])]
 
 
 @pytest.mark.parametrize("bundle_flags, bundles", [
@@ -239,7 +325,8 @@ def test_dry_run_lists_members_and_bundles_and_runs_nothing(tmp_path, bundle_fla
   root = tmp_path / "beta_sweep"
   result = subprocess.run([sys.executable, "-m", "launch.local", "--config=experiments/beta_vae.py:smoke",
                            f"--root={root}", "--dry_run", "--config.num_steps=7", *bundle_flags],
-                          cwd=REPO, text=True, capture_output=True, timeout=120)
+                          cwd=REPO, text=True, capture_output=True, timeout=120,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
   assert result.returncode == 0, result.stderr
   lines = result.stdout.splitlines()
   assert "15 members" in lines[0] and "(W&B group beta_sweep)" in lines[0]
@@ -249,18 +336,35 @@ def test_dry_run_lists_members_and_bundles_and_runs_nothing(tmp_path, bundle_fla
   assert lines[17] == (f"{len(bundles) or 15} process(es) for 15 unfinished members, {len(bundles)} of them "
                        "vmapped bundles")
   assert lines[18:-1] == [f"  bundle {k}: {members}" for k, members in enumerate(bundles, 1)]
+  assert lines[-1] == "launch.local: 1 worker on the CPU (no GPU visible: CUDA_VISIBLE_DEVICES is empty)"
   assert not root.exists()
 
 
 def test_slurm_dry_run_shows_each_tasks_parameters_and_submits_nothing(tmp_path):
   root = tmp_path / "beta_sweep"
   result = subprocess.run([sys.executable, "-m", "launch.slurm", "--config=experiments/beta_vae.py:smoke",
-                           f"--root={root}", "--dry_run", "--gpus_per_task=0", "--partition=short"],
-                          cwd=REPO, text=True, capture_output=True, timeout=120)
+                           f"--root={root}", "--dry_run", "--local", "--partition=short"],
+                          cwd=REPO, text=True, capture_output=True, timeout=120,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
   assert result.returncode == 0, result.stderr
-  assert result.stdout.splitlines()[-1] == ("each task: timeout_min=240, gpus_per_node=0, cpus_per_task=8, "
-                                            "slurm_array_parallelism=64, slurm_partition=short")
+  assert result.stdout.splitlines()[-2:] == [  # No GPU here: CPU tasks.
+      "launch.slurm: CPU tasks, no GPU (this machine: no GPU visible: CUDA_VISIBLE_DEVICES is empty); "
+      "--gpus_per_task=N asks for N",
+      "each task: timeout_min=240, gpus_per_node=0, cpus_per_task=8, slurm_array_parallelism=64, slurm_partition=short"]
   assert not root.exists()
+
+
+def test_gpus_that_jax_will_not_use_are_not_planned(tmp_path, monkeypatch):
+  _tool(tmp_path, monkeypatch, "nvidia-smi", _TWO_GPUS)
+  monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+  command = [sys.executable, "-m", "launch.local", "--config=experiments/beta_vae.py:smoke", f"--root={tmp_path}/r",
+             "--dry_run", "--devices=0,1"]
+  result = subprocess.run(command, cwd=REPO, text=True, capture_output=True, timeout=120,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert result.returncode == 1 and result.stdout == ""
+  assert result.stderr.splitlines() == [
+      "launch.local: error: --devices=0,1: JAX_PLATFORMS=cpu keeps JAX off the 2 GPUs nvidia-smi lists: leave "
+      "--devices out to train on the CPU (--workers N trains N members at once)"]
 
 
 def test_bundle_command_line_trains_the_members_it_names(beta):
@@ -295,7 +399,8 @@ def test_missing_root_is_one_line_error(tmp_path):
                           cwd=REPO, text=True, capture_output=True, timeout=120)
   assert result.returncode == 1
   assert result.stderr.strip().splitlines() == [
-      "launch: error: --config and --root are required, e.g. --config experiments/beta_vae.py --root runs/beta_sweep"]
+      "launch.local: error: --config and --root are required, e.g. --config experiments/beta_vae.py --root "
+      "runs/beta_sweep"]
 
 
 def _member_process(workdir, timeout_s: float = 120) -> tuple[int, int]:
