@@ -1,16 +1,20 @@
-"""Sweep curves: a metric of a finished sweep's members against the field the sweep varies.
+"""Sweep curves: metrics of a finished sweep's members against the config field the sweep varies.
 
-    python -m aejax.curves --root runs/beta_sweep --x beta --y test/recon_error,test/kl
+    python -m aejax.curves --root runs/beta_vae_sweep --x beta --y test/recon_error,test/kl
 
-Reads every member workdir under ROOT (its `config.json`, and the metrics of its `summary.json` and, if
-present, `eval.json`), groups the members by the value of `--x` (a dotted config field), and plots the mean of
-each `--y` metric over each group (the other swept fields, such as seeds) with its min-max range, one panel
-per metric: β against reconstruction error and KL is the rate-distortion curve; λ against error and mean
-activation, or the noise factor against `denoise/...psnr...`, the others the issue names. Writes
-`ROOT/curves_<x>.png` and the table behind it as `ROOT/curves_<x>.csv`, and logs both (a `wandb.Image` and a
-`wandb.Table`) as a W&B run `curves-<x>` of job type "curves" in the members' project and group, in the mode
-of their `wandb.mode` unless `--wandb_mode` says otherwise ('disabled': no run), its files under ROOT/wandb
-(an offline run uploads later with `wandb sync ROOT/wandb/offline-run-*`).
+Reads every finished member workdir under ROOT (its `config.json`, `summary.json` and, if present, `eval.json`),
+groups the members by the value of `--x` (a dotted config field) and draws, one panel per `--y` metric, the mean
+over each group (the other swept fields, such as seeds) with its min-max range. Values in powers of two (β = 1, 2,
+4, 8, 16) get a log2 axis; positive values spanning two decades or more (λ = 0.01 ... 10) a log10 axis. A β sweep
+of VAEs also gets the rate-distortion plane: the KL (rate, `test/kl`) against the reconstruction term -log p(x|z)
+(distortion, `test/recon`), one point per β. Other pairs: λ against `test/recon_error` and the mean activation,
+or the noise factor against `denoise/...psnr...`.
+
+Writes `ROOT/curves_<x>.png` and the table behind it as `ROOT/curves_<x>.csv`, and logs both (a `wandb.Image`
+and a `wandb.Table`) as a W&B run `curves-<x>` of job type "curves" in the members' project and group, in the
+mode of their `wandb.mode` unless `--wandb_mode` says otherwise ('disabled': no run), its files under ROOT/wandb
+(an offline run uploads later with `wandb sync ROOT/wandb/offline-run-*`). The launchers draw the curves a
+sweep's experiment file declares (`get_curves()`) when its last member finishes.
 """
 import csv
 import io
@@ -18,7 +22,7 @@ import json
 import pathlib
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from absl import app, flags
@@ -26,6 +30,11 @@ from absl import app, flags
 from aejax import config as config_lib
 from aejax import writers
 from aejax.errors import ConfigError
+
+if TYPE_CHECKING:
+  from matplotlib.figure import Figure
+
+RATE, DISTORTION = "test/kl", "test/recon"  # A VAE's KL and reconstruction term -log p(x|z), in nats per image.
 
 
 def read_members(root: pathlib.Path) -> list[tuple[dict, dict[str, float]]]:
@@ -93,23 +102,58 @@ def table(members: Sequence[tuple[dict, dict[str, float]]], x: str, ys: Sequence
   return rows
 
 
-def plot(rows: Sequence[dict[str, float]], x: str, ys: Sequence[str], path: pathlib.Path) -> pathlib.Path:
-  """One panel per metric: the mean against `x`, the min-max range shaded; saved as a PNG at `path`."""
-  import matplotlib  # pylint: disable=g-import-not-at-top  (only for this picture)
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  figure, axes = plt.subplots(1, len(ys), figsize=(4.5 * len(ys), 3.8), dpi=100, squeeze=False)
+def x_scale(values: Sequence[float]) -> str:
+  """The horizontal axis for the swept `values`: 'log2' when they are powers of two (β = 1, 2, 4, 8, 16), 'log'
+  when they are positive and span two decades or more (λ = 0.01 ... 10), else 'linear'."""
+  values = np.unique(np.asarray(values, np.float64))
+  if len(values) < 2 or values.min() <= 0:
+    return "linear"
+  exponents = np.log2(values)
+  if np.allclose(exponents, np.round(exponents)):
+    return "log2"
+  return "log" if values.max() / values.min() >= 100 else "linear"
+
+
+def has_rate_distortion(members: Sequence[tuple[dict, dict[str, float]]], x: str) -> bool:
+  """Whether the sweep's curves get the rate-distortion plane: a β sweep whose members report RATE and DISTORTION."""
+  return x == "beta" and all(any(m in metrics for _, metrics in members) for m in (RATE, DISTORTION))
+
+
+def figure(rows: Sequence[dict[str, float]], x: str, ys: Sequence[str], rate_distortion: bool = False,
+           title: str = "") -> "Figure":
+  """One panel per metric: its mean against `x`, the min-max range over the members shaded; with `rate_distortion`,
+  a last panel of the rows' mean RATE against their mean DISTORTION, one labelled point per β, the members' ranges
+  as error bars. A Figure of its own, outside pyplot's global state."""
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top  (only for this picture)
+  panels = len(ys) + rate_distortion
+  fig = Figure(figsize=(4.5 * panels, 4.0), dpi=100, layout="constrained")
+  axes = fig.subplots(1, panels, squeeze=False)[0]
   xs = [row[x] for row in rows]
-  for axis, y in zip(axes[0], ys):
+  scale = x_scale(xs)
+  for axis, y in zip(axes, ys):
     axis.plot(xs, [row[f"{y} mean"] for row in rows], marker="o")
     axis.fill_between(xs, [row[f"{y} min"] for row in rows], [row[f"{y} max"] for row in rows], alpha=0.25)
-    axis.set(xlabel=x, ylabel=y)
-    if min(xs) > 0 and max(xs) / min(xs) >= 100:
-      axis.set_xscale("log")
-  figure.tight_layout()
-  figure.savefig(path)
-  plt.close(figure)
-  return path
+    axis.set(xlabel={"log2": f"{x} (log2 scale)", "log": f"{x} (log scale)"}.get(scale, x), ylabel=y)
+    if scale != "linear":
+      axis.set_xscale("log", base=2 if scale == "log2" else 10)
+      axis.set_xticks(xs, [f"{v:g}" for v in xs])
+      axis.minorticks_off()
+    axis.grid(alpha=0.3)
+  if rate_distortion:
+    axis = axes[-1]
+    points = [row for row in rows if np.isfinite(row[f"{RATE} mean"]) and np.isfinite(row[f"{DISTORTION} mean"])]
+    distortion = np.array([[row[f"{DISTORTION} {s}"] for row in points] for s in ("mean", "min", "max")])
+    rate = np.array([[row[f"{RATE} {s}"] for row in points] for s in ("mean", "min", "max")])
+    axis.errorbar(distortion[0], rate[0], xerr=[distortion[0] - distortion[1], distortion[2] - distortion[0]],
+                  yerr=[rate[0] - rate[1], rate[2] - rate[0]], marker="o", capsize=3)
+    for row, d, r in zip(points, distortion[0], rate[0]):
+      axis.annotate(f"β = {row[x]:g}", (d, r), textcoords="offset points", xytext=(6, 6))
+    axis.set(xlabel=f"distortion: {DISTORTION} (nats)", ylabel=f"rate: {RATE} (nats)", title="rate-distortion plane")
+    axis.margins(0.15)
+    axis.grid(alpha=0.3)
+  if title:
+    fig.suptitle(title, fontsize="medium", wrap=True)
+  return fig
 
 
 def log_wandb(root: pathlib.Path, x: str, rows: Sequence[dict[str, Any]], png: pathlib.Path,
@@ -135,19 +179,23 @@ def log_wandb(root: pathlib.Path, x: str, rows: Sequence[dict[str, Any]], png: p
 
 def curves(root: str | pathlib.Path, x: str, ys: Sequence[str],
            wandb_mode: str | None = None) -> tuple[pathlib.Path, pathlib.Path, str | None]:
-  """Writes `ROOT/curves_<x>.png` and `.csv` for a finished sweep and logs them to W&B (`log_wandb`, with the
-  first member's W&B settings: the launchers give all members one project and group); returns the two paths and
-  where the W&B run went (None: not logged)."""
+  """Writes `ROOT/curves_<x>.png` (`figure`, with the rate-distortion plane for a β sweep of VAEs, whose table then
+  has RATE and DISTORTION too) and `.csv` for a finished sweep and logs them to W&B (`log_wandb`, with the first
+  member's W&B settings: the launchers give all members one project and group); returns the two paths and where
+  the W&B run went (None: not logged)."""
   root = pathlib.Path(root)
   members = read_members(root)
-  rows = table(members, x, ys)
+  rate_distortion = has_rate_distortion(members, x)
+  rows = table(members, x, list(ys) + [m for m in (RATE, DISTORTION) if rate_distortion and m not in ys])
   csv_path = root / f"curves_{x}.csv"
   text = io.StringIO()
   writer = csv.DictWriter(text, fieldnames=list(rows[0]))
   writer.writeheader()
   writer.writerows(rows)
   writers.write_atomically(csv_path, text.getvalue())
-  png = plot(rows, x, ys, root / f"curves_{x}.png")
+  png = root / f"curves_{x}.png"
+  title = f"{root.name}: {len(members)} runs, their mean and range at each {x}"
+  figure(rows, x, ys, rate_distortion, title).savefig(png)
   return png, csv_path, log_wandb(root, x, rows, png, members[0][0].get("wandb", {}), wandb_mode)
 
 
@@ -155,7 +203,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if not (_ROOT.value and _X.value and _Y.value):
-    sys.exit("aejax.curves: error: --root, --x and --y are required, e.g. --root runs/beta_sweep --x beta "
+    sys.exit("aejax.curves: error: --root, --x and --y are required, e.g. --root runs/beta_vae_sweep --x beta "
              "--y test/recon_error,test/kl")
   try:
     png, table_path, run = curves(_ROOT.value, _X.value, _Y.value, _WANDB_MODE.value)
@@ -165,9 +213,12 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  _ROOT = flags.DEFINE_string("root", None, "The sweep's root: one finished run's workdir per member below it.")
-  _X = flags.DEFINE_string("x", None, "The swept config field on the horizontal axis, e.g. beta.")
-  _Y = flags.DEFINE_list("y", None, "Metrics of summary.json / eval.json, e.g. test/recon_error,test/kl.")
+  _ROOT = flags.DEFINE_string("root", None, "The sweep's root folder, one member's workdir below it per run, e.g. "
+                              "runs/beta_vae_sweep (the launchers' --root).")
+  _X = flags.DEFINE_string("x", None, "The swept config field on the horizontal axis (dotted when nested), e.g. beta, "
+                           "noise_factor, data.num_train.")
+  _Y = flags.DEFINE_list("y", None, "Metrics of the members' summary.json / eval.json, one panel each, e.g. "
+                         "test/recon_error,test/kl.")
   _WANDB_MODE = flags.DEFINE_enum("wandb_mode", None, config_lib.WANDB_MODES, "W&B mode of the curves' run "
                                   "(default: the members' wandb.mode); 'online' without an API key logs offline.")
   app.run(main, flags_parser=config_lib.flags_parser("aejax.curves"))

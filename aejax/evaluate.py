@@ -39,7 +39,7 @@ import scipy.special
 from absl import app, flags
 from ml_collections import config_dict
 
-from aejax import checkpoint, config as config_lib, corruption, input_pipeline, losses, metrics, registry
+from aejax import checkpoint, config as config_lib, corruption, images, input_pipeline, losses, metrics, registry
 from aejax import signals, suites as suites_lib, train, writers
 from aejax.errors import ConfigError
 from aejax.variants import vae
@@ -50,7 +50,7 @@ _PCA_BCE_EPS = 1e-4  # PCA reconstructions leave [0, 1]; their BCE is taken on t
 _TRAVERSAL_RANGE = 3.0  # Latent traversals sweep one unit over ±this many prior standard deviations.
 
 Metrics = dict[str, float]
-Pictures = dict[str, np.ndarray]  # name -> (rows, N, H, W, C) in [0, 1]
+Pictures = dict[str, images.Grid]  # name -> (rows, N, H, W, C) in [0, 1] and the rows' labels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +176,8 @@ def recon(run: Run) -> tuple[Metrics, Pictures]:
       out[f"recon/probe_accuracy_{name}"] = metrics.linear_probe_accuracy(
           train_features, run.train_labels, test_features, run.test_labels)
   n = run.config.num_images
-  return out, {"eval_recon": np.stack([x[:n], recon_images[:n], np.clip(pca_images[:n], 0, 1)])}
+  return out, {"eval_recon": images.Grid(np.stack([x[:n], recon_images[:n], np.clip(pca_images[:n], 0, 1)]),
+                                         ("input", "reconstruction", f"PCA, {width} components"))}
 
 
 def anomaly(run: Run) -> tuple[Metrics, Pictures]:
@@ -196,7 +197,8 @@ def anomaly(run: Run) -> tuple[Metrics, Pictures]:
   out["anomaly/fraction_anomalous"] = float(anomalous.mean())
   order = np.argsort(np.asarray(scores["squared_error"]))
   n = run.config.num_images
-  return out, {"eval_anomaly_least_and_most": np.stack([x[order[:n]], x[order[-n:]]])}
+  return out, {"eval_anomaly_least_and_most": images.Grid(np.stack([x[order[:n]], x[order[-n:]]]),
+                                                          ("lowest error", "highest error"))}
 
 
 def denoise(run: Run) -> tuple[Metrics, Pictures]:
@@ -210,7 +212,8 @@ def denoise(run: Run) -> tuple[Metrics, Pictures]:
       out[f"denoise/{factor:g}/psnr_{name}"] = float(np.mean(metrics.psnr(y, x)))
       out[f"denoise/{factor:g}/ssim_{name}"] = metrics.mean_ssim(y, x)
     n = run.config.num_images
-    pictures[f"eval_denoise_{factor:g}"] = np.stack([x[:n]] + [y[:n] for y in outputs.values()])
+    pictures[f"eval_denoise_{factor:g}"] = images.Grid(np.stack([x[:n]] + [y[:n] for y in outputs.values()]),
+                                                       ("clean", f"noise {factor:g}", "model", "3x3 median"))
   return out, pictures
 
 
@@ -234,7 +237,8 @@ def impute(run: Run) -> tuple[Metrics, Pictures]:
     out[f"impute/{name}_mean_fill_squared_error"] = _mean(losses.squared_error(mean_image * hidden, x * hidden))
     out[f"impute/{name}_hidden_pixels"] = float(hidden.sum() / len(x))
     n = run.config.num_images
-    pictures[f"eval_impute_{name}"] = np.stack([x[:n], visible[:n], (visible + filled * hidden)[:n]])
+    pictures[f"eval_impute_{name}"] = images.Grid(np.stack([x[:n], visible[:n], (visible + filled * hidden)[:n]]),
+                                                  ("input", f"{name} hidden", "filled"))
   return out, pictures
 
 
@@ -250,9 +254,12 @@ def generate(run: Run) -> tuple[Metrics, Pictures]:
   pairs = min(n, len(ends) // 2)
   weights = np.linspace(0.0, 1.0, n)[None, :, None]
   paths = ends[:pairs, None] * (1 - weights) + ends[pairs:2 * pairs, None] * weights
-  pictures = {"eval_prior_samples": samples.reshape(n, n, *shape),
-              "eval_traversals": run.decode(traversals.reshape(-1, latent_dim)).reshape(latent_dim, n, *shape),
-              "eval_interpolations": run.decode(paths.reshape(-1, latent_dim)).reshape(pairs, n, *shape)}
+  pictures = {
+      "eval_prior_samples": images.Grid(samples.reshape(n, n, *shape), ("prior samples",)),
+      "eval_traversals": images.Grid(run.decode(traversals.reshape(-1, latent_dim)).reshape(latent_dim, n, *shape),
+                                     tuple(f"z{i}" for i in range(latent_dim))),
+      "eval_interpolations": images.Grid(run.decode(paths.reshape(-1, latent_dim)).reshape(pairs, n, *shape),
+                                         tuple(f"test {i} to {i + pairs}" for i in range(pairs)))}
   if latent_dim == 2:
     pictures["eval_latent_scatter"] = _scatter(run.encode(run.test_images), run.test_labels)
   return {}, pictures
@@ -311,8 +318,8 @@ def evaluate_run(workdir: str | pathlib.Path, suites: Sequence[str] | None = Non
   return report
 
 
-def _scatter(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
-  """A scatter plot of 2-D codes coloured by label, as one (1, 1, H, W, 3) picture."""
+def _scatter(codes: np.ndarray, labels: np.ndarray) -> images.Grid:
+  """A scatter plot of 2-D codes coloured by label, as one (1, 1, H, W, 3) picture without row labels."""
   import matplotlib  # pylint: disable=g-import-not-at-top  (only for this picture)
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -323,7 +330,7 @@ def _scatter(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
   figure.canvas.draw()
   picture = np.asarray(figure.canvas.buffer_rgba())[..., :3] / 255.0
   plt.close(figure)
-  return picture[None, None]
+  return images.Grid(picture[None, None])
 
 
 def _pad(x: np.ndarray, size: int) -> np.ndarray:

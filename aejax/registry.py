@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 from ml_collections import config_dict
 
+from aejax import images
 from aejax.errors import ConfigError
 
 # 'image': float32 (B, H, W, C) in [0, 1]; 'label': int32 (B,); in `train.make_eval_sums`'s batches also 'valid':
@@ -27,8 +28,9 @@ Config = config_dict.ConfigDict
 LossFn = Callable[[nn.Module, Config, Params, Batch, jax.Array, HParams, jax.Array], tuple[jax.Array, dict]]
 # (model, config, params, batch, key, hparams) -> {name: (B,) per-example values}
 EvalFn = Callable[[nn.Module, Config, Params, Batch, jax.Array, HParams], dict[str, jax.Array]]
-# (model, config, params, batch, key, hparams) -> {name: (rows, N, H, W, C) images in [0, 1]}
-ImagesFn = Callable[[nn.Module, Config, Params, Batch, jax.Array, HParams], dict[str, jax.Array]]
+# (model, config, params, batch, key, hparams) -> {name: `images.Grid`: (rows, N, H, W, C) images in [0, 1] and the
+# rows' labels}
+ImagesFn = Callable[[nn.Module, Config, Params, Batch, jax.Array, HParams], dict[str, images.Grid]]
 # (model, config, state, batch, key) -> (state, metrics)
 TrainStepFn = Callable[[nn.Module, Config, Any, Batch, jax.Array], tuple[Any, dict]]
 

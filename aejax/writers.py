@@ -7,7 +7,6 @@ import time
 import uuid
 from typing import Any
 
-import numpy as np
 from absl import logging
 from ml_collections import config_dict
 
@@ -54,6 +53,11 @@ def wandb_mode(requested: str) -> str:
   return requested
 
 
+def run_name(workdir: pathlib.Path, config: config_dict.ConfigDict) -> str:
+  """The run's name in its W&B run and its pictures' titles: `wandb.name`, or the workdir's name."""
+  return config.wandb.name or workdir.name
+
+
 class MetricWriter:
   """Writes `<workdir>/metrics.jsonl` (one JSON object per step) and `<workdir>/images/*.png`, mirrored to W&B.
 
@@ -66,6 +70,7 @@ class MetricWriter:
     self.metrics_path = workdir / "metrics.jsonl"
     self.workdir = workdir
     self.images_dir = workdir / "images"
+    self.run_name = run_name(workdir, config)
     if start_step is not None:
       _truncate_after(self.metrics_path, start_step)
     self._file = self.metrics_path.open("a")
@@ -80,10 +85,12 @@ class MetricWriter:
     if self._wandb is not None:
       self._wandb.log({k: v for k, v in row.items() if k not in ("step", "time")}, step=step)
 
-  def write_images(self, step: int, pictures: dict[str, np.ndarray]) -> dict[str, pathlib.Path]:
-    """Saves each (rows, N, H, W, C) array as `<name>_<step>.png` and returns the paths."""
-    paths = {name: images.save_png(self.images_dir / f"{name}_{step:07d}.png", rows)
-             for name, rows in pictures.items()}
+  def write_images(self, step: int, pictures: dict[str, images.Grid]) -> dict[str, pathlib.Path]:
+    """Saves each grid as `<name>_<step>.png`, its rows labelled and titled with the run, the step and the name
+    (`images.layout`), and returns the paths."""
+    paths = {name: images.save_png(self.images_dir / f"{name}_{step:07d}.png", grid,
+                                   f"{self.run_name}  ·  step {step}  ·  {name}")
+             for name, grid in pictures.items()}
     if self._wandb is not None:
       import wandb  # pylint: disable=g-import-not-at-top
       self._wandb.log({f"images/{name}": wandb.Image(str(p)) for name, p in paths.items()}, step=step)
@@ -111,7 +118,7 @@ class NullWriter:
   def write_scalars(self, step: int, scalars: dict[str, Any]) -> None:
     del step, scalars
 
-  def write_images(self, step: int, pictures: dict[str, np.ndarray]) -> dict[str, pathlib.Path]:
+  def write_images(self, step: int, pictures: dict[str, images.Grid]) -> dict[str, pathlib.Path]:
     del step, pictures
     return {}
 
@@ -191,7 +198,7 @@ def _init_wandb(workdir: pathlib.Path, config: config_dict.ConfigDict) -> Any:
     write_atomically(id_file, uuid.uuid4().hex[:12])  # One W&B run per workdir, resumed with it.
   return start_wandb(
       mode, project=config.wandb.project, entity=config.wandb.entity, group=config.wandb.group,
-      tags=list(config.wandb.tags), name=config.wandb.name or workdir.name, config=config.to_dict(),
+      tags=list(config.wandb.tags), name=run_name(workdir, config), config=config.to_dict(),
       dir=str(workdir), id=id_file.read_text().strip(), resume="allow")
 
 

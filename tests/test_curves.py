@@ -13,19 +13,21 @@ from aejax import curves
 from aejax.errors import ConfigError
 from launch import common
 
-# (beta, seed) -> (test/recon_error, test/kl)
-_RUNS = {(1.0, 0): (30.0, 5.0), (1.0, 1): (32.0, 7.0), (4.0, 0): (40.0, 2.0), (4.0, 1): (44.0, 1.0)}
+# (beta, seed) -> (test/recon_error, test/kl, test/recon)
+_RUNS = {(1.0, 0): (30.0, 5.0, 80.0), (1.0, 1): (32.0, 7.0, 84.0), (4.0, 0): (40.0, 2.0, 95.0),
+         (4.0, 1): (44.0, 1.0, 99.0)}
 
 
 def _sweep(root, wandb=None):
   """Four finished members (and an unfinished one) under `root`; `wandb`: their config's W&B fields, if any."""
-  for (beta, seed), (error, kl) in _RUNS.items():
+  for (beta, seed), (error, kl, recon) in _RUNS.items():
     workdir = root / f"beta{beta:g}-seed{seed}"
     workdir.mkdir(parents=True)
     config = {"beta": beta, "seed": seed, "num_steps": 10, "model": {"kind": "mlp"},
               **({"wandb": wandb} if wandb else {})}
     (workdir / "config.json").write_text(json.dumps(config))
     (workdir / "summary.json").write_text(json.dumps({"step": 10, "test/recon_error": error, "test/kl": kl,
+                                                       "test/recon": recon,
                                                        "checkpoint": str(workdir / "checkpoints" / "10")}))
     (workdir / "checkpoints" / "10").mkdir(parents=True)
   (root / "beta4-seed0" / "eval.json").write_text(json.dumps({"step": 10, "denoise/psnr": 17.5, "suites": ["denoise"]}))
@@ -55,7 +57,6 @@ def test_table_groups_members_by_the_swept_field(tmp_path, capsys):
     assert (row["test/kl min"], row["test/kl max"]) == (min(kls), max(kls))
   assert rows[1]["denoise/psnr mean"] == 17.5  # From the one member that has an eval.json of its last step.
   assert np.isnan(rows[0]["denoise/psnr mean"])
-  assert np.isnan(rows[0]["denoise/psnr mean"])
 
 
 def test_curves_write_the_picture_and_its_table(tmp_path):
@@ -63,10 +64,51 @@ def test_curves_write_the_picture_and_its_table(tmp_path):
   assert png == tmp_path / "curves_beta.png"
   assert run is None and not (tmp_path / "wandb").exists()  # Members without W&B settings: no W&B run.
   width, height = Image.open(png).size
-  assert (width, height) == (900, 380)  # Two panels of 4.5 x 3.8 inches at 100 dpi.
+  assert (width, height) == (1350, 400)  # Two metrics and the rate-distortion plane, 4.5 x 4 inches each at 100 dpi.
   with table.open() as f:
     rows = list(csv.DictReader(f))
   assert [float(r["test/kl mean"]) for r in rows] == [6.0, 1.5]
+  assert [float(r["test/recon mean"]) for r in rows] == [82.0, 97.0]  # The plane's distortion, in its table too.
+
+
+@pytest.mark.parametrize("values,scale", [
+    ([1, 2, 4, 8, 16], "log2"), ([16, 1, 4, 4], "log2"), ([0.5, 1, 2], "log2"), ([64, 128, 256, 1024], "log2"),
+    ([0.01, 0.1, 1, 10], "log"), ([0.1, 0.25, 0.5, 0.75, 1.0], "linear"), ([0, 1, 2, 4], "linear"),
+    ([3, 6, 12], "linear"), ([1, 2, 3, 4], "linear"), ([-2, -1], "linear"), ([4], "linear"),
+])
+def test_powers_of_two_get_a_log2_axis_and_other_values_not(values, scale):
+  assert curves.x_scale(values) == scale
+
+
+def test_beta_sweep_draws_the_rate_distortion_plane_of_the_members_on_a_log2_axis(tmp_path):
+  members = curves.read_members(_sweep(tmp_path))
+  assert curves.has_rate_distortion(members, "beta") and not curves.has_rate_distortion(members, "seed")
+  ys = ["test/recon_error", "test/kl"]
+  rows = curves.table(members, "beta", ys + ["test/recon"])
+  axes = curves.figure(rows, "beta", ys, rate_distortion=True).axes
+  assert len(axes) == 3
+  for axis in axes[:2]:
+    assert axis.get_xscale() == "log" and axis.xaxis.get_transform().base == 2
+    assert [tick.get_text() for tick in axis.get_xticklabels()] == ["1", "4"]
+  plane = axes[2]
+  expected = [[np.mean([v[2] for k, v in _RUNS.items() if k[0] == beta]),  # Distortion: the mean test/recon.
+               np.mean([v[1] for k, v in _RUNS.items() if k[0] == beta])]  # Rate: the mean test/kl.
+              for beta in (1.0, 4.0)]
+  np.testing.assert_allclose(plane.lines[0].get_xydata(), expected)
+  assert [text.get_text() for text in plane.texts] == ["β = 1", "β = 4"]
+  assert (plane.get_xlabel(), plane.get_ylabel()) == ("distortion: test/recon (nats)", "rate: test/kl (nats)")
+  seeds = curves.figure(curves.table(members, "seed", ys), "seed", ys).axes
+  assert len(seeds) == 2 and seeds[0].get_xscale() == "linear"
+
+
+def test_beta_sweep_without_the_reconstruction_term_has_no_plane(tmp_path):
+  root = _sweep(tmp_path)
+  for summary in root.glob("*/summary.json"):
+    report = json.loads(summary.read_text())
+    report.pop("test/recon", None)
+    summary.write_text(json.dumps(report))
+  png, _, _ = curves.curves(root, "beta", ["test/recon_error", "test/kl"])
+  assert Image.open(png).size == (900, 400)
 
 
 @pytest.mark.parametrize("x,ys,message", [
@@ -167,7 +209,7 @@ def test_finish_draws_the_declared_curves(tmp_path, capsys):
 
 @pytest.mark.parametrize("curves_body,exit_codes,line", [
     ("[('beta', ['test/elbo'])]", {}, "curves: beta: --y='test/elbo' is in no member's summary.json or eval.json: "
-                                      "use one of denoise/psnr, step, test/kl, test/recon_error"),
+                                      "use one of denoise/psnr, step, test/kl, test/recon, test/recon_error"),
     ("[('beta', 'test/kl')]", {}, "curves: {path}: get_curves() returned [('beta', 'test/kl')]: return a list of "
                                   "(x, [metrics]) pairs, e.g. [('beta', ['test/recon_error', 'test/kl'])]"),
     ("[]", {}, "curves: none declared (add get_curves() to {path} to draw some)"),

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from sklearn import decomposition
 
-from aejax import bundle, config as config_lib, datasets, evaluate, input_pipeline, metrics, registry, suites
-from aejax import train, writers
+from aejax import bundle, config as config_lib, datasets, evaluate, images, input_pipeline, metrics, registry
+from aejax import suites, train, writers
 from aejax.errors import ConfigError
 
 from conftest import REPO
@@ -23,6 +23,12 @@ _SMALL = dict(num_steps=30, data__num_train=1_024, data__num_test=256, eval__num
 
 def _png_shape(path):
   return np.asarray(Image.open(path)).shape
+
+
+def _grid_shape(labels, num_rows, num_images=8):
+  """The shape of a picture of 28-pixel digits in `num_rows` rows, scaled 4x, below a title, beside `labels`."""
+  top, left = images.margins(labels, "title")
+  return top + 4 * (num_rows * 29 - 1), left + 4 * (num_images * 29 - 1)
 
 
 def test_ae_recon_and_impute_agree_with_training_metrics_and_independent_pca(smoke_config, tmp_path):
@@ -60,8 +66,8 @@ def test_ae_recon_and_impute_agree_with_training_metrics_and_independent_pca(smo
   assert report["impute/random_mean_fill_squared_error"] == pytest.approx(0.5 * full_mean_fill, rel=0.05)
   rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert rows[-1]["step"] == 30 and rows[-1]["recon/squared_error"] == report["recon/squared_error"]
-  assert _png_shape(report["image/eval_recon"]) == (3 * 29 - 1, 8 * 29 - 1)
-  assert _png_shape(report["image/eval_impute_block"]) == (3 * 29 - 1, 8 * 29 - 1)
+  assert _png_shape(report["image/eval_recon"]) == _grid_shape(("input", "reconstruction", "PCA, 64 components"), 3)
+  assert _png_shape(report["image/eval_impute_block"]) == _grid_shape(("input", "block hidden", "filled"), 3)
   with pytest.raises(ConfigError, match="suite 'nll' needs a VAE, not config.variant='ae'"):
     evaluate.evaluate_run(tmp_path, ["nll"])
   with pytest.raises(ConfigError, match=r"suite 'anomaly' needs a one-class run: train with --config.data.train_"):
@@ -127,7 +133,7 @@ def test_one_class_dae_from_the_command_line_detects_other_digits_and_denoises(d
     assert report[f"denoise/{factor:g}/ssim_median"] > report[f"denoise/{factor:g}/ssim_noisy"]
   assert report["denoise/0.25/psnr_noisy"] > report["denoise/0.5/psnr_noisy"] > report["denoise/0.75/psnr_noisy"]
   assert report["denoise/0.75/psnr_model"] > report["denoise/0.75/psnr_noisy"]
-  assert _png_shape(report["image/eval_denoise_0.5"]) == (4 * 29 - 1, 8 * 29 - 1)
+  assert _png_shape(report["image/eval_denoise_0.5"]) == _grid_shape(("clean", "noise 0.5", "model", "3x3 median"), 4)
 
 
 def test_iwae_trained_vae_bound_nll_and_pictures_with_the_2d_scatter(smoke_config, tmp_path):
@@ -136,9 +142,10 @@ def test_iwae_trained_vae_bound_nll_and_pictures_with_the_2d_scatter(smoke_confi
   report = evaluate.evaluate_run(tmp_path, ["generate", "nll"], nll_samples=32)
   assert report["nll/samples"] == 32
   assert report["nll/iwae_nll"] < summary["test/neg_iwae_bound"] < report["nll/neg_elbo"]  # k = 32 is tighter than 5.
-  assert _png_shape(report["image/eval_traversals"]) == (2 * 29 - 1, 8 * 29 - 1)  # One row per latent unit.
-  assert _png_shape(report["image/eval_prior_samples"]) == (8 * 29 - 1, 8 * 29 - 1)
-  assert _png_shape(report["image/eval_interpolations"]) == (8 * 29 - 1, 8 * 29 - 1)
+  assert _png_shape(report["image/eval_traversals"]) == _grid_shape(("z0", "z1"), 2)  # One row per latent unit.
+  assert _png_shape(report["image/eval_prior_samples"]) == _grid_shape(("prior samples",), 8)
+  pairs = tuple(f"test {i} to {i + 8}" for i in range(8))  # Each row from test image i to test image i + 8.
+  assert _png_shape(report["image/eval_interpolations"]) == _grid_shape(pairs, 8)
   assert _png_shape(report["image/eval_latent_scatter"])[2] == 3
   with pytest.raises(ConfigError, match=r"config.iwae_samples=5: the IWAE bound has no KL weight"):
     train.train_and_evaluate(smoke_config("beta_vae", iwae_samples=5), tmp_path / "beta")

@@ -13,7 +13,7 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from aejax import bundle, config as config_lib, evaluate, input_pipeline, locks, registry
+from aejax import bundle, config as config_lib, evaluate, images, input_pipeline, locks, registry
 from aejax import sweep as sweep_lib
 from aejax import signals, train
 from aejax.errors import ConfigError
@@ -63,7 +63,9 @@ def test_dae_picture_shows_clean_noisy_and_denoised_rows(smoke_config, tmp_path)
   config = smoke_config("dae", num_steps=30)
   summary = train.train_and_evaluate(config, tmp_path)
   picture = np.asarray(Image.open(summary["image/reconstruction"]))
-  assert picture.shape == (3 * 29 - 1, config.num_images * 29 - 1)
+  top, left = images.margins(("input", "noisy", "reconstruction"), "title")
+  assert picture.shape == (top + 4 * (3 * 29 - 1), left + 4 * (config.num_images * 29 - 1))  # 28-pixel digits 4x.
+  assert (picture[top:, :left] < 128).any()  # The rows' labels.
 
 
 def test_dae_picture_takes_the_noise_level_from_the_state_not_the_config():
@@ -75,7 +77,7 @@ def test_dae_picture_takes_the_noise_level_from_the_state_not_the_config():
   params = variant.init(model, jax.random.key(1), x)
   def noisy_row(noise_factor):
     hp = {"noise_factor": jnp.float32(noise_factor)}
-    return variant.images(model, config, params, {"image": x}, jax.random.key(2), hp)["reconstruction"][1]
+    return variant.images(model, config, params, {"image": x}, jax.random.key(2), hp)["reconstruction"].rows[1]
   assert config.noise_factor == 0.5
   np.testing.assert_array_equal(noisy_row(0.0), x[:config.num_images])
   assert not np.allclose(noisy_row(0.5), x[:config.num_images], atol=0.05)

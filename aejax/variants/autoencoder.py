@@ -56,8 +56,8 @@ def images(model: models.AutoEncoder, config: Config, params: Params, batch: Bat
   x = batch["image"]
   x_in = _model_input(config, key, x, hp, denoising)
   recon = jax.nn.sigmoid(model.apply(params, x_in)["logits"])
-  rows = (x, x_in, recon) if denoising else (x, recon)
-  return {"reconstruction": common.image_rows(*rows, n=config.num_images)}
+  rows = {"input": x, "noisy": x_in, "reconstruction": recon} if denoising else {"input": x, "reconstruction": recon}
+  return {"reconstruction": common.image_grid(rows, n=config.num_images)}
 
 
 def validate_dae(config: Config) -> None:

@@ -1,8 +1,8 @@
-"""Pieces the variants share: reconstruction terms and image rows."""
+"""Pieces the variants share: reconstruction terms and labelled image rows."""
 import jax
 import jax.numpy as jnp
 
-from aejax import losses
+from aejax import images, losses
 from aejax.registry import Config
 
 
@@ -20,6 +20,6 @@ def decoder_nll(config: Config, logits: jax.Array, x: jax.Array) -> jax.Array:
   return losses.gaussian_nll(jax.nn.sigmoid(logits), x, config.decoder_std)
 
 
-def image_rows(*rows: jax.Array, n: int) -> jax.Array:
-  """Stacks the first `n` images of each row: (len(rows), n, H, W, C), clipped to [0, 1]."""
-  return jnp.clip(jnp.stack([r[:n] for r in rows]), 0.0, 1.0)
+def image_grid(rows: dict[str, jax.Array], n: int) -> images.Grid:
+  """The first `n` images of each row, clipped to [0, 1], labelled with the row's name (in order)."""
+  return images.Grid(jnp.clip(jnp.stack([r[:n] for r in rows.values()]), 0.0, 1.0), tuple(rows))

@@ -128,8 +128,9 @@ def images(model: models.StackedAutoEncoder, config: Config, params: Params, bat
   """The inputs, then their reconstructions through 1, 2, ... layers."""
   del key, hp
   x = batch["image"]
-  depths = [jax.nn.sigmoid(model.apply(params, x, d)["logits"]) for d in range(1, len(layer_dims(config)) + 1)]
-  return {"reconstruction": common.image_rows(x, *depths, n=config.num_images)}
+  depths = {f"depth {d}": jax.nn.sigmoid(model.apply(params, x, d)["logits"])
+            for d in range(1, len(layer_dims(config)) + 1)}
+  return {"reconstruction": common.image_grid({"input": x, **depths}, n=config.num_images)}
 
 
 def validate(config: Config) -> None:

@@ -10,7 +10,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from aejax import losses, models, registry
+from aejax import images as images_lib, losses, models, registry
 from aejax.errors import ConfigError
 from aejax.registry import Batch, Config, HParams, Params
 from aejax.variants import common
@@ -118,8 +118,8 @@ def images(model: models.GaussianAutoEncoder, config: Config, params: Params, ba
   n = config.num_images
   z = jax.random.normal(key, (n * n, config.latent_dim))
   samples = jax.nn.sigmoid(model.apply(params, z, method=model.decode))
-  return {"reconstruction": common.image_rows(x, recon, n=n),
-          "samples": samples.reshape(n, n, *samples.shape[1:])}
+  return {"reconstruction": common.image_grid({"input": x, "reconstruction": recon}, n=n),
+          "samples": images_lib.Grid(samples.reshape(n, n, *samples.shape[1:]), ("prior samples",))}
 
 
 def validate(config: Config) -> None:
