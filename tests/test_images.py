@@ -7,7 +7,7 @@ import pytest
 from ml_collections import config_dict
 from PIL import Image
 
-from aejax import bundle, images, writers
+from aejax import images, train, writers
 
 _INK = 128  # Text is black on white: a strip holding text has pixels darker than this.
 
@@ -72,7 +72,7 @@ def test_grid_labels_ride_through_jit_vmap_and_device_get():
   draw = jax.jit(jax.vmap(lambda x: images.Grid(jnp.stack([x, 1 - x]), ("input", "inverse"))))
   drawn = jax.device_get(draw(jnp.asarray(_rows(3, 2))))  # Three members of a bundle, two rows each.
   assert drawn.labels == ("input", "inverse") and drawn.rows.shape == (3, 2, 2, 28, 28, 1)
-  second = bundle.member(drawn, 1)
+  second = train.member(drawn, 1)
   assert second.labels == ("input", "inverse") and isinstance(second.rows, np.ndarray)
 
 
