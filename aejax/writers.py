@@ -1,5 +1,6 @@
 """Where scalars and pictures go: always a JSON-lines file and PNGs in the workdir, W&B when enabled."""
 import json
+import math
 import netrc
 import os
 import pathlib
@@ -25,7 +26,7 @@ def to_json(value: Any, **kwargs: Any) -> str:
 
   def finite(v: Any) -> Any:
     if isinstance(v, float):
-      return v if np.isfinite(v) else None
+      return v if math.isfinite(v) else None
     if isinstance(v, dict):
       return {k: finite(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):

@@ -45,6 +45,7 @@ BUNDLE_SIZE = flags.DEFINE_integer(
     "(default: automatic, 64 on GPUs, on the CPU 4 for small dense nets and 1 for others).", lower_bound=1)
 
 LOG_FILE = "launch.log"
+EXIT_FILE = "launch.exit"  # In a member's workdir: the exit code of its last process a launcher ran.
 SUMMARY_FILE = "summary.csv"
 _SET_BY_LAUNCHER = ("wandb.group", "wandb.name")
 
@@ -255,14 +256,29 @@ def run_bundle(sweep: Sweep, members: Sequence[Member], env: dict[str, str] | No
       if started is not None:
         started(process)
       code = process.wait()
+      for m in todo:  # Read by whichever launcher writes the sweep's summary last (`status`).
+        writers.write_atomically(m.workdir / EXIT_FILE, f"{code}\n")
   return {m.run_id: code if m in todo else None for m in members}
 
 
+def _last_exit_code(member: Member) -> int | None:
+  """The exit code of the member's last process a launcher ran (`EXIT_FILE`), None if none has."""
+  try:
+    return int((member.workdir / EXIT_FILE).read_text())
+  except (OSError, ValueError):
+    return None
+
+
 def status(member: Member, exit_code: int | None = None) -> str:
-  """finished, interrupted, failed (exit N), running (locked by a run or a launcher), unfinished (has resumable
-  steps) or not started; `exit_code` is aejax.main's if it ran here (negative: the signal that ended it)."""
+  """finished, running (locked by a run or a launcher), interrupted, failed (exit N), unfinished (has resumable
+  steps) or not started; `exit_code` is aejax.main's if it ran here (negative: the signal that ended it), else
+  that of the member's last launched process, from its workdir (another launcher's, on the same root)."""
   if is_finished(member):
     return "finished"  # All it writes is written, whatever ended its process afterwards.
+  if exit_code is None:
+    if locks.is_locked(member.workdir):
+      return "running"
+    exit_code = _last_exit_code(member)
   if exit_code in (128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM):
     return "interrupted"  # Stopped by a signal (with a checkpoint, in its training loop): a relaunch resumes it.
   if exit_code:
@@ -327,8 +343,10 @@ def draw_curves(sweep: Sweep, rows: list[dict[str, Any]]) -> list[str]:
 def finish(sweep: Sweep, exit_codes: dict[str, int | None]) -> None:
   """Prints the sweep's summary table, writes `<root>/summary.csv`, draws the declared curves of a finished sweep
   (`draw_curves`), and exits 1 if a member failed or was stopped."""
-  rows = summary(sweep, exit_codes)
-  print(f"{table(rows)}\nsummary: {write_summary(sweep, rows)}", flush=True)
+  with locks.lock(sweep.root, patience_s=30.0):  # Two launchers on one root: the one that writes last reads last.
+    rows = summary(sweep, exit_codes)
+    path = write_summary(sweep, rows)
+  print(f"{table(rows)}\nsummary: {path}", flush=True)
   print(*draw_curves(sweep, rows), sep="\n")
   if any(row["status"].startswith(("failed", "interrupted")) for row in rows):
     sys.exit(1)

@@ -138,6 +138,27 @@ def test_a_member_stopped_after_its_last_checkpoint_is_not_finished(finished_swe
   assert common.status(copy, -signal.SIGKILL) == "failed (exit -9)"
 
 
+def test_the_summary_reads_each_members_own_files_whichever_launcher_writes_it(finished_sweep, tiny, tmp_path):
+  """Two launchers on one root: the later one's summary.csv shows what the other's members ended with (their exit
+  codes kept in their workdirs), and a member still locked as running."""
+  root, _ = finished_sweep
+  sweep = _resolve(tiny, tmp_path / "root")
+  for m in sweep.members:
+    shutil.copytree(_resolve(tiny, root).members[sweep.members.index(m)].workdir, m.workdir)
+    (m.workdir / "summary.json").unlink()  # Neither finished.
+  (sweep.members[0].workdir / common.EXIT_FILE).write_text("1\n")  # As the other launcher's run_bundle left it.
+  holder = subprocess.Popen([sys.executable, "-c", "import pathlib, sys, time; from aejax import locks\n"
+                             f"with locks.lock(pathlib.Path({str(sweep.members[1].workdir)!r})):\n"
+                             "  print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline() == "held\n"
+    rows = common.summary(sweep)  # This launcher ran neither: no exit codes of its own.
+    assert [row["status"] for row in rows] == ["failed (exit 1)", "running"]
+  finally:
+    holder.kill()
+    holder.wait()
+
+
 def test_a_lock_probe_does_not_keep_a_launcher_from_the_member(tmp_path):
   held = threading.Event()
 
