@@ -101,8 +101,8 @@ class Checkpoints:
         skipped[step] = str(e)
     else:
       reasons = "; ".join(f"{step}: {why}" for step, why in skipped.items())
-      raise ConfigError(f"no checkpoint in {self.directory} can be restored ({reasons}): move that folder elsewhere "
-                        "(it is kept as it is) and rerun to train afresh")
+      raise ConfigError(f"no checkpoint in {self.directory} can be restored ({reasons}): nothing was moved or "
+                        "deleted; move that folder elsewhere and rerun to train afresh")
     moved = {} if self._read_only else self._move_aside(skipped)
     if skipped and self._primary:
       print(_skipped_line(self.directory, skipped, step, moved), file=sys.stderr, flush=True)
