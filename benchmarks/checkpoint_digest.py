@@ -8,12 +8,15 @@ step per save once full), and times:
 - total: until the step is written (orbax: `wait_until_finished`; aejax: `Checkpoints.wait`, which also seals);
 - write_digest: hashing a finished step's files and writing its digest (inside aejax's total);
 - check_digest: checking a step against its digest, what a restore adds before orbax reads it.
-Medians over `--rounds` (default 10) after one untimed round, with min and max.
+Medians over `--rounds` (default 10) after one untimed round, with min and max. Last, the throughput of the
+hashes hashlib offers for such a digest, on 64 MiB of random bytes (why SHA-256).
 
   python benchmarks/checkpoint_digest.py
 """
 import argparse
+import hashlib
 import json
+import os
 import pathlib
 import statistics
 import tempfile
@@ -89,7 +92,15 @@ def main() -> None:
   for name, ts in times.items():
     print(f"  {name:<16} {1e3 * medians[name]:8.1f} ms  (min {1e3 * min(ts):.1f}, max {1e3 * max(ts):.1f})")
   print(f"  digest's share of a save's total: {medians['write_digest'] / medians['orbax_total']:.1%}")
-  print(json.dumps({"megabytes": size / 1e6, **{f"{k}_ms": 1e3 * v for k, v in medians.items()}}))
+  data = os.urandom(64 << 20)
+  throughput = {}
+  for name in ("sha256", "blake2b", "sha1"):
+    start = time.perf_counter()
+    hashlib.new(name, data).hexdigest()
+    throughput[name] = len(data) / (time.perf_counter() - start) / 1e9
+  print("  hashes: " + ", ".join(f"{name} {gbs:.2f} GB/s" for name, gbs in throughput.items()))
+  print(json.dumps({"megabytes": size / 1e6, **{f"{k}_ms": 1e3 * v for k, v in medians.items()},
+                    **{f"{k}_gb_per_s": v for k, v in throughput.items()}}))
 
 
 if __name__ == "__main__":
