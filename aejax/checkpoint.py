@@ -22,11 +22,17 @@ that step again; a reader (`read_only`, the evaluation suite) leaves the workdir
 Rotation. The writer keeps the `keep` newest steps, and deletes older ones only once the newest is sealed, so a
 crash at any moment leaves at least one sealed step.
 """
+import contextlib
+import gc
 import hashlib
 import json
+import logging
+import os
 import pathlib
+import re
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -67,7 +73,7 @@ class Checkpoints:
           create=False, cleanup_tmp_directories=False, save_interval_steps=0,
           multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=this_process,
                                                                      active_processes={this_process}))
-    else:  # No max_to_keep: orbax would delete old steps before the new one is sealed (`_rotate` waits for it).
+    else:  # No max_to_keep: orbax would delete old steps before the new one is sealed (`_settle` waits for the seal).
       options = ocp.CheckpointManagerOptions(create=True, cleanup_tmp_directories=True)
     self._manager = ocp.CheckpointManager(self.directory, item_handlers=ocp.StandardCheckpointHandler(),
                                           options=options)
@@ -93,16 +99,17 @@ class Checkpoints:
       return state
     arrays = _arrays(state)
     skipped = {}
-    for step in steps:
-      try:
-        restored = self._restore(step, arrays)
-        break
-      except Damaged as e:
-        skipped[step] = str(e)
-    else:
-      reasons = "; ".join(f"{step}: {why}" for step, why in skipped.items())
-      raise ConfigError(f"no checkpoint in {self.directory} can be restored ({reasons}): nothing was moved or "
-                        "deleted; move that folder elsewhere and rerun to train afresh")
+    with _orbax_failures_quiet():
+      for step in steps:
+        try:
+          restored = self._restore(step, arrays)
+          break
+        except Damaged as e:
+          skipped[step] = str(e)
+      else:
+        reasons = "; ".join(f"{step}: {why}" for step, why in skipped.items())
+        raise ConfigError(f"no checkpoint in {self.directory} can be restored ({reasons}): nothing was moved or "
+                          "deleted; move that folder elsewhere and rerun to train afresh")
     moved = {} if self._read_only else self._move_aside(skipped)
     if skipped and self._primary:
       print(_skipped_line(self.directory, skipped, step, moved), file=sys.stderr, flush=True)
@@ -235,14 +242,48 @@ def _skipped_line(directory: pathlib.Path, skipped: dict[int, str], restored: in
           f"restored checkpoint {restored}")
 
 
-def _brief(error: Exception) -> str:
-  """An orbax or TensorStore error in a few words: its type and the start of its first line."""
-  text = str(error).strip().split("\n")[0]
-  return f"{type(error).__name__}: {text[:80]}{'...' if len(text) > 80 else ''}"
+@contextlib.contextmanager
+def _orbax_failures_quiet() -> Iterator[None]:
+  """Keeps stderr to the one line while restores may fail: what a failed orbax restore leaves behind (TensorStore
+  reads ending after orbax closed its event loop, asyncio tasks whose errors nobody retrieved) would otherwise print
+  a traceback each, then or whenever they are freed; they are silenced, and freed before leaving."""
+  asyncio_logger, previous_hook = logging.getLogger("asyncio"), sys.unraisablehook
+  level = asyncio_logger.level
+
+  def hook(unraisable: Any) -> None:
+    if not _left_by_orbax(unraisable):
+      previous_hook(unraisable)
+
+  asyncio_logger.setLevel(logging.CRITICAL)
+  sys.unraisablehook = hook
+  try:
+    yield
+  finally:
+    gc.collect()
+    asyncio_logger.setLevel(level)
+    sys.unraisablehook = previous_hook
+
+
+def _left_by_orbax(unraisable: Any) -> bool:
+  error, code = unraisable.exc_value, getattr(unraisable.object, "cr_code", None)
+  return ((isinstance(error, RuntimeError) and str(error) == "Event loop is closed")
+          or (code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename))
+
+
+def _brief(error: BaseException) -> str:
+  """An orbax error in a few words: its first cause's first line, or for TensorStore's the array and the fault
+  (`Error reading "<array>/0.0" in OCDBT database at local file "<path>": <fault>`)."""
+  while error.__cause__ is not None:
+    error = error.__cause__
+  text = re.sub(r" \[tensorstore_spec=.*", "", str(error).strip().split("\n")[0])
+  tensorstore = re.match(r'.*Error reading "([^"/]+)[^"]*" in .+": (.+)$', text)
+  text = f"array {tensorstore[1]}: {tensorstore[2]}" if tensorstore else f"{type(error).__name__}: {text}"
+  return text if len(text) <= 160 else f"{text[:160]}..."
 
 
 @jax.jit
 def _all_finite(tree: Any) -> jax.Array:
+  """Whether every float array of `tree` is finite: one program, one scalar back from the device."""
   leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.bool_(True)
 

@@ -1,12 +1,15 @@
 """Checkpoint integrity by drills on a real run's checkpoints: each kind of damage to its newest step is survived by
 falling back to the step before, with one line, by the rerun (which then ends as an uninterrupted run) and by the
 evaluation (which moves nothing); a process killed before its newest step is sealed loses nothing."""
+import gc
+import logging
 import os
 import pathlib
 import re
 import shutil
 import subprocess
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -127,6 +130,41 @@ def test_a_damaged_step_is_skipped_with_one_line_by_the_evaluation_and_the_rerun
   _assert_equal(_arrays(workdir / "checkpoints" / "60"), _arrays(reference / "checkpoints" / "60"))
   assert checkpoint.check_digest(workdir / "checkpoints" / "60")
   assert (workdir / "metrics.jsonl").read_text().count("\n") == (reference / "metrics.jsonl").read_text().count("\n")
+
+
+# What orbax itself notices in a step that is not sealed (a flipped byte or other timestamps it cannot notice).
+UNSEALED = ("truncated", "zeroed", "deleted", "garbage_METADATA", "garbage_sharding", "garbage_array_metadatas",
+            "garbage_manifest", "emptied_step_folder")
+
+
+@pytest.mark.parametrize("name", UNSEALED)
+def test_a_damaged_step_not_yet_sealed_is_skipped_when_orbax_cannot_restore_it(name, reference, tmp_path, capsys):
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  (workdir / "checkpoints" / "60" / checkpoint.DIGEST).unlink()
+  DAMAGES[name](workdir / "checkpoints" / "60")
+  assert evaluate.restore(workdir).step == 30
+  [line] = _aejax_lines(capsys.readouterr().err)
+  assert re.fullmatch(r"aejax: skipped damaged checkpoint 60 \(((orbax cannot read it|its metadata cannot be read): "
+                      r".+|the folder is empty)\) in .+, left in place; restored checkpoint 30", line), line
+
+
+def test_what_orbaxs_failed_restore_leaves_behind_prints_nothing(reference, tmp_path, monkeypatch, caplog):
+  """A failed restore leaves TensorStore reads that end after orbax closed its event loop, and asyncio tasks whose
+  errors nobody retrieved: each would print a traceback (Python's unraisable hook, asyncio's log), then or when
+  freed, after the one line."""
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  (workdir / "checkpoints" / "60" / checkpoint.DIGEST).unlink()
+  _zeros(workdir / "checkpoints" / "60")
+  unraisable = []
+  monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+  with caplog.at_level(logging.WARNING, logger="asyncio"):
+    for _ in range(3):
+      assert evaluate.restore(workdir).step == 30
+      time.sleep(0.2)
+      gc.collect()
+  assert not unraisable and not caplog.records, (unraisable, caplog.records)
 
 
 def test_the_reasons_name_the_damage(reference, tmp_path):
