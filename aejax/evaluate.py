@@ -141,7 +141,10 @@ def restore(workdir: str | pathlib.Path, config: config_dict.ConfigDict | None =
     if ckpts.latest_step is None:
       raise ConfigError(f"--workdir={str(workdir)!r} has no checkpoint yet: train it first with "
                         f"python -m aejax.main --workdir {workdir} --config ...")
-    state = ckpts.restore_latest(state)
+    state = ckpts.restore_latest(state)  # Skips damaged steps with one line; moves nothing (read-only).
+  except checkpoint.OtherModel as e:
+    raise ConfigError(f"--workdir={str(workdir)!r} holds checkpoints of another model than its config describes: "
+                      "evaluate it with the config it was trained with") from e
   finally:
     ckpts.close()
   num_train = min(config.eval.num_train, train_split.size)

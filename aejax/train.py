@@ -258,8 +258,8 @@ def resume(ckpts: checkpoint.Checkpoints, state: Any, config: config_dict.Config
     raise ConfigError(f"--workdir={str(workdir)!r} was trained with other values (changed: {'; '.join(changed)}): "
                       "rerun it with the values it was started with, or use a new --workdir for this config")
   try:
-    state = ckpts.restore_latest(state)
-  except ValueError as e:  # Orbax: the checkpoint's tree or shapes differ from this config's model.
+    state = ckpts.restore_latest(state)  # Skips damaged steps with one line; a ConfigError if none is sound.
+  except checkpoint.OtherModel as e:
     raise ConfigError(f"--workdir={str(workdir)!r} holds checkpoints of another model: use a new --workdir for "
                       "this config, or the values the run was started with") from e
   if write_config:

@@ -47,7 +47,7 @@ def data_dir(tmp_path_factory, mnist_manual_dir) -> pathlib.Path:
   return root
 
 
-@pytest.fixture()
+@pytest.fixture(scope="session")  # A pure factory: module fixtures may train with it.
 def smoke_config(data_dir, mnist_manual_dir):
   """`smoke_config(name, **fields)`: `experiments/<name>.py:smoke` on the session's MNIST, with fields overridden."""
   from aejax import config as config_lib  # pylint: disable=g-import-not-at-top
