@@ -129,6 +129,22 @@ def test_wrong_manual_dir_is_named(smoke_config, tmp_path):
     train.train_and_evaluate(config, tmp_path / "run")
 
 
+def test_a_run_imports_only_what_it_uses(data_dir, mnist_manual_dir, tmp_path):
+  """`ae.py:smoke` (W&B disabled, no evaluation suite) from a prepared data dir: W&B, the evaluation's libraries,
+  matplotlib and TFDS (with requests, which only preparing uses) stay unimported, sparing start-up their time."""
+  script = ("import atexit, json, sys, runpy\n"
+            "atexit.register(lambda: print(json.dumps(sorted({m.split('.')[0] for m in sys.modules}))))\n"
+            "sys.argv[0] = 'aejax.main'\n"
+            "runpy.run_module('aejax.main', run_name='__main__')\n")
+  command = _command("ae", tmp_path, data_dir, mnist_manual_dir, tmp_path / "cache", "--config.num_steps=2")
+  result = subprocess.run([sys.executable, "-c", script, *command[3:]], cwd=REPO, text=True, capture_output=True,
+                          timeout=300)
+  assert result.returncode == 0 and "aejax: finished" in result.stdout, result.stderr
+  imported = set(json.loads(result.stdout.splitlines()[-1]))
+  assert {"jax", "flax", "optax", "orbax"} <= imported  # What the run does use.
+  assert not imported & {"wandb", "sklearn", "skimage", "matplotlib", "tensorflow_datasets", "requests"}
+
+
 def test_sigterm_writes_a_checkpoint_and_the_rerun_resumes(cli, tmp_path):
   process = cli("ae", tmp_path, "--config.num_steps=1000000", "--config.log_every=10", popen=True)
   metrics = tmp_path / "metrics.jsonl"
