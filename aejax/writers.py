@@ -161,7 +161,7 @@ def start_wandb(mode: str, **init_args: Any) -> Any:
 
   Several runs may live in one process (the members of a bundle, a launcher's curves). The mode is also set
   for the process, or an offline run's process still calls W&B's servers (its telemetry) when it exits.
-  W&B's own lines (about 40 a run: its version, the run's folder, a history and summary table) are shown at
+  W&B's own lines (some 30 a run: its version, the run's folder, a history and a summary table) are shown at
   `--verbosity=1` (absl's flag) or more; otherwise W&B is silent, and `wandb_destination` says in one line where
   the run went.
   """
