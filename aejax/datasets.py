@@ -1,32 +1,44 @@
-"""MNIST and Fashion-MNIST as numpy arrays, through tensorflow-datasets but without TensorFlow."""
+"""MNIST and Fashion-MNIST as numpy arrays, prepared through tensorflow-datasets but without TensorFlow.
+
+A prepared aejax dataset is read straight from its array_record files with protobuf: TFDS (with requests and
+PIL), whose import took about 0.15 s of every run's start, is imported only to prepare a dataset or to read TFDS's
+own stock copy.
+"""
 
 import contextlib
 import fcntl
+import importlib.util
 import io
+import json
 import os
 import pathlib
+import shutil
 import socket
+import sys
+import tempfile
+import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
-import requests
-import tensorflow_datasets as tfds
 from array_record.python import array_record_module
-from PIL import Image
-from tensorflow_datasets.core import constants
-from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
-from tensorflow_datasets.proto import tf_example_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from aejax import tfds_builders
+from aejax import config as config_lib
 from aejax.errors import ConfigError, check_folder
 
-# Each name's fast aejax builder and the title used in messages; the stock TFDS builder has the same name.
-_DATASETS: dict[str, tuple[type[tfds.core.GeneratorBasedBuilder], str]] = {
-  "mnist": (tfds_builders.AejaxMnist, "MNIST"),
-  "fashion_mnist": (tfds_builders.AejaxFashionMnist, "Fashion-MNIST"),
+# The (images, labels) IDX files of each split, as named on the download sites.
+IDX_FILES: Mapping[str, tuple[str, str]] = {
+  "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+  "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
-_IDX_FILES = tuple(name for files in tfds_builders.IDX_FILES.values() for name in files)
+# The version of the aejax builders' datasets (`aejax.tfds_builders`), whose layout `_read_prepared` reads.
+FORMAT_VERSION = "1.0.0"
+# Each name's title in messages; its aejax builder is `aejax_<name>`, and TFDS's stock builder has the same name.
+_TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+_IDX_FILES = tuple(name for files in IDX_FILES.values() for name in files)
+_INFO_FILE = "dataset_info.json"
 
 
 def load_split(
@@ -43,7 +55,8 @@ def load_split(
   1. the aejax builder's dataset (`aejax_<name>/1.0.0`: raw bytes, IDX order): ~1.5 s for all 70k examples;
   2. the stock TFDS dataset (`<name>/3.0.1`: PNG, TFDS's shuffled order): ~0.15 ms an example (~10 s for 70k),
      nearly all of it PNG decoding; `tfds.data_source` takes ~0.3 ms.
-  With neither, it prepares the aejax one there (5-8 s, once) from `manual_dir` (no network), else by download.
+  With neither, it prepares the aejax one there (5-8 s, once) from `manual_dir` (no network), else by download,
+  and says so in one line.
 
   Args:
     name: 'mnist' or 'fashion_mnist'.
@@ -56,21 +69,28 @@ def load_split(
   Raises:
     ConfigError: a bad name, split, num_examples, data_dir or manual_dir.
   """
-  if name not in _DATASETS:
-    raise ConfigError(f"data.name={name!r} is not a known dataset: use one of {', '.join(map(repr, _DATASETS))}")
-  if split not in tfds_builders.IDX_FILES:
+  if name not in _TITLES:
+    raise ConfigError(f"data.name={name!r} is not a known dataset: use one of {', '.join(map(repr, _TITLES))}")
+  if split not in IDX_FILES:
     raise ConfigError(f"split={split!r} is not a split: use 'train' or 'test'")
   if num_examples is not None and num_examples < 1:
     raise ConfigError(
       f"num_examples={num_examples!r} (data.num_train or data.num_test) is not positive: use None for the whole "
       "split, or a count >= 1"
     )
-  root = pathlib.Path(data_dir or constants.get_default_data_dir()).expanduser()
+  # TFDS's default data dir (`tensorflow_datasets.core.constants`), named here to spare its import.
+  root = pathlib.Path(data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")).expanduser()
   shown = f"data.data_dir={data_dir!r}" if data_dir else f"data.data_dir=None (TFDS default {str(root)!r})"
   _check_data_dir(root, shown)
   if manual_dir is not None:
     _check_manual_dir(manual_dir, name)
-  return _read(_prepared_builder(name, root, shown, manual_dir, download), split, num_examples)
+  prepared = root / f"aejax_{name}" / FORMAT_VERSION
+  if not (prepared / _INFO_FILE).exists():
+    stock = _stock_builder(name, root)
+    if stock is not None:
+      return _read_stock(stock, split, num_examples)
+    _prepare(name, root, prepared, shown, manual_dir, download)
+  return _read_prepared(prepared, split, num_examples)
 
 
 def _check_data_dir(root: pathlib.Path, shown: str) -> None:
@@ -78,9 +98,9 @@ def _check_data_dir(root: pathlib.Path, shown: str) -> None:
   if root.exists() and not root.is_dir():
     raise ConfigError(f"{shown} is a file: point it at a TFDS data folder, or None for the default")
   check_folder(root, "data.data_dir")
-  if (root / "dataset_info.json").exists():
+  if (root / _INFO_FILE).exists():
     raise ConfigError(f"{shown} is a dataset version folder: point it at {str(root.parents[1])!r}")
-  if any(root.glob("*/dataset_info.json")):
+  if any(root.glob(f"*/{_INFO_FILE}")):
     raise ConfigError(f"{shown} is a dataset folder: point it at {str(root.parent)!r}")
   if any((root / file).exists() for file in _IDX_FILES):
     raise ConfigError(
@@ -90,56 +110,98 @@ def _check_data_dir(root: pathlib.Path, shown: str) -> None:
 
 
 def _check_manual_dir(manual_dir: str, name: str) -> None:
-  """Rejects a manual_dir that is not a folder holding the four IDX .gz files."""
-  fix = f"point it at a folder holding the four {_DATASETS[name][1]} IDX .gz files"
+  """Rejects a manual_dir that is not a folder holding the four IDX .gz files of their published sizes.
+
+  Sizes cost one `stat` each, so they are checked on every run, whether or not the dataset is prepared already: a
+  truncated or wrong file is named at once, not when a fresh data dir needs it. Preparing checks the sha256 too.
+  """
+  title = _TITLES[name]
+  fix = f"point it at a folder holding the four {title} IDX .gz files"
   path = pathlib.Path(manual_dir).expanduser()
   if not path.is_dir():
     raise ConfigError(f"data.manual_dir={manual_dir!r} is not a folder: {fix}")
+  published = _published_sizes(name)
   for file in _IDX_FILES:
     if not (path / file).is_file():
       raise ConfigError(f"data.manual_dir={manual_dir!r} has no {file}: {fix}")
+    size = (path / file).stat().st_size
+    if size != published[file]:
+      raise ConfigError(f"data.manual_dir={manual_dir!r}: {file} differs in size from the published file ({size:,} "
+                        f"bytes, not {published[file]:,}): replace it with the original {title} file")
 
 
-def _prepared_builder(
-  name: str, root: pathlib.Path, shown: str, manual_dir: str | None, download: bool
-) -> tfds.core.DatasetBuilder:
-  """Returns the fastest builder already prepared in root, else prepares the aejax one there."""
-  aejax_class, title = _DATASETS[name]
-  aejax = aejax_class(data_dir=root)
-  if aejax.is_prepared():
-    return aejax
-  if root.is_dir():
-    stock = tfds.builder(name, data_dir=root)
-    if stock.is_prepared():
-      return stock
+def _published_sizes(name: str) -> dict[str, int]:
+  """The IDX files' sizes that TFDS registers for its stock builder (`url_checksums/<name>.txt`: URL, size, sha256
+  and file name, tab-separated), read from the file without importing TFDS."""
+  package = pathlib.Path(importlib.util.find_spec("tensorflow_datasets").origin).parent
+  rows = (line.split("\t") for line in (package / "url_checksums" / f"{name}.txt").read_text().splitlines())
+  return {row[3]: int(row[1]) for row in rows if len(row) == 4}
+
+
+def _stock_builder(name: str, root: pathlib.Path) -> Any:
+  """TFDS's stock builder of `name` if it is prepared in `root`, else None."""
+  if not root.is_dir():
+    return None
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (only without the aejax dataset)
+  stock = tfds.builder(name, data_dir=root)
+  return stock if stock.is_prepared() else None
+
+
+def _prepare(name: str, root: pathlib.Path, prepared: pathlib.Path, shown: str, manual_dir: str | None,
+             download: bool) -> None:
+  """Prepares the aejax dataset `name` as `prepared` in `root` and says so in one line.
+
+  TFDS works in a folder of its own inside `root`, whose dataset is moved into place once complete: a failed
+  attempt (no network, a wrong file, a signal) leaves nothing behind, and neither does a killed one once the next
+  attempt starts.
+  """
+  title = _TITLES[name]
   if manual_dir is None and not download:
     state = f"holds no prepared {name}" if root.is_dir() else "does not exist"
     raise ConfigError(
       f"{shown} {state} and download is off: point it at a prepared TFDS data folder, "
       f"set data.manual_dir to the four {title} IDX .gz files, or allow download"
     )
+  start = time.perf_counter()
   with _preparation_lock(root, name):
-    aejax = aejax_class(data_dir=root)  # Afresh: another process may have prepared it while this one waited.
-    if aejax.is_prepared():
-      return aejax
-    try:
-      if manual_dir is None:
-        _connect_once(aejax_class.URL)
-      aejax.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-    except (_Unreachable, requests.exceptions.ConnectionError) as e:
-      raise ConfigError(
-        f"data.name={name!r}: {aejax_class.URL} could not be reached ({e}): offline, set data.manual_dir to a "
-        f"folder of the four {title} IDX .gz files, or data.data_dir to a TFDS data folder where it is prepared"
-      ) from e
-    except NonMatchingChecksumError as e:
-      if manual_dir is None:
-        raise
-      bad = next((file for file in _IDX_FILES if file in str(e)), "an IDX file")
-      raise ConfigError(
-        f"data.manual_dir={manual_dir!r}: {bad} differs in size or sha256 from the published file: "
-        f"replace it with the original {title} file"
-      ) from e
-  return aejax
+    if (prepared / _INFO_FILE).exists():  # Another process prepared it while this one waited.
+      return
+    # pylint: disable=g-import-not-at-top  (only to prepare)
+    import requests
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
+
+    from aejax import tfds_builders
+    # pylint: enable=g-import-not-at-top
+    builder_class = tfds_builders.BUILDERS[name]
+    staging_prefix = f".aejax_{name}-"
+    for leftover in root.glob(f"{staging_prefix}*"):  # Of a process killed while preparing.
+      shutil.rmtree(leftover, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=staging_prefix, dir=root) as staging:
+      builder = builder_class(data_dir=staging)
+      tfds.display_progress_bar(False)  # Some 20 lines of bars (532,442,173 MiB/s from a local file): one line says it.
+      try:
+        if manual_dir is None:
+          _connect_once(builder_class.URL)
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+      except (_Unreachable, requests.exceptions.ConnectionError) as e:
+        raise ConfigError(
+          f"data.name={name!r}: {builder_class.URL} could not be reached ({e}): offline, set data.manual_dir to a "
+          f"folder of the four {title} IDX .gz files, or data.data_dir to a TFDS data folder where it is prepared"
+        ) from e
+      except NonMatchingChecksumError as e:
+        if manual_dir is None:
+          raise
+        bad = next((file for file in _IDX_FILES if file in str(e)), "an IDX file")
+        raise ConfigError(
+          f"data.manual_dir={manual_dir!r}: {bad} differs in size or sha256 from the published file: "
+          f"replace it with the original {title} file"
+        ) from e
+      prepared.parent.mkdir(exist_ok=True)
+      pathlib.Path(builder.data_dir).rename(prepared)
+  source = manual_dir if manual_dir is not None else builder_class.URL
+  print(f"aejax: prepared {title} in {prepared} from {source} in {time.perf_counter() - start:.1f} s",
+        file=sys.stderr, flush=True)
 
 
 class _Unreachable(Exception):
@@ -150,6 +212,7 @@ def _connect_once(url: str, timeout_s: float = 10.0) -> None:
   """Connects once to `url`'s host (`_Unreachable` if it cannot), so that an offline machine is told at once,
   not after the minutes of retries that TFDS's downloader spends on each file. Behind a proxy (`HTTPS_PROXY`,
   ...), where only the proxy is reached, it leaves the download to try."""
+  import requests  # pylint: disable=g-import-not-at-top  (only to prepare)
   if requests.utils.get_environ_proxies(url):
     return
   parts = urllib.parse.urlsplit(url)
@@ -162,36 +225,110 @@ def _connect_once(url: str, timeout_s: float = 10.0) -> None:
 
 @contextlib.contextmanager
 def _preparation_lock(root: pathlib.Path, name: str) -> Iterator[None]:
-  """Holds an OS lock on `root/.aejax_<name>.lock`, so runs started together prepare a dataset once, not racing."""
-  try:
-    root.mkdir(parents=True, exist_ok=True)
-  except OSError as e:
-    raise ConfigError(f"data.data_dir={str(root)!r} cannot be created ({e.strerror}): point it at a folder where "
-                      "TFDS may write the prepared dataset") from e
-  with open(root / f".aejax_{name}.lock", "w") as lock_file:
-    fcntl.flock(lock_file, fcntl.LOCK_EX)  # Released when the file closes, or when the process dies.
-    yield
+  """Holds an OS lock on `root/.aejax_<name>.lock`, so runs started together prepare a dataset once, not racing.
 
-
-def _read(builder: tfds.core.DatasetBuilder, split: str, num_examples: int | None) -> tuple[np.ndarray, np.ndarray]:
-  """Reads the first num_examples records of a split straight from its array_record shards and parses them in bulk.
-
-  Several times faster than `tfds.data_source`, which decodes each example through the generic feature code.
+  The lock file goes when the preparation ends, and so do the folders down to `root` that this attempt created if it
+  failed. A process that was waiting on a lock file removed meanwhile locks the new one.
   """
-  info = builder.info.splits[split]
-  count = info.num_examples if num_examples is None else min(num_examples, info.num_examples)
+  created = [folder for folder in (root, *root.parents) if not folder.exists()]
+  path = root / f".aejax_{name}.lock"
+  while True:
+    try:
+      root.mkdir(parents=True, exist_ok=True)
+      fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+      raise ConfigError(f"data.data_dir={str(root)!r} cannot be created ({e.strerror}): point it at a folder where "
+                        "TFDS may write the prepared dataset") from e
+    fcntl.flock(fd, fcntl.LOCK_EX)  # Released when the file closes, or when the process dies.
+    with contextlib.suppress(FileNotFoundError):
+      if os.path.samestat(os.fstat(fd), os.stat(path)):
+        break
+    os.close(fd)
+  succeeded = False
+  try:
+    yield
+    succeeded = True
+  finally:
+    path.unlink(missing_ok=True)
+    os.close(fd)
+    if not succeeded:
+      for folder in created:  # Innermost first; one that another process has written to stays.
+        with contextlib.suppress(OSError):
+          folder.rmdir()
+
+
+def _tf_example_class() -> type:
+  """The message class of tf.Example (tensorflow/core/example/{example,feature}.proto), the records TFDS writes,
+  declared here with the parts aejax reads, so that reading needs protobuf only: `features.feature[key]` holds a
+  `bytes_list` or an `int64_list`, each with a repeated `value` (other fields are skipped as unknown)."""
+  f = descriptor_pb2.FieldDescriptorProto
+
+  def field(name: str, number: int, kind: int, message: str = "", repeated: bool = False) -> f:
+    proto = f(name=name, number=number, type=kind, label=f.LABEL_REPEATED if repeated else f.LABEL_OPTIONAL)
+    if message:
+      proto.type_name = f".aejax.tf.{message}"
+    return proto
+
+  entry = descriptor_pb2.DescriptorProto(
+    name="FeatureEntry", field=[field("key", 1, f.TYPE_STRING), field("value", 2, f.TYPE_MESSAGE, "Feature")],
+    options=descriptor_pb2.MessageOptions(map_entry=True))
+  messages = [
+    descriptor_pb2.DescriptorProto(name="BytesList", field=[field("value", 1, f.TYPE_BYTES, repeated=True)]),
+    descriptor_pb2.DescriptorProto(name="Int64List", field=[field("value", 1, f.TYPE_INT64, repeated=True)]),
+    descriptor_pb2.DescriptorProto(name="Feature", field=[field("bytes_list", 1, f.TYPE_MESSAGE, "BytesList"),
+                                                          field("int64_list", 3, f.TYPE_MESSAGE, "Int64List")]),
+    descriptor_pb2.DescriptorProto(name="Features", nested_type=[entry],
+                                   field=[field("feature", 1, f.TYPE_MESSAGE, "Features.FeatureEntry", True)]),
+    descriptor_pb2.DescriptorProto(name="Example", field=[field("features", 1, f.TYPE_MESSAGE, "Features")]),
+  ]
+  pool = descriptor_pool.DescriptorPool()
+  pool.Add(descriptor_pb2.FileDescriptorProto(name="aejax/tf_example.proto", package="aejax.tf", syntax="proto3",
+                                              message_type=messages))
+  return message_factory.GetMessageClass(pool.FindMessageTypeByName("aejax.tf.Example"))
+
+
+_TF_EXAMPLE = _tf_example_class()
+
+
+def _read_records(paths: list[pathlib.Path], lengths: list[int], count: int) -> list[bytes]:
+  """The first `count` records of the array_record shards `paths`, which hold `lengths` records each."""
   records = []
-  for path, length in zip(info.filepaths, info.shard_lengths, strict=True):
+  for path, length in zip(paths, lengths, strict=True):
     if len(records) == count:
       break
     reader = array_record_module.ArrayRecordReader(os.fspath(path))
     records += reader.read(0, min(length, count - len(records)))
     reader.close()
-  features = [tf_example_pb2.Example.FromString(record).features.feature for record in records]
-  labels = np.fromiter((feature["label"].int64_list.value[0] for feature in features), np.int32, count)
-  encoded = [feature["image"].bytes_list.value[0] for feature in features]
-  if isinstance(builder.info.features["image"], tfds.features.Image):  # The stock builders' PNGs.
-    images = np.stack([np.asarray(Image.open(io.BytesIO(png))) for png in encoded])
-  else:
-    images = np.frombuffer(bytearray().join(encoded), np.uint8)
-  return images.reshape(count, *tfds_builders.IMAGE_SHAPE), labels
+  return records
+
+
+def _read_prepared(prepared: pathlib.Path, split: str, num_examples: int | None) -> tuple[np.ndarray, np.ndarray]:
+  """Reads the first num_examples records of a split of an aejax dataset straight from its array_record shards
+  (named in its dataset_info.json) and parses them in bulk: several times faster than `tfds.data_source`, which
+  decodes each example through the generic feature code, and without TFDS's import."""
+  info = json.loads((prepared / _INFO_FILE).read_text())
+  lengths = next([int(n) for n in s["shardLengths"]] for s in info["splits"] if s["name"] == split)
+  paths = sorted(prepared.glob(f"{info['name']}-{split}.{info['fileFormat']}-*"))
+  if len(paths) != len(lengths):
+    raise ConfigError(f"{str(prepared)!r} holds {len(paths)} of the {len(lengths)} files of its {split} split: "
+                      "delete that folder to prepare it again")
+  count = sum(lengths) if num_examples is None else min(num_examples, sum(lengths))
+  encoded, labels = _parse(_read_records(paths, lengths, count))
+  return np.frombuffer(bytearray().join(encoded), np.uint8).reshape(count, *config_lib.IMAGE_SHAPE), labels
+
+
+def _read_stock(builder: Any, split: str, num_examples: int | None) -> tuple[np.ndarray, np.ndarray]:
+  """Reads the first num_examples records of a split of TFDS's stock dataset and decodes their PNGs."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top  (only for the stock dataset's PNGs)
+  info = builder.info.splits[split]
+  count = info.num_examples if num_examples is None else min(num_examples, info.num_examples)
+  encoded, labels = _parse(_read_records(info.filepaths, info.shard_lengths, count))
+  images = np.stack([np.asarray(Image.open(io.BytesIO(png))) for png in encoded])
+  return images.reshape(count, *config_lib.IMAGE_SHAPE), labels
+
+
+def _parse(records: list[bytes]) -> tuple[list[bytes], np.ndarray]:
+  """The encoded images and the labels (int32) of tf.Example records."""
+  features = [_TF_EXAMPLE.FromString(record).features.feature for record in records]
+  labels = np.fromiter((feature["label"].int64_list.value[0] for feature in features), np.int32, len(features))
+  return [feature["image"].bytes_list.value[0] for feature in features], labels

@@ -9,22 +9,22 @@ bytes in array_record, in the original IDX order. They register as
 Given `tfds.download.DownloadConfig(manual_dir=...)` holding the four files,
 TFDS takes them from there (checking the sizes and sha256 that TFDS registers
 for its stock builders) and makes no network call; otherwise it downloads them.
+They print nothing: `aejax.datasets` says in one line what it prepared.
+
+`aejax.datasets` reads what they write without importing TFDS, so their layout
+is versioned there (`datasets.FORMAT_VERSION`).
 """
 
 import gzip
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from aejax import config as config_lib
+from aejax.datasets import FORMAT_VERSION, IDX_FILES
 
-# The (images, labels) IDX files of each split, as named on the download sites.
-IDX_FILES: Mapping[str, tuple[str, str]] = {
-  "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-  "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-}
 IMAGE_SHAPE = config_lib.IMAGE_SHAPE
 
 
@@ -36,7 +36,7 @@ def _stock_url_infos(stock_name: str) -> dict[str, tfds.download.checksums.UrlIn
 class _IdxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Four IDX `.gz` files -> raw uint8 images (28, 28, 1) and labels, in IDX order."""
 
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version(FORMAT_VERSION)
   RELEASE_NOTES = {"1.0.0": "Raw uint8 images in IDX order, written without TensorFlow."}
 
   URL: str  # The folder on the download site that holds the four files.
@@ -49,6 +49,12 @@ class _IdxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def __init__(self, *, file_format: str = "array_record", **kwargs) -> None:
     """Defaults to array_record: TFDS writes its default, tfrecord, only through TensorFlow."""
     super().__init__(file_format=file_format, **kwargs)
+
+  def _log_download_bytes(self) -> None:
+    """Says nothing (TFDS prints "Downloading and preparing dataset Unknown size ...")."""
+
+  def _log_download_done(self) -> None:
+    """Says nothing (TFDS prints "Dataset ... downloaded and prepared to ...")."""
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
@@ -99,3 +105,7 @@ class AejaxFashionMnist(_IdxBuilder):
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
   )
   url_infos = _stock_url_infos("fashion_mnist")
+
+
+# Each dataset name's builder, which `aejax.datasets` prepares as `aejax_<name>`.
+BUILDERS: dict[str, type[_IdxBuilder]] = {"mnist": AejaxMnist, "fashion_mnist": AejaxFashionMnist}

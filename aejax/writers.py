@@ -4,6 +4,7 @@ import math
 import netrc
 import os
 import pathlib
+import sys
 import time
 import uuid
 from typing import Any
@@ -107,6 +108,7 @@ class MetricWriter:
     self._file.close()
     if self._wandb is not None:
       self._wandb.finish()
+      print(f"aejax: {wandb_destination(self._wandb)}", file=sys.stderr, flush=True)
 
 
 class NullWriter:
@@ -182,12 +184,23 @@ def start_wandb(mode: str, **init_args: Any) -> Any:
 
   Several runs may live in one process (the members of a bundle, a launcher's curves). The mode is also set
   for the process, or an offline run's process still calls W&B's servers (its telemetry) when it exits.
+  W&B's own lines (some 30 a run: its version, the run's folder, a history and a summary table) are shown at
+  `--verbosity=1` (absl's flag) or more; otherwise W&B is silent, and `wandb_destination` says in one line where
+  the run went.
   """
   if mode == "disabled":
     return None
   import wandb  # pylint: disable=g-import-not-at-top  (slow import, only when used)
+  silent = logging.get_verbosity() < logging.DEBUG
   wandb.setup(wandb.Settings(mode=mode))
-  return wandb.init(mode=mode, reinit="create_new", **init_args)
+  return wandb.init(mode=mode, reinit="create_new", settings=wandb.Settings(silent=silent), **init_args)
+
+
+def wandb_destination(run: Any) -> str:
+  """Where the W&B `run` went: its page, or the local folder that `wandb sync` uploads."""
+  if run.offline:
+    return f"W&B run saved offline in {run.settings.sync_dir} (upload it with `wandb sync {run.settings.sync_dir}`)"
+  return f"W&B run at {run.url}"
 
 
 def _init_wandb(workdir: pathlib.Path, config: config_dict.ConfigDict) -> Any:

@@ -6,8 +6,10 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import pytest
+from absl import logging
 
 from aejax import config as config_lib
 from aejax import train, writers
@@ -130,6 +132,22 @@ def test_wrong_manual_dir_is_named(smoke_config, tmp_path):
     train.train_and_evaluate(config, tmp_path / "run")
 
 
+def test_a_run_imports_only_what_it_uses(data_dir, mnist_manual_dir, tmp_path):
+  """`ae.py:smoke` (W&B disabled, no evaluation suite) from a prepared data dir: W&B, the evaluation's libraries,
+  matplotlib and TFDS (with requests, which only preparing uses) stay unimported, sparing start-up their time."""
+  script = ("import atexit, json, sys, runpy\n"
+            "atexit.register(lambda: print(json.dumps(sorted({m.split('.')[0] for m in sys.modules}))))\n"
+            "sys.argv[0] = 'aejax.main'\n"
+            "runpy.run_module('aejax.main', run_name='__main__')\n")
+  command = _command("ae", tmp_path, data_dir, mnist_manual_dir, tmp_path / "cache", "--config.num_steps=2")
+  result = subprocess.run([sys.executable, "-c", script, *command[3:]], cwd=REPO, text=True, capture_output=True,
+                          timeout=300)
+  assert result.returncode == 0 and "aejax: finished" in result.stdout, result.stderr
+  imported = set(json.loads(result.stdout.splitlines()[-1]))
+  assert {"jax", "flax", "optax", "orbax"} <= imported  # What the run does use.
+  assert not imported & {"wandb", "sklearn", "skimage", "matplotlib", "tensorflow_datasets", "requests"}
+
+
 def test_sigterm_writes_a_checkpoint_and_the_rerun_resumes(cli, tmp_path):
   process = cli("ae", tmp_path, "--config.num_steps=1000000", "--config.log_every=10", popen=True)
   metrics = tmp_path / "metrics.jsonl"
@@ -148,17 +166,30 @@ def test_sigterm_writes_a_checkpoint_and_the_rerun_resumes(cli, tmp_path):
   assert steps == sorted(steps) and steps[-1] == saved[0] + 20
 
 
-def test_wandb_without_api_key_logs_offline(smoke_config, tmp_path, monkeypatch):
+@pytest.mark.parametrize("verbosity", [0, 1])
+def test_wandb_without_api_key_logs_offline_and_says_where_in_one_line(smoke_config, tmp_path, monkeypatch, capfd,
+                                                                        verbosity):
   monkeypatch.delenv("WANDB_API_KEY", raising=False)
   monkeypatch.setenv("HOME", str(tmp_path))  # No ~/.netrc either.
   monkeypatch.setenv("WANDB_DISABLE_GIT", "true")
+  monkeypatch.setattr(logging, "get_verbosity", lambda: verbosity)  # What --verbosity sets.
   train.train_and_evaluate(smoke_config("ae", num_steps=20, wandb__mode="online"), tmp_path / "run")
   runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
   assert len(runs) == 1 and any(runs[0].glob("*.wandb"))
+  said = capfd.readouterr().err.splitlines()
+  assert f"aejax: W&B run saved offline in {runs[0]} (upload it with `wandb sync {runs[0]}`)" in said
+  wandb_lines = [line for line in said if line.startswith("wandb:")]
+  if verbosity == 0:
+    assert not wandb_lines, wandb_lines
+  else:  # --verbosity=1 asks for W&B's own lines, its run summary among them.
+    assert "wandb: Run summary:" in wandb_lines
 
 
 class _WandbRun:
   """Records what a W&B run is given: its init arguments, logged rows and summary."""
+
+  offline = True
+  settings = types.SimpleNamespace(sync_dir="run-folder")
 
   def __init__(self, **init_args):
     self.init_args, self.rows, self.summary = init_args, {}, {}

@@ -1,6 +1,7 @@
 """Tests for aejax.datasets: offline preparation, reading, the stock TFDS folder, and config errors."""
-import gzip
+import itertools
 import pathlib
+import re
 import shutil
 import socket
 from concurrent import futures
@@ -123,6 +124,58 @@ def test_prefers_aejax_over_stock(data_dir, stock_dir, tmp_path):
   assert labels.tolist() == FIRST_TEST_LABELS
 
 
+@pytest.fixture()
+def quick_preparation(monkeypatch):
+  """Preparing writes only the first 100 examples of each split (the files are still all checked and read)."""
+  generate = tfds_builders.AejaxMnist._generate_examples  # pylint: disable=protected-access
+  monkeypatch.setattr(tfds_builders.AejaxMnist, "_generate_examples",
+                      lambda self, *paths: itertools.islice(generate(self, *paths), 100))
+  return generate
+
+
+def test_preparing_says_one_line_and_leaves_only_the_dataset(tmp_path, mnist_manual_dir, quick_preparation, capfd):
+  root = tmp_path / "tfds"
+  (root / ".aejax_mnist-killed" / "aejax_mnist").mkdir(parents=True)  # Left by a preparation killed earlier.
+  capfd.readouterr()
+  _, labels = load_split("mnist", "test", data_dir=str(root), manual_dir=str(mnist_manual_dir))
+  out, err = capfd.readouterr()
+  assert out == ""
+  assert re.fullmatch(rf"aejax: prepared MNIST in {re.escape(str(root))}/aejax_mnist/1\.0\.0 from "
+                      rf"{re.escape(str(mnist_manual_dir))} in \d+\.\d s\n", err), err
+  assert labels[:10].tolist() == FIRST_TEST_LABELS and len(labels) == 100
+  assert [p.name for p in root.iterdir()] == ["aejax_mnist"]
+  load_split("mnist", "test", data_dir=str(root), manual_dir=str(mnist_manual_dir))
+  assert capfd.readouterr() == ("", "")  # Once prepared, reading says nothing.
+
+
+def test_a_failed_preparation_leaves_the_data_dir_as_it_was(tmp_path, mnist_manual_dir, quick_preparation,
+                                                            monkeypatch):
+  def fail_midway(self, *paths):
+    yield from itertools.islice(quick_preparation(self, *paths), 10)
+    raise RuntimeError("preparation failed by test")
+
+  monkeypatch.setattr(tfds_builders.AejaxMnist, "_generate_examples", fail_midway)
+  root = tmp_path / "tfds"
+  (root / "downloads").mkdir(parents=True)  # Another dataset's, which TFDS also uses.
+  with pytest.raises(RuntimeError, match="preparation failed by test"):
+    load_split("mnist", "test", data_dir=str(root), manual_dir=str(mnist_manual_dir))
+  assert [p.name for p in root.iterdir()] == ["downloads"] and not any((root / "downloads").iterdir())
+
+
+def test_an_offline_preparation_leaves_nothing(tmp_path, monkeypatch):
+  def offline(url):
+    raise datasets._Unreachable("gaierror: no network in this test")  # pylint: disable=protected-access
+
+  monkeypatch.setattr(datasets, "_connect_once", offline)
+  root = tmp_path / "tfds"
+  root.mkdir()
+  _raises("data.name='fashion_mnist': http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ could not be "
+          "reached", name="fashion_mnist", download=True, data_dir=str(root))
+  _raises("data.name='mnist': https://storage.googleapis.com/cvdf-datasets/mnist/ could not be reached",
+          download=True, data_dir=str(tmp_path / "new" / "tfds"))
+  assert not any(root.iterdir()) and not (tmp_path / "new").exists()
+
+
 def _examples(images: np.ndarray, labels: np.ndarray) -> set[tuple[bytes, int]]:
   """The examples as a set, to compare datasets stored in different orders."""
   return set(zip(map(bytes, images.reshape(len(images), -1)), labels.tolist()))
@@ -182,13 +235,35 @@ def test_manual_dir_lacking_a_file(tmp_path, mnist_manual_dir):
           "four MNIST IDX .gz files", data_dir=str(tmp_path / "tfds"), manual_dir=str(manual))
 
 
-def test_manual_dir_with_a_corrupt_file(tmp_path, mnist_manual_dir):
+def _manual_copy(tmp_path: pathlib.Path, mnist_manual_dir: pathlib.Path, file: str, data: bytes) -> pathlib.Path:
+  """A copy of the IDX files in `tmp_path/manual` with `file`'s bytes replaced by `data`."""
   manual = tmp_path / "manual"
   shutil.copytree(mnist_manual_dir, manual)
-  (manual / "t10k-labels-idx1-ubyte.gz").chmod(0o644)
-  (manual / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"not MNIST"))
-  _raises(f"data.manual_dir='{manual}': t10k-labels-idx1-ubyte.gz differs in size or sha256",
-          data_dir=str(tmp_path / "tfds"), manual_dir=str(manual))
+  (manual / file).chmod(0o644)
+  (manual / file).write_bytes(data)
+  return manual
+
+
+@pytest.mark.parametrize("prepared", [False, True], ids=["fresh_data_dir", "prepared_data_dir"])
+def test_manual_dir_with_a_truncated_file(tmp_path, mnist_manual_dir, data_dir, prepared):
+  """A truncated file is named whether or not the data dir holds the dataset already (which it then would not
+  need): sizes are checked on every run."""
+  file = "t10k-images-idx3-ubyte.gz"
+  manual = _manual_copy(tmp_path, mnist_manual_dir, file, (mnist_manual_dir / file).read_bytes()[:100_000])
+  _raises(f"data.manual_dir='{manual}': {file} differs in size from the published file (100,000 bytes, not "
+          "1,648,877): replace it with the original MNIST file",
+          data_dir=str(data_dir if prepared else tmp_path / "tfds"), manual_dir=str(manual))
+
+
+def test_manual_dir_with_a_corrupt_file_of_the_right_size(tmp_path, mnist_manual_dir):
+  """A changed byte is caught by the sha256 that preparing checks, and the failed preparation leaves nothing."""
+  file = "t10k-labels-idx1-ubyte.gz"
+  data = bytearray((mnist_manual_dir / file).read_bytes())
+  data[-1] ^= 0xFF
+  manual = _manual_copy(tmp_path, mnist_manual_dir, file, bytes(data))
+  _raises(f"data.manual_dir='{manual}': {file} differs in size or sha256 from the published file: replace it "
+          "with the original MNIST file", data_dir=str(tmp_path / "tfds" / "mnist"), manual_dir=str(manual))
+  assert not (tmp_path / "tfds").exists()
 
 
 def test_data_dir_missing_without_download(tmp_path):
