@@ -23,6 +23,7 @@ Rotation. The writer keeps the `keep` newest steps, and deletes older ones only 
 crash at any moment leaves at least one sealed step.
 """
 import contextlib
+import errno
 import gc
 import hashlib
 import json
@@ -30,6 +31,7 @@ import logging
 import os
 import pathlib
 import re
+import shutil
 import sys
 import threading
 from collections.abc import Iterator
@@ -49,6 +51,19 @@ DAMAGED = "damaged_checkpoints"  # Beside `checkpoints`: orbax never takes what 
 
 class Damaged(Exception):
   """A checkpoint step that must not be restored; the message says why, in a few words."""
+
+
+class DiskFull(ConfigError):
+  """A checkpoint could not be written for want of space; the older ones are intact and a rerun resumes."""
+
+
+def disk_full(directory: pathlib.Path, what: str, need: int | None = None) -> DiskFull:
+  """The one line for a full disk at `directory`: what failed, the space needed and free, the fix."""
+  free = shutil.disk_usage(directory if directory.exists() else directory.parent).free
+  need_text = f"about {need / 2**20:,.1f} MiB needed, " if need is not None else ""
+  return DiskFull(f"{what} in {directory}: the disk is full ({need_text}{free / 2**20:,.1f} MiB free); the older "
+                  "checkpoints are intact: free some space (or lower keep_checkpoints) and rerun the same command to "
+                  "resume")
 
 
 class OtherModel(ValueError):
@@ -86,7 +101,16 @@ class Checkpoints:
     """Writes `state` at `step` (asynchronously, then sealed in the background; `wait` or `close` finishes it)."""
     if self._manager.latest_step() != step:
       self._settle()
-      self._manager.save(step, args=ocp.args.StandardSave(_arrays(state)), force=True)
+      arrays = _arrays(state)
+      need = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(arrays))  # Uncompressed: at most this.
+      if self._primary and shutil.disk_usage(self.directory).free < need:
+        raise disk_full(self.directory, f"checkpoint {step} was not written", need)
+      try:
+        self._manager.save(step, args=ocp.args.StandardSave(arrays), force=True)
+      except OSError as e:
+        if e.errno == errno.ENOSPC:
+          raise disk_full(self.directory, f"checkpoint {step} was not written", need) from e
+        raise
       self._sealer = threading.Thread(target=self._seal, args=(step,), name=f"aejax-seal-{step}")
       self._sealer.start()
 
@@ -118,7 +142,12 @@ class Checkpoints:
   def wait(self) -> None:
     """Returns once the last save is written and sealed (and older steps rotated out)."""
     self._settle()
-    self._manager.wait_until_finished()
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-exception-caught  (orbax re-raises its writer's error here)
+      if _is_disk_full(e):
+        raise disk_full(self.directory, "a checkpoint could not be finished") from e
+      raise
 
   def close(self) -> None:
     try:
@@ -175,6 +204,8 @@ class Checkpoints:
     self._sealer = None
     if self._seal_error is not None:
       error, self._seal_error = self._seal_error, None
+      if _is_disk_full(error):
+        raise disk_full(self.directory, "a checkpoint could not be finished") from error
       raise error
     for step in sorted(self._manager.all_steps())[:-self._keep]:
       self._manager.delete(step)
@@ -279,6 +310,15 @@ def _brief(error: BaseException) -> str:
   tensorstore = re.match(r'.*Error reading "([^"/]+)[^"]*" in .+": (.+)$', text)
   text = f"array {tensorstore[1]}: {tensorstore[2]}" if tensorstore else f"{type(error).__name__}: {text}"
   return text if len(text) <= 160 else f"{text[:160]}..."
+
+
+def _is_disk_full(error: BaseException) -> bool:
+  """Whether `error`, or one it was raised from, is the OS's 'no space left on device' (orbax wraps it)."""
+  while error is not None:
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC or "No space left on device" in str(error):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
 
 
 @jax.jit

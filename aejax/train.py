@@ -7,11 +7,12 @@ leading axis and vmapped (aejax/bundle.py chooses and checks them). Nothing here
 loss, evaluation and pictures come from `aejax.registry`.
 """
 import contextlib
+import errno
 import functools
 import os
 import pathlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import flax.linen as nn
@@ -440,6 +441,7 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
   for workdir in workdirs:
     workdir.mkdir(parents=True, exist_ok=True)
   with contextlib.ExitStack() as cleanup:
+    cleanup.enter_context(_disk_full_is_one_line(workdirs[0]))  # Entered first: it sees what the others raise.
     if primary:  # The other processes of a multi-process run write nothing.
       for workdir in workdirs:
         cleanup.enter_context(locks.hold(workdir))
@@ -580,6 +582,19 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
     if diverged:
       raise Diverged(_diverged_message(base, workdirs, ckpts, diverged, stacked))
     return summaries
+
+
+@contextlib.contextmanager
+def _disk_full_is_one_line(workdir: pathlib.Path) -> Iterator[None]:
+  """Turns the OS's 'no space left on device' while writing a run's files (metrics, pictures, config.json) into
+  the one line of `checkpoint.disk_full`."""
+  try:
+    yield
+  except OSError as e:
+    if e.errno != errno.ENOSPC:
+      raise
+    where = pathlib.Path(e.filename).parent if e.filename else workdir
+    raise checkpoint.disk_full(where, f"writing {e.filename or 'a file'} failed") from e
 
 
 def _diverged_message(base: config_dict.ConfigDict, workdirs: list[pathlib.Path], ckpts: list[checkpoint.Checkpoints],

@@ -1,8 +1,10 @@
-"""Fault drills: divergence, signals at every moment of a command, a run shortened by mistake."""
+"""Fault drills: divergence, signals at every moment of a command, a full disk, a run shortened by mistake (damaged
+checkpoints: test_checkpoint.py)."""
 import dataclasses
+import errno
 import json
-import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +16,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from aejax import bundle, registry, train
+from aejax import bundle, checkpoint, registry, train, writers
 from aejax.errors import ConfigError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -143,3 +145,75 @@ def test_a_signal_at_any_moment_of_start_up_ends_the_command_with_one_line(signu
     assert "Traceback" not in err and "Exception ignored" not in err, (delay, err[-2000:])
     assert len(lines) == 1 and lines[0].startswith(f"aejax: stopped by signal {signum}"), (delay, err[-2000:])
     assert took < 10, (delay, took)
+
+
+@pytest.fixture()
+def small_disk(tmp_path, monkeypatch):
+  """(folder, fill, free_up): a folder on a 64 MiB tmpfs where this machine lets the test mount one, `fill()`
+  leaving it about 1 MiB free, `free_up()` undoing that. Without mount rights, the folder is plain and `fill`
+  makes the checkpoint writer see 1 MiB free (the same check; the OS's own ENOSPC is drilled below)."""
+  folder = tmp_path / "disk"
+  folder.mkdir()
+  mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)],
+                           capture_output=True).returncode == 0
+  filler = folder / "filler"
+
+  def fill() -> None:
+    if mounted:
+      with filler.open("wb") as f:
+        f.write(b"\0" * (shutil.disk_usage(folder).free - 2**20))
+    else:
+      monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(2**30, 2**30, 2**20))
+
+  def free_up() -> None:
+    if mounted:
+      filler.unlink()
+    else:
+      monkeypatch.undo()
+
+  yield folder, fill, free_up
+  if mounted:
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_stops_the_run_at_that_checkpoint_and_the_rerun_resumes(smoke_config, tmp_path, small_disk,
+                                                                              monkeypatch):
+  folder, fill, free_up = small_disk
+  config = smoke_config("ae", num_steps=30, log_every=5, checkpoint_every=10, eval_every=10)
+  train.train_and_evaluate(config, tmp_path / "reference")
+  workdir = folder / "run"
+  write_scalars = writers.MetricWriter.write_scalars
+
+  def write_then_fill(self, step, scalars):
+    write_scalars(self, step, scalars)
+    if step == 15:  # Once checkpoint 10 is finished and sealed (in the background): the disk fills before 20.
+      deadline = time.monotonic() + 60
+      while not (workdir / "checkpoints" / "10" / checkpoint.DIGEST).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+      fill()
+
+  monkeypatch.setattr(writers.MetricWriter, "write_scalars", write_then_fill)
+  line = (rf"^checkpoint 20 was not written in {workdir}/checkpoints: the disk is full \(about [\d.]+ MiB needed, "
+          r"[\d.]+ MiB free\); the older checkpoints are intact: free some space \(or lower keep_checkpoints\) and "
+          r"rerun the same command to resume$")
+  with pytest.raises(checkpoint.DiskFull, match=line):
+    train.train_and_evaluate(config, workdir)
+  monkeypatch.setattr(writers.MetricWriter, "write_scalars", write_scalars)
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["10"]  # Nothing half-written beside it.
+  with pytest.raises(checkpoint.DiskFull, match=line):  # Rerun while still full: the same line.
+    train.train_and_evaluate(config, workdir)
+  free_up()
+  assert train.train_and_evaluate(config, workdir)["step"] == 30
+  for got, want in zip(jax.tree.leaves(_checkpoint_params(workdir, 30)),
+                       jax.tree.leaves(_checkpoint_params(tmp_path / "reference", 30)), strict=True):
+    np.testing.assert_array_equal(got, want)
+
+
+def test_no_space_while_a_checkpoint_is_finished_is_one_line(smoke_config, tmp_path, monkeypatch):
+  def no_space(folder):
+    raise OSError(errno.ENOSPC, "No space left on device", str(folder / checkpoint.DIGEST))
+
+  monkeypatch.setattr(checkpoint, "write_digest", no_space)  # As the OS would answer the sealing thread.
+  with pytest.raises(checkpoint.DiskFull, match=rf"^a checkpoint could not be finished in {tmp_path}/checkpoints: "
+                     r"the disk is full \([\d,.]+ MiB free\)"):
+    train.train_and_evaluate(smoke_config("ae", num_steps=20, checkpoint_every=10, eval_every=10), tmp_path)
