@@ -20,6 +20,7 @@ Suites (errors and likelihoods per image, in the units of the README: squared er
 Without `--suite`, every suite that fits the run runs. Results go to RUN/eval.json, one row of metrics.jsonl at
 the checkpoint's step, RUN/images/eval_*.png, and the W&B run's summary when the run used W&B.
 """
+import contextlib
 import dataclasses
 import functools
 import json
@@ -40,12 +41,15 @@ from absl import app, flags
 from ml_collections import config_dict
 
 from aejax import checkpoint, config as config_lib, corruption, images, input_pipeline, losses, metrics, registry
-from aejax import signals, suites as suites_lib, train, writers
+from aejax import locks, signals, suites as suites_lib, train, writers
 from aejax.errors import ConfigError
 from aejax.variants import vae
 
 _ELBO_SAMPLES = 16  # z samples per image behind the anomaly suite's negative-ELBO and IWAE scores.
 _NLL_ROWS = 32_768  # Decoder rows (images x samples) per step of the NLL estimate: ~100 MB of MNIST logits.
+# Decoder rows per call of the NLL estimate (images x samples; about 2 s of a 2-core CPU for vae.py): between calls
+# a signal is acted on, where one call over eval_batch_size images x 5,000 samples took some 50 s.
+_NLL_CALL_ROWS = 2**18
 _PCA_BCE_EPS = 1e-4  # PCA reconstructions leave [0, 1]; their BCE is taken on them clipped to [eps, 1 - eps].
 _TRAVERSAL_RANGE = 3.0  # Latent traversals sweep one unit over ±this many prior standard deviations.
 
@@ -104,8 +108,11 @@ class Run:
 def _batched(fn: Callable[[jax.Array], jax.Array], x: np.ndarray, batch_size: int) -> np.ndarray:
   """`fn` over `x` in fixed-size batches (the last one padded, so one compilation serves all)."""
   size = min(batch_size, len(x))
-  return np.concatenate([np.asarray(fn(jnp.asarray(_pad(x[start:start + size], size))))[:len(x[start:start + size])]
-                         for start in range(0, len(x), size)])
+  parts = []
+  for start in range(0, len(x), size):
+    signals.raise_if_signalled()  # A signal whose exception a library dropped ends the suite here.
+    parts.append(np.asarray(fn(jnp.asarray(_pad(x[start:start + size], size))))[:len(x[start:start + size])])
+  return np.concatenate(parts)
 
 
 def load_config(workdir: pathlib.Path) -> config_dict.ConfigDict:
@@ -271,7 +278,7 @@ def generate(run: Run) -> tuple[Metrics, Pictures]:
 def nll(run: Run) -> tuple[Metrics, Pictures]:
   """The importance-weighted estimate of the test NLL (Burda et al. 2016) with `eval.nll_samples` samples."""
   num_samples = run.config.eval.nll_samples
-  batch_size = min(run.config.eval_batch_size, len(run.test_images))
+  batch_size = min(run.config.eval_batch_size, len(run.test_images), max(1, _NLL_CALL_ROWS // num_samples))
   chunk = max(1, _NLL_ROWS // batch_size)
   key = run.key("nll")
 
@@ -292,8 +299,10 @@ SUITES: dict[str, Callable[[Run], tuple[Metrics, Pictures]]] = {
 
 
 def evaluate_run(workdir: str | pathlib.Path, suites: Sequence[str] | None = None,
-                 nll_samples: int | None = None) -> dict[str, Any]:
-  """Runs `suites` (None: those that fit) on the run in `workdir`; writes eval.json, pictures, metrics, W&B."""
+                 nll_samples: int | None = None, beside_training: bool = False) -> dict[str, Any]:
+  """Runs `suites` (None: those that fit) on the run in `workdir`; writes eval.json and pictures, and appends its
+  metrics to the run's metrics.jsonl and W&B run unless `beside_training` (the run still trains: its files are
+  the trainer's alone)."""
   unknown = [name for name in suites or () if name not in SUITES]
   if unknown:
     raise ConfigError(f"suite {unknown[0]!r} is not known: use a comma-separated list of {', '.join(SUITES)}, "
@@ -310,7 +319,7 @@ def evaluate_run(workdir: str | pathlib.Path, suites: Sequence[str] | None = Non
     suite_metrics, suite_pictures = SUITES[name](run)
     results.update(suite_metrics)
     pictures.update(suite_pictures)
-  writer = writers.MetricWriter(workdir, config, start_step=None)  # Appends: the run may still be training.
+  writer = writers.MetricWriter(workdir, config, start_step=None, rows=not beside_training)
   try:
     writer.write_scalars(run.step, results)
     paths = writer.write_images(run.step, pictures)
@@ -350,8 +359,13 @@ def main(argv: list[str]) -> None:
   if not _WORKDIR.value:
     sys.exit("aejax.evaluate: error: --workdir is required: the folder of a trained run, e.g. --workdir runs/vae")
   suites = tuple(s.strip() for s in _SUITE.value.split(",")) if _SUITE.value else None
+  workdir = pathlib.Path(_WORKDIR.value)
   try:
-    report = evaluate_run(_WORKDIR.value, suites, _NLL_SAMPLES.value)
+    with locks.lock(workdir) if workdir.is_dir() else contextlib.nullcontext(0) as held:
+      if held is None:
+        print(f"aejax.evaluate: {workdir} is still training: its latest checkpoint is evaluated into eval.json and "
+              "images/, its metrics.jsonl and W&B run are left to the trainer", file=sys.stderr, flush=True)
+      report = evaluate_run(workdir, suites, _NLL_SAMPLES.value, beside_training=held is None)
   except ConfigError as e:
     sys.exit(f"aejax.evaluate: error: {e}")
   print(writers.format_report("aejax.evaluate: finished", report))

@@ -7,12 +7,13 @@ import pathlib
 import sys
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from absl import logging
 from ml_collections import config_dict
 
-from aejax import images
+if TYPE_CHECKING:  # aejax.images imports JAX: launchers, which read run files here, start without it.
+  from aejax import images
 
 
 def write_atomically(path: pathlib.Path, text: str) -> None:
@@ -64,15 +65,20 @@ class MetricWriter:
   """Writes `<workdir>/metrics.jsonl` (one JSON object per step) and `<workdir>/images/*.png`, mirrored to W&B.
 
   A trainer passes the step it starts from: rows past it (written after the last checkpoint) are dropped, so
-  the file reads as one uninterrupted run. A reader of the run (the evaluation suite), which may write while
-  training goes on, passes None and only appends.
+  the file reads as one uninterrupted run. A reader of a finished run (the evaluation suite) passes None and
+  appends; a reader of a run still training passes `rows=False`: its results go to their own files (eval.json,
+  pictures), and neither the trainer's metrics.jsonl nor its W&B run is touched.
   """
 
-  def __init__(self, workdir: pathlib.Path, config: config_dict.ConfigDict, start_step: int | None):
+  def __init__(self, workdir: pathlib.Path, config: config_dict.ConfigDict, start_step: int | None,
+               rows: bool = True):
     self.metrics_path = workdir / "metrics.jsonl"
     self.workdir = workdir
     self.images_dir = workdir / "images"
     self.run_name = run_name(workdir, config)
+    self._file, self._wandb = None, None
+    if not rows:
+      return
     if start_step is not None:
       _truncate_after(self.metrics_path, start_step)
     self._file = self.metrics_path.open("a")
@@ -81,15 +87,18 @@ class MetricWriter:
     self._wandb = _init_wandb(workdir, config)
 
   def write_scalars(self, step: int, scalars: dict[str, Any]) -> None:
+    if self._file is None:
+      return
     row = {"step": step, "time": time.time(), **{k: v if isinstance(v, int) else float(v) for k, v in scalars.items()}}
     self._file.write(to_json(row) + "\n")
     self._file.flush()
     if self._wandb is not None:
       self._wandb.log({k: v for k, v in row.items() if k not in ("step", "time")}, step=step)
 
-  def write_images(self, step: int, pictures: dict[str, images.Grid]) -> dict[str, pathlib.Path]:
+  def write_images(self, step: int, pictures: dict[str, "images.Grid"]) -> dict[str, pathlib.Path]:
     """Saves each grid as `<name>_<step>.png`, its rows labelled and titled with the run, the step and the name
     (`images.layout`), and returns the paths."""
+    from aejax import images  # pylint: disable=g-import-not-at-top,redefined-outer-name  (see TYPE_CHECKING above)
     paths = {name: images.save_png(self.images_dir / f"{name}_{step:07d}.png", grid,
                                    f"{self.run_name}  ·  step {step}  ·  {name}")
              for name, grid in pictures.items()}
@@ -105,7 +114,8 @@ class MetricWriter:
       self._wandb.summary.update(summary)
 
   def close(self) -> None:
-    self._file.close()
+    if self._file is not None:
+      self._file.close()
     if self._wandb is not None:
       self._wandb.finish()
       print(f"aejax: {wandb_destination(self._wandb)}", file=sys.stderr, flush=True)
@@ -121,7 +131,7 @@ class NullWriter:
   def write_scalars(self, step: int, scalars: dict[str, Any]) -> None:
     del step, scalars
 
-  def write_images(self, step: int, pictures: dict[str, images.Grid]) -> dict[str, pathlib.Path]:
+  def write_images(self, step: int, pictures: dict[str, "images.Grid"]) -> dict[str, pathlib.Path]:
     del step, pictures
     return {}
 

@@ -113,6 +113,27 @@ def test_evaluating_a_run_still_training_leaves_its_rows_and_checkpoint_in_progr
   assert rows[-1]["recon/squared_error"] == report["recon/squared_error"]
 
 
+def test_evaluating_a_workdir_locked_by_its_trainer_leaves_the_trainers_files_alone(smoke_config, tmp_path):
+  config = smoke_config("ae", **_SMALL)
+  train.train_and_evaluate(config, tmp_path)
+  rows_before = (tmp_path / "metrics.jsonl").read_text()
+  holder = subprocess.Popen([sys.executable, "-c", "import pathlib, time; from aejax import locks\n"
+                             f"with locks.lock(pathlib.Path({str(tmp_path)!r})):\n"
+                             "  print('held', flush=True); time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline() == "held\n"  # As a trainer holds it.
+    result = subprocess.run([sys.executable, "-m", "aejax.evaluate", f"--workdir={tmp_path}", "--suite=recon"],
+                            cwd=REPO, text=True, capture_output=True, timeout=300)
+  finally:
+    holder.kill()
+    holder.wait()
+  assert result.returncode == 0, result.stderr
+  assert f"aejax.evaluate: {tmp_path} is still training: its latest checkpoint is evaluated into eval.json" in (
+      result.stderr)
+  assert (tmp_path / "metrics.jsonl").read_text() == rows_before
+  assert json.loads((tmp_path / "eval.json").read_text())["suites"] == ["recon"]
+
+
 def test_one_class_dae_from_the_command_line_detects_other_digits_and_denoises(data_dir, mnist_manual_dir, tmp_path):
   # The evaluation the config names runs at the end of training (aejax.main).
   command = [sys.executable, "-m", "aejax.main", "--config=experiments/dae.py:smoke", f"--workdir={tmp_path}",

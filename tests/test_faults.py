@@ -217,3 +217,46 @@ def test_no_space_while_a_checkpoint_is_finished_is_one_line(smoke_config, tmp_p
   with pytest.raises(checkpoint.DiskFull, match=rf"^a checkpoint could not be finished in {tmp_path}/checkpoints: "
                      r"the disk is full \([\d,.]+ MiB free\)"):
     train.train_and_evaluate(smoke_config("ae", num_steps=20, checkpoint_every=10, eval_every=10), tmp_path)
+
+
+def test_a_signal_in_a_long_evaluation_suite_acts_within_seconds(smoke_config, tmp_path):
+  train.train_and_evaluate(smoke_config("vae", num_steps=2, checkpoint_every=2, eval_every=2), tmp_path)
+  proc = _start(["aejax.evaluate", f"--workdir={tmp_path}", "--suite=nll", "--nll_samples=5000"])  # Some 20 s here.
+  time.sleep(8)  # Start-up done (about 5 s here): inside the suite.
+  proc.send_signal(signal.SIGINT)
+  sent = time.perf_counter()
+  _, err = proc.communicate(timeout=120)
+  took = time.perf_counter() - sent
+  assert proc.returncode == 128 + signal.SIGINT, err[-2000:]
+  assert err.splitlines()[-1] == (f"aejax.evaluate: stopped by signal {signal.SIGINT}; nothing was lost: rerun the "
+                                  "same command to evaluate again"), err[-2000:]
+  assert took < 5, took
+
+
+def test_kill_9_at_several_moments_then_reruns_end_as_an_uninterrupted_run(smoke_config, tmp_path):
+  """SIGKILL (nothing can be saved) at three moments of one workdir's runs, each followed by a rerun: the last
+  rerun ends with the parameters and metrics rows of a run never stopped."""
+  fields = dict(num_steps=150, log_every=10, checkpoint_every=20, eval_every=50)
+  config = smoke_config("ae", **fields)
+  reference = train.train_and_evaluate(config, tmp_path / "reference")
+  workdir = tmp_path / "killed"
+  command = ["aejax.main", f"--config={REPO}/experiments/ae.py:smoke", f"--workdir={workdir}",
+             f"--config.data.data_dir={config.data.data_dir}", f"--config.data.manual_dir={config.data.manual_dir}",
+             *(f"--config.{k}={v}" for k, v in fields.items())]
+  for delay in (4.0, 6.0, 8.0):  # Start-up, early and late training on this machine; wherever they fall, no loss.
+    proc = _start(command)
+    time.sleep(delay)
+    proc.kill()
+    proc.wait()
+  proc = _start(command)
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 0, err[-2000:]
+  assert json.loads((workdir / "summary.json").read_text())["step"] == reference["step"] == 150
+  for got, want in zip(jax.tree.leaves(_checkpoint_params(workdir, 150)),
+                       jax.tree.leaves(_checkpoint_params(tmp_path / "reference", 150)), strict=True):
+    np.testing.assert_array_equal(got, want)
+  rows = [[{k: v for k, v in r.items() if k not in ("time", "train/samples_per_s")} for r in
+           _strict_rows(w)] for w in (workdir, tmp_path / "reference")]
+  assert [r["step"] for r in rows[0]] == [r["step"] for r in rows[1]]
+  for got, want in zip(*rows):
+    assert got == pytest.approx(want, rel=1e-6)
