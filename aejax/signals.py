@@ -17,7 +17,7 @@ from typing import Any
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _received: list[int] = []  # Signals this process received and has not yet acted on.
-_guards: list[str] = []  # The programs whose `exit_on_signals` is active.
+_guards: list[tuple[str, str]] = []  # (program, what its rerun does) of each active `exit_on_signals`.
 
 
 class Stopped(BaseException):
@@ -40,16 +40,28 @@ def _stopped_line(program: str, e: Stopped, rerun: str) -> str:
   return f"{program}: {e}; nothing was lost: rerun the same command {rerun}"
 
 
+def _importing(frame: Any) -> bool:
+  """Whether `frame` runs inside an import (a module's top level, maybe a C extension's initialisation)."""
+  while frame is not None:
+    if frame.f_code.co_filename.startswith("<frozen importlib"):
+      return True
+    frame = frame.f_back
+  return False
+
+
 def install(program: str) -> None:
-  """From now on SIGTERM and SIGINT raise `Stopped` inside `exit_on_signals`; before it (the command's own imports,
-  where nothing could catch an exception) they end the process at once with `program`'s one line. Call first
-  thing in a command."""
+  """From now on SIGTERM and SIGINT raise `Stopped` inside `exit_on_signals`. Outside it (the command's own
+  imports, where nothing could catch an exception) and inside any import (an exception raised into a C
+  extension's initialisation can crash the interpreter: jaxlib's did), they end the process at once with the
+  one line: an import has nothing to save. Call first thing in a command."""
 
   def stop(signum: int, frame: Any) -> None:
     _received.append(signum)
-    if not _guards:
-      print(_stopped_line(program, Stopped(signum), "to start it again"), file=sys.stderr, flush=True)
-      os._exit(128 + signum)  # Nothing has started that could need cleaning up.
+    if not _guards or _importing(frame):
+      rerun = _guards[-1][1] if _guards else "to start it again"
+      print(_stopped_line(_guards[-1][0] if _guards else program, Stopped(signum), rerun), file=sys.stderr,
+            flush=True)
+      os._exit(128 + signum)  # pylint: disable=protected-access  (no cleanup: nothing has started)
     raise Stopped(signum)
 
   for s in SIGNALS:
@@ -72,7 +84,7 @@ def raise_if_signalled() -> None:
 def exit_on_signals(program: str, rerun: str = "to resume from the last checkpoint") -> Iterator[None]:
   """For a command's whole run: `Interrupted` or `Stopped` end it with one line on stderr and exit code
   128 + the signal; the line says what rerunning the command does (the command calls `install` first)."""
-  _guards.append(program)
+  _guards.append((program, rerun))
   try:
     yield
     raise_if_signalled()

@@ -522,6 +522,24 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
           alive[k] = False
           diverged[k] = (first_step + int(bad[0]) + 1, _nonfinite_message(row))
 
+    def log_window(step: int, bar: tqdm) -> None:
+      """Each member's means over the steps since the last logged one (a diverged member's up to its last finite
+      step), fetched from the device: with the finite flags, the loop's only waits on it between evaluations."""
+      nonlocal tick, window_start, pending
+      rows = jax.device_get(pending)
+      now = time.perf_counter()
+      samples_per_s = (step - window_start) * base.batch_size / (now - tick)  # Each member's own.
+      for k, writer in enumerate(run_writers):
+        finite_steps = diverged[k][0] - 1 - window_start if k in diverged else step - window_start
+        if finite_steps > 0:
+          writer.write_scalars(window_start + finite_steps, {
+              **_window_row([_per_member(row, n, stacked)[k] for row in rows], finite_steps),
+              "train/samples_per_s": samples_per_s})
+      tick, window_start, pending = now, step, []
+      bar.set_postfix(samples_per_s=f"{n * samples_per_s:.0f}",
+                      **({} if stacked else {"loss": f"{float(rows[-1]['loss']):.3f}"}))
+      bar.update(step - bar.n)
+
     test_metrics, image_paths, pending = [], [], []
     tick, window_start, checked = time.perf_counter(), step, step
     epoch, perm = -1, None
@@ -547,23 +565,13 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
           watch(checked, jax.device_get([m["finite"] for m in pending[checked - window_start:]]))
           checked = step
         if log:
-          rows = jax.device_get(pending)  # With the flags above, the loop's only waits on the device.
-          now = time.perf_counter()
-          samples_per_s = (step - window_start) * base.batch_size / (now - tick)  # Each member's own.
-          for k, writer in enumerate(run_writers):
-            finite_steps = diverged[k][0] - 1 - window_start if k in diverged else step - window_start
-            if finite_steps > 0 and (alive[k] or diverged[k][0] > window_start):
-              member_rows = [_per_member(row, n, stacked)[k] for row in rows]
-              writer.write_scalars(min(step, window_start + finite_steps),
-                                   {**_window_row(member_rows, finite_steps), "train/samples_per_s": samples_per_s})
-          tick, window_start, pending = now, step, []
-          bar.set_postfix(samples_per_s=f"{n * samples_per_s:.0f}", **(
-              {} if stacked else {"loss": f"{float(rows[-1]['loss']):.3f}"}))
-          bar.update(step - bar.n)
+          log_window(step, bar)
         if evaluate and any(alive):
           test_metrics, image_paths = evaluate_and_draw(state, step)
         if save_now and any(alive):
           save(step, state)
+      if pending and not signum:  # Stopped by divergence between two logged steps: the steps before it.
+        log_window(step, bar)
       if signum:
         save(step, state)
         for ck in ckpts:
@@ -576,7 +584,8 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
       ck.wait()
       if alive[k]:
         summary = {"step": step, **test_metrics[k], "checkpoint": str(ck.directory / str(ck.latest_step)),
-                   "metrics": str(writer.metrics_path), **{f"image/{name}": str(p) for name, p in image_paths[k].items()}}
+                   "metrics": str(writer.metrics_path),
+                   **{f"image/{name}": str(path) for name, path in image_paths[k].items()}}
         writer.write_summary(summary)
         summaries.append(summary)
     if diverged:

@@ -4,9 +4,10 @@ after another.
 The members are those of each `--config` (default the seed's small dae.py, 784-128-64-32; e.g. also vae.py) with
 different seeds and, where the variant has them, different noise factors or β. Bundle: the stacked population
 step (`aejax.train.make_population_step`) with the members split over this machine's devices, the program
-`train_bundle` runs, one call per step for all N members. Back-to-back: the single run's step (`train.make_data_step`, as `train_and_evaluate` builds it, on one
-device) for each member in turn; since the members cost the same, that is one member's samples/s whatever N, plus
-each run's start-up (compilation, data, process), which this script leaves out (see cold_start.py).
+`train_bundle` runs, one call per step for all N members. Back-to-back: the single run's step
+(`train.make_data_step`, as `train_and_evaluate` builds it, on one device) for each member in turn; since the
+members cost the same, that is one member's samples/s whatever N, plus each run's start-up (compilation, data,
+process), which this script leaves out (see cold_start.py).
 
 Each (config, N, mode) runs in a spawned process of its own, so that its peak memory is its own and not that of an
 earlier, larger measurement: peak resident memory (ru_maxrss: Python, JAX, the data and the programs) and, where

@@ -48,7 +48,8 @@ def nan_from(monkeypatch):
       bad = (step >= first) & (step <= (last if last is not None else np.iinfo(np.int32).max))
       return jnp.where(bad, jnp.nan, value), metrics
 
-    monkeypatch.setitem(registry._REGISTRY, "ae", dataclasses.replace(ae, loss=loss))  # pylint: disable=protected-access
+    patched = dataclasses.replace(ae, loss=loss)
+    monkeypatch.setitem(registry._REGISTRY, "ae", patched)  # pylint: disable=protected-access
 
   return arm
 

@@ -219,8 +219,8 @@ def test_a_size_too_large_for_the_memory_is_one_line_before_any_work(smoke_confi
   assert 2**30 < train.free_memory() < 2**50  # This machine's available memory, read from the OS.
   monkeypatch.setattr(train, "free_memory", lambda: 0)  # As if nothing were free.
   with pytest.raises(ConfigError, match=r"^config\.batch_size=64: training needs [\d,]+ MiB \(the train state [\d,]+ "
-                     r"MiB\), more than the 0 MiB free here: use a smaller batch_size, or a smaller model \(latent_dim, "
-                     r"widths\)$"):
+                     r"MiB\), more than the 0 MiB free here: use a smaller batch_size, or a smaller model "
+                     r"\(latent_dim, widths\)$"):
     train.train_and_evaluate(smoke_config("ae"), tmp_path)
   assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
   assert not (tmp_path / "metrics.jsonl").exists()  # Nor was a metrics file or a W&B run started.
