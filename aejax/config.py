@@ -83,7 +83,7 @@ def base_config() -> config_dict.ConfigDict:
   c.model.spatial_code = False
   c.model.code_channels = 128
   # How convolutions run (same parameters, same results): 'auto' is 'cpu' on the CPU and 'xla' elsewhere;
-  # 'xla' is XLA's convolution as it is; 'cpu' is the forms XLA:CPU runs fastest (aejax/convolution.py).
+  # 'xla' is XLA's convolution as it is; 'cpu' is the forms XLA:CPU runs fastest (aejax/nn/convolution.py).
   c.model.conv_impl = "auto"
 
   c.optimizer = "adam"

@@ -26,9 +26,11 @@ from ml_collections import config_dict
 from tqdm import tqdm
 
 import aejax.variants  # noqa: F401  (registers the variants)
-from aejax import checkpoint, config as config_lib, convolution, input_pipeline, locks, parallel, registry
-from aejax import signals, suites, writers
+from aejax import checkpoint, config as config_lib, locks, parallel, registry, signals, writers
+from aejax.data import input_pipeline
 from aejax.errors import ConfigError, check_folder
+from aejax.evaluation import selection
+from aejax.nn import convolution
 
 
 class TrainState(train_state.TrainState):
@@ -275,7 +277,7 @@ def check_config(config: config_dict.ConfigDict) -> registry.Variant:
   variant = registry.get(config.variant)
   variant.validate(config)
   if config.eval.suites:
-    suites.select(config, config.eval.suites)
+    selection.select(config, config.eval.suites)
   return variant
 
 

@@ -30,7 +30,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from aejax import config as config_lib, input_pipeline, parallel, registry, train
+from aejax import config as config_lib, parallel, registry, train
+from aejax.data import input_pipeline
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _DEFAULT_MNIST_DIR = _REPO.parent / "shared" / "data" / "mnist"

@@ -28,8 +28,8 @@ import tempfile
 import time
 
 from aejax import config as config_lib
-from aejax import datasets
 from aejax import sweep as sweep_lib
+from aejax.data import datasets
 from launch import common
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -29,7 +29,7 @@ import jax
 
 from aejax import config as config_lib
 from aejax import registry
-from aejax.variants import contractive
+from aejax.variants.autoencoders import contractive
 from throughput import AejaxRunner, summarize
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]

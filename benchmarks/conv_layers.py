@@ -1,7 +1,7 @@
 """Where a conv train step's time goes on the CPU: each of the seed net's six convolutions, split into parts.
 
 For each 3x3 'SAME' convolution of experiments/conv_ae.py's net at batch 256, the time of its three parts as
-`model.conv_impl='cpu'` computes them (see aejax/convolution.py): the forward convolution, the input
+`model.conv_impl='cpu'` computes them (see aejax/nn/convolution.py): the forward convolution, the input
 gradient and the kernel gradient, each jitted alone on random data, medians of `--reps` runs. The first
 layer's input gradient is never needed in training and is left out of its total.
 
@@ -15,7 +15,7 @@ import time
 
 import jax
 
-from aejax import convolution
+from aejax.nn import convolution
 
 # (side, input channels, output channels) of the seed net's convolutions, encoder then decoder.
 SEED_NET = ((28, 1, 32), (14, 32, 64), (7, 64, 128), (7, 128, 64), (14, 64, 32), (28, 32, 1))

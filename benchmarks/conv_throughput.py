@@ -3,7 +3,7 @@
 Each of `--rounds` rounds runs, in turn: a Keras round (`benchmarks/keras_conv_ae.py`, the seed's Keras
 model and `model.fit`, in its own TensorFlow virtualenv), then an aejax round per `model.conv_impl`:
 'xla' (`nn.Conv` through XLA's convolution as it is, what GPUs and TPUs run) and 'cpu' (the forms of the
-same convolutions that 'auto' picks on a CPU, see aejax/convolution.py); `--impls` picks others, e.g.
+same convolutions that 'auto' picks on a CPU, see aejax/nn/convolution.py); `--impls` picks others, e.g.
 'auto,xla,cpu' on a GPU, where 'auto' should be XLA's convolution and Keras can be left out (no
 `--keras_python`). Each side trains `--steps`
 batches of 256 per round after `--warmup_steps` untimed ones; interleaving spreads background load over

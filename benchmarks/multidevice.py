@@ -34,7 +34,8 @@ def measure(args: argparse.Namespace) -> dict:
   """In a subprocess with the forced device count: samples/s of the sharded step (and, on 1 device, the plain one)."""
   import jax  # pylint: disable=g-import-not-at-top  (after XLA_FLAGS is set by the parent)
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from aejax import config as config_lib, input_pipeline, parallel, registry, train  # pylint: disable=g-import-not-at-top
+  from aejax import config as config_lib, parallel, registry, train  # pylint: disable=g-import-not-at-top
+  from aejax.data import input_pipeline  # pylint: disable=g-import-not-at-top
 
   config = config_lib.from_file(str(_EXPERIMENT))
   config.data.manual_dir, config.data.data_dir = args.mnist_dir, args.data_dir

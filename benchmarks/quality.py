@@ -17,7 +17,8 @@ import time
 import numpy as np
 
 from aejax import config as config_lib
-from aejax import datasets, train
+from aejax import train
+from aejax.data import datasets
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _DEFAULT_MNIST_DIR = _REPO.parent / "shared" / "data" / "mnist"

@@ -10,7 +10,7 @@ medians over rounds are the figures, with min and max beside them.
 The aejax round times the code path `aejax.train.train_and_evaluate` runs: `make_data_step` over
 `make_train_step` for experiments/ae.py's net (784-500-300-150-100-64 and its mirror, Adam, MSE, batch
 256), jitted with the state donated, each batch gathered on device from the MNIST train split that
-`aejax.input_pipeline.load` returns, the state from `create_state`. Steps are dispatched from a Python
+`aejax.data.input_pipeline.load` returns, the state from `create_state`. Steps are dispatched from a Python
 loop and blocked on once at the end; compilation and warm-up steps are not timed.
 
 FLOPs: per sample, a dense layer costs 2 * fan_in * fan_out forward and 4 * fan_in * fan_out backward
@@ -38,7 +38,9 @@ import jax.numpy as jnp
 from ml_collections import config_dict
 
 from aejax import config as config_lib
-from aejax import convolution, input_pipeline, registry, train
+from aejax import registry, train
+from aejax.data import input_pipeline
+from aejax.nn import convolution
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _EXPERIMENT = _REPO / "experiments" / "ae.py"

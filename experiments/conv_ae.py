@@ -4,7 +4,7 @@ Encoder Conv32-MaxPool2-Conv64-MaxPool2-Conv128 (3x3, relu, same padding), whose
 spatial code (no dense layer); decoder Conv64-UpSample2-Conv32-UpSample2-Conv1 to the logits; Adam,
 batch 256. `--config.model.upsample=transpose` swaps each conv + upsampling of the decoder for a stride-2
 transposed conv. On a CPU the convolutions run in the forms XLA:CPU is fastest at
-(`model.conv_impl='auto'`, see aejax/convolution.py).
+(`model.conv_impl='auto'`, see aejax/nn/convolution.py).
 
     python -m aejax.main --config experiments/conv_ae.py --workdir runs/conv_ae
 """

@@ -163,7 +163,7 @@ def resolve(config: config_dict.ConfigDict, spec: str, overrides: dict[str, Any]
 
 def prepare_data(sweep: Sweep) -> None:
   """Prepares each dataset the members read once, before they start (at once they would race to write it)."""
-  from aejax import datasets  # pylint: disable=g-import-not-at-top  (TFDS is slow to import; not for --dry_run)
+  from aejax.data import datasets  # pylint: disable=g-import-not-at-top  (TFDS is slow to import; not for --dry_run)
   for name, data_dir, manual_dir, download in sweep.datasets:
     datasets.load_split(name, "test", data_dir=data_dir, manual_dir=manual_dir, download=download, num_examples=1)
 

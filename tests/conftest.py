@@ -31,7 +31,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory, mnist_manual_dir) -> pathlib.Path:
   """A TFDS data dir with aejax_mnist prepared once per session from the IDX files, with the network blocked."""
-  from aejax import datasets  # pylint: disable=g-import-not-at-top
+  from aejax.data import datasets  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("tfds")
   attempts = []
 

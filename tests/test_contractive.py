@@ -9,9 +9,10 @@ import pytest
 
 import aejax.variants  # noqa: F401
 from aejax import config as config_lib
-from aejax import input_pipeline, registry, train
+from aejax import registry, train
+from aejax.data import input_pipeline
 from aejax.errors import ConfigError
-from aejax.variants import contractive
+from aejax.variants.autoencoders import contractive
 
 
 def _model(encoder_widths, code_activation, latent_dim, input_shape):

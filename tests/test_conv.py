@@ -11,8 +11,9 @@ import pytest
 
 import aejax.variants  # noqa: F401
 from aejax import config as config_lib
-from aejax import convolution, registry, train
+from aejax import registry, train
 from aejax.errors import ConfigError
+from aejax.nn import convolution
 
 _EXPERIMENT = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "conv_ae.py"
 

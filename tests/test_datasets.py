@@ -1,4 +1,4 @@
-"""Tests for aejax.datasets: offline preparation, reading, the stock TFDS folder, and config errors."""
+"""Tests for aejax.data.datasets: offline preparation, reading, the stock TFDS folder, and config errors."""
 import itertools
 import pathlib
 import re
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from aejax import datasets, tfds_builders
-from aejax.datasets import load_split
+from aejax.data import datasets, tfds_builders
+from aejax.data.datasets import load_split
 from aejax.errors import ConfigError
 
 # From ../shared/data/mnist/README.md.

@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 from sklearn import decomposition
 
-from aejax import bundle, config as config_lib, datasets, evaluate, images, input_pipeline, metrics, registry
-from aejax import suites, train, writers
+from aejax import bundle, config as config_lib, evaluate, images, registry, train, writers
+from aejax.data import datasets, input_pipeline
 from aejax.errors import ConfigError
+from aejax.evaluation import metrics, selection, suites
 
 from conftest import REPO
 
@@ -77,8 +78,8 @@ def test_ae_recon_and_impute_agree_with_training_metrics_and_independent_pca(smo
   config = evaluate.load_config(tmp_path)
   config.eval.block_size = 29
   with pytest.raises(ConfigError, match=r"block_size=29: the imputation block must fit in the 28x28 images; use at"):
-    suites.select(config, None)
-  assert suites.select(config, ["recon"]) == ("recon",)  # Only imputation places a block.
+    selection.select(config, None)
+  assert selection.select(config, ["recon"]) == ("recon",)  # Only imputation places a block.
 
 
 @pytest.mark.parametrize("variant,names,message", [
@@ -235,14 +236,14 @@ def test_command_line_reports_a_bad_suite_in_one_line(tmp_path):
                                    "recon, anomaly, denoise, impute, generate, nll, e.g. --suite recon,impute")
 
 
-class _Echo(evaluate.Run):
+class _Echo(suites.Run):
   """A stand-in model that returns the images it is shown: it fills hidden pixels with the zeros it was given."""
 
   def reconstruct(self, x):
     return x
 
 
-class _Blank(evaluate.Run):
+class _Blank(suites.Run):
   """A stand-in model that returns black images, whatever it is shown."""
 
   def reconstruct(self, x):
@@ -258,14 +259,14 @@ def _stand_in(cls, images):
 
 def test_impute_and_denoise_score_the_model_on_what_it_was_shown():
   x = np.random.default_rng(0).random((40, 28, 28, 1)).astype(np.float32)
-  echo, blank = evaluate.impute(_stand_in(_Echo, x))[0], evaluate.impute(_stand_in(_Blank, x))[0]
+  echo, blank = suites.impute(_stand_in(_Echo, x))[0], suites.impute(_stand_in(_Blank, x))[0]
   assert echo["impute/block_hidden_pixels"] == 144 and echo["impute/random_hidden_pixels"] == pytest.approx(392, abs=8)
   for mask in ("random", "block"):
     # Shown zeros where pixels are hidden, the echo fills them with zeros; its error there is Σ x² ≈ hidden / 3.
     assert echo[f"impute/{mask}_squared_error"] == pytest.approx(blank[f"impute/{mask}_squared_error"], rel=1e-6)
     assert echo[f"impute/{mask}_squared_error"] == pytest.approx(echo[f"impute/{mask}_hidden_pixels"] / 3, rel=0.05)
 
-  echo = evaluate.denoise(_stand_in(_Echo, x))[0]
+  echo = suites.denoise(_stand_in(_Echo, x))[0]
   for factor in ("0.25", "0.75"):  # The echo returns the noisy input, so it scores as the noisy input does.
     assert echo[f"denoise/{factor}/psnr_model"] == pytest.approx(echo[f"denoise/{factor}/psnr_noisy"], abs=1e-9)
   assert echo["denoise/0.25/psnr_noisy"] > echo["denoise/0.75/psnr_noisy"] + 3

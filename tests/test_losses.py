@@ -4,8 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aejax import corruption, losses
-from aejax.variants import vae
+from aejax.data import corruption
+from aejax.nn import losses
+from aejax.variants.variational import vae
 
 
 def test_squared_error_sums_pixels_per_example():

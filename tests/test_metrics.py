@@ -9,8 +9,10 @@ from skimage import metrics as sk_metrics
 from sklearn import decomposition
 from sklearn import metrics as sk_classification
 
-from aejax import config as config_lib, metrics
-from aejax.variants import common, vae
+from aejax import config as config_lib
+from aejax.evaluation import metrics
+from aejax.variants import common
+from aejax.variants.variational import vae
 
 
 def test_auroc_is_one_when_separated_zero_when_reversed_half_when_all_tied():

@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from aejax import corruption, datasets, registry, train
+from aejax import registry, train
+from aejax.data import corruption, datasets
 
 
 def _response_to_dropped_pixels(config, workdir) -> dict[str, float]:

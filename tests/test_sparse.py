@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from aejax import config as config_lib
-from aejax import input_pipeline, losses, registry, train
+from aejax import registry, train
+from aejax.data import input_pipeline
 from aejax.errors import ConfigError
-from aejax.variants import sparse
+from aejax.nn import losses
+from aejax.variants.autoencoders import sparse
 
 from conftest import REPO
 

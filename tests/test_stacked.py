@@ -10,7 +10,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 from aejax import config as config_lib
-from aejax import input_pipeline, registry, signals, train
+from aejax import registry, signals, train
+from aejax.data import input_pipeline
 from aejax.errors import ConfigError
 
 

@@ -13,9 +13,10 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from aejax import bundle, config as config_lib, evaluate, images, input_pipeline, locks, registry
+from aejax import bundle, config as config_lib, evaluate, images, locks, registry
 from aejax import sweep as sweep_lib
 from aejax import signals, train
+from aejax.data import input_pipeline
 from aejax.errors import ConfigError
 
 from conftest import REPO

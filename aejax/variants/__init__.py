@@ -1,2 +1,3 @@
 """Importing this package registers every variant with `aejax.registry`."""
-from aejax.variants import autoencoder, contractive, sparse, stacked, vae  # noqa: F401
+from aejax.variants.autoencoders import autoencoder, contractive, sparse, stacked  # noqa: F401
+from aejax.variants.variational import vae  # noqa: F401

@@ -2,7 +2,8 @@
 import jax
 import jax.numpy as jnp
 
-from aejax import images, losses
+from aejax import images
+from aejax.nn import losses
 from aejax.registry import Config
 
 

@@ -6,8 +6,9 @@ import flax.linen as nn
 from ml_collections import config_dict
 
 import aejax.variants  # noqa: F401  (registers the variants)
-from aejax import config as config_lib, models, registry
+from aejax import config as config_lib, registry
 from aejax.errors import ConfigError
+from aejax.nn import models
 
 
 def is_vae(model: nn.Module) -> bool:

@@ -7,8 +7,10 @@ import functools
 
 import jax
 
-from aejax import corruption, losses, models, registry
+from aejax import registry
+from aejax.data import corruption
 from aejax.errors import ConfigError
+from aejax.nn import losses, models
 from aejax.registry import Batch, Config, HParams, Params
 from aejax.variants import common
 

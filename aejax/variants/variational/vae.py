@@ -10,8 +10,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-from aejax import images as images_lib, losses, models, registry
+from aejax import images as images_lib, registry
 from aejax.errors import ConfigError
+from aejax.nn import losses, models
 from aejax.registry import Batch, Config, HParams, Params
 from aejax.variants import common
 

@@ -19,8 +19,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from aejax import losses, models, registry
+from aejax import registry
 from aejax.errors import ConfigError
+from aejax.nn import losses, models
 from aejax.registry import Batch, Config, HParams, Params
 from aejax.variants import common
 

@@ -15,10 +15,12 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from aejax import losses, models, registry
+from aejax import registry
 from aejax.errors import ConfigError
+from aejax.nn import losses, models
 from aejax.registry import Batch, Config, HParams, Params
-from aejax.variants import autoencoder, common
+from aejax.variants import common
+from aejax.variants.autoencoders import autoencoder
 
 SPARSITIES = ("l1", "kl")
 NEAR_ZERO = 0.01  # A code unit with |h| below this counts as off.

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_dict
 
-from aejax import datasets
+from aejax.data import datasets
 from aejax.registry import Batch
 
 # Binarisation draws one fixed sample per split, the same for every run: the test split's depends on nothing else

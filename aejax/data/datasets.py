@@ -33,7 +33,7 @@ IDX_FILES: Mapping[str, tuple[str, str]] = {
   "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
   "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
-# The version of the aejax builders' datasets (`aejax.tfds_builders`), whose layout `_read_prepared` reads.
+# The version of the aejax builders' datasets (`aejax.data.tfds_builders`), whose layout `_read_prepared` reads.
 FORMAT_VERSION = "1.0.0"
 # Each name's title in messages; its aejax builder is `aejax_<name>`, and TFDS's stock builder has the same name.
 _TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
@@ -171,7 +171,7 @@ def _prepare(name: str, root: pathlib.Path, prepared: pathlib.Path, shown: str, 
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
 
-    from aejax import tfds_builders
+    from aejax.data import tfds_builders
     # pylint: enable=g-import-not-at-top
     builder_class = tfds_builders.BUILDERS[name]
     staging_prefix = f".aejax_{name}-"

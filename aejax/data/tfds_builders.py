@@ -9,9 +9,9 @@ bytes in array_record, in the original IDX order. They register as
 Given `tfds.download.DownloadConfig(manual_dir=...)` holding the four files,
 TFDS takes them from there (checking the sizes and sha256 that TFDS registers
 for its stock builders) and makes no network call; otherwise it downloads them.
-They print nothing: `aejax.datasets` says in one line what it prepared.
+They print nothing: `aejax.data.datasets` says in one line what it prepared.
 
-`aejax.datasets` reads what they write without importing TFDS, so their layout
+`aejax.data.datasets` reads what they write without importing TFDS, so their layout
 is versioned there (`datasets.FORMAT_VERSION`).
 """
 
@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from aejax import config as config_lib
-from aejax.datasets import FORMAT_VERSION, IDX_FILES
+from aejax.data.datasets import FORMAT_VERSION, IDX_FILES
 
 IMAGE_SHAPE = config_lib.IMAGE_SHAPE
 
@@ -107,5 +107,5 @@ class AejaxFashionMnist(_IdxBuilder):
   url_infos = _stock_url_infos("fashion_mnist")
 
 
-# Each dataset name's builder, which `aejax.datasets` prepares as `aejax_<name>`.
+# Each dataset name's builder, which `aejax.data.datasets` prepares as `aejax_<name>`.
 BUILDERS: dict[str, type[_IdxBuilder]] = {"mnist": AejaxMnist, "fashion_mnist": AejaxFashionMnist}

@@ -20,10 +20,12 @@ import math
 import jax
 import jax.numpy as jnp
 
-from aejax import losses, models, registry
+from aejax import registry
 from aejax.errors import ConfigError
+from aejax.nn import losses, models
 from aejax.registry import Batch, Config, HParams, Params
-from aejax.variants import autoencoder, common
+from aejax.variants import common
+from aejax.variants.autoencoders import autoencoder
 
 
 def hparams(config: Config) -> dict[str, float]:

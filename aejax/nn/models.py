@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 from ml_collections import config_dict
 
-from aejax import convolution
 from aejax.errors import ConfigError
+from aejax.nn import convolution
 
 Shape = tuple[int, ...]
 
@@ -49,7 +49,7 @@ class MLPDecoder(nn.Module):
 
 
 def conv3x3(features: int, conv_impl: str) -> nn.Conv:
-  """A 3x3 'SAME' `nn.Conv` computed by `conv_impl` (see `aejax.convolution`); same parameters for every impl."""
+  """A 3x3 'SAME' `nn.Conv` computed by `conv_impl` (see `aejax.nn.convolution`); same parameters for every impl."""
   return nn.Conv(features, (3, 3), padding="SAME", conv_general_dilated=convolution.conv_general_dilated(conv_impl))
 
 

@@ -1,0 +1,1 @@
+"""Data: the data sets and their TFDS builders, the on-device input pipeline, and input corruptions."""

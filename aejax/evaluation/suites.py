@@ -1,0 +1,265 @@
+"""The evaluation suites: what a trained autoencoder is for, each a function of a run restored by `aejax.evaluate`.
+
+Suites (errors and likelihoods per image, in the units of the README: squared error summed over pixels, nats):
+- recon: test squared error and BCE, beside PCA with as many components as the code has, fitted on the first
+  `eval.num_train` train images; k-means clustering accuracy (Hungarian-matched) and linear-probe accuracy of
+  the codes, beside the same on PCA codes and raw pixels.
+- anomaly: one-class runs (`data.train_labels`): AUROC of telling the other digits of the test split from the
+  normal ones by reconstruction error, BCE and, for VAEs, the negative ELBO and the importance-weighted NLL.
+- denoise: PSNR and SSIM at each `eval.noise_factors` of the model's output on the noisy test images, beside
+  the noisy input itself and a 3x3 median filter.
+- impute: a random mask (`eval.mask_fraction`) and a square block (`eval.block_size`) of hidden pixels, set to
+  0 as the masking noise does; squared error on the hidden pixels only, beside filling them with the train
+  split's mean image.
+- generate (VAEs): samples from the prior, latent traversals (one row per latent unit), interpolations between
+  test images, and a scatter of the test codes coloured by label when latent_dim = 2.
+- nll (VAEs): the importance-weighted estimate of the test NLL with `eval.nll_samples` samples per image.
+
+Which of them fit a run is known from its config alone (aejax/evaluation/selection.py).
+"""
+import dataclasses
+import functools
+import math
+import zlib
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.ndimage
+import scipy.special
+from ml_collections import config_dict
+
+from aejax import images, registry, signals, train
+from aejax.data import corruption
+from aejax.evaluation import metrics, selection
+from aejax.nn import losses
+from aejax.variants.variational import vae
+
+_ELBO_SAMPLES = 16  # z samples per image behind the anomaly suite's negative-ELBO and IWAE scores.
+_NLL_ROWS = 32_768  # Decoder rows (images x samples) per step of the NLL estimate: ~100 MB of MNIST logits.
+# Decoder rows per call of the NLL estimate (images x samples; about 2 s of a 2-core CPU for vae.py): between calls
+# a signal is acted on, where one call over eval_batch_size images x 5,000 samples took some 50 s.
+_NLL_CALL_ROWS = 2**18
+_PCA_BCE_EPS = 1e-4  # PCA reconstructions leave [0, 1]; their BCE is taken on them clipped to [eps, 1 - eps].
+_TRAVERSAL_RANGE = 3.0  # Latent traversals sweep one unit over ±this many prior standard deviations.
+
+Metrics = dict[str, float]
+Pictures = dict[str, images.Grid]  # name -> (rows, N, H, W, C) in [0, 1] and the rows' labels
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """A trained run, restored: its config, model and parameters, and its data as float images in [0, 1]."""
+  config: config_dict.ConfigDict
+  variant: registry.Variant
+  model: nn.Module
+  state: train.TrainState
+  step: int
+  train_images: np.ndarray  # The first `eval.num_train` train images (binarised as in training).
+  train_labels: np.ndarray
+  test_images: np.ndarray
+  test_labels: np.ndarray
+
+  @property
+  def is_vae(self) -> bool:
+    return selection.is_vae(self.model)
+
+  @functools.cached_property
+  def _encode(self) -> Callable:
+    def encode(params, x):
+      code = self.model.apply(params, x, method=self.model.encode)
+      return code[0] if self.is_vae else code  # A VAE's code is its posterior mean.
+    return jax.jit(encode)
+
+  @functools.cached_property
+  def _decode(self) -> Callable:
+    return jax.jit(lambda params, z: self.model.apply(params, z, method=self.model.decode))
+
+  def encode(self, x: np.ndarray) -> np.ndarray:
+    """The codes of images `x`, in batches of `eval_batch_size`."""
+    return _batched(functools.partial(self._encode, self.state.params), x, self.config.eval_batch_size)
+
+  def decode_logits(self, z: np.ndarray) -> np.ndarray:
+    """The decoder's logits for codes `z`."""
+    return _batched(functools.partial(self._decode, self.state.params), z, self.config.eval_batch_size)
+
+  def decode(self, z: np.ndarray) -> np.ndarray:
+    """The images of codes `z`: the sigmoid of the decoder's logits."""
+    return scipy.special.expit(self.decode_logits(z))
+
+  def reconstruct(self, x: np.ndarray) -> np.ndarray:
+    return self.decode(self.encode(x))
+
+  def key(self, name: str) -> jax.Array:
+    """A key of its own for each use of randomness, derived from the run's seed."""
+    return jax.random.fold_in(jax.random.key(self.config.seed), zlib.crc32(name.encode()))
+
+
+def _batched(fn: Callable[[jax.Array], jax.Array], x: np.ndarray, batch_size: int) -> np.ndarray:
+  """`fn` over `x` in fixed-size batches (the last one padded, so one compilation serves all)."""
+  size = min(batch_size, len(x))
+  parts = []
+  for start in range(0, len(x), size):
+    signals.raise_if_signalled()  # A signal whose exception a library dropped ends the suite here.
+    parts.append(np.asarray(fn(jnp.asarray(_pad(x[start:start + size], size))))[:len(x[start:start + size])])
+  return np.concatenate(parts)
+
+
+def recon(run: Run) -> tuple[Metrics, Pictures]:
+  """Reconstruction and dimensionality reduction, against PCA of the same size and raw pixels."""
+  x, x_train = run.test_images, run.train_images
+  codes, train_codes = run.encode(x), run.encode(x_train)
+  logits = run.decode_logits(codes)
+  recon_images = scipy.special.expit(logits)
+  width = min(math.prod(codes.shape[1:]), math.prod(x_train.shape[1:]), len(x_train))  # PCA's rank is at most this.
+  mean, axes = metrics.pca_fit(x_train, width)
+  pca_codes, pca_train_codes = metrics.pca_encode(x, mean, axes), metrics.pca_encode(x_train, mean, axes)
+  pca_images = metrics.pca_decode(pca_codes, mean, axes, x.shape[1:])
+  out = {"recon/squared_error": _mean(losses.squared_error(recon_images, x)),
+         "recon/bce": _mean(losses.binary_cross_entropy(logits, x)),
+         "recon/pca_components": float(width),
+         "recon/pca_squared_error": _mean(losses.squared_error(pca_images, x)),
+         "recon/pca_bce": _mean(losses.binary_cross_entropy(
+             scipy.special.logit(np.clip(pca_images, _PCA_BCE_EPS, 1 - _PCA_BCE_EPS)).astype(np.float32), x))}
+  features = {"code": (train_codes, codes), "pca": (pca_train_codes, pca_codes), "pixels": (x_train, x)}
+  for name, (train_features, test_features) in features.items():
+    out[f"recon/kmeans_accuracy_{name}"] = metrics.kmeans_accuracy(test_features, run.test_labels, run.config.seed)
+    if len(np.unique(run.train_labels)) > 1:  # A one-class run has nothing to probe.
+      out[f"recon/probe_accuracy_{name}"] = metrics.linear_probe_accuracy(
+          train_features, run.train_labels, test_features, run.test_labels)
+  n = run.config.num_images
+  return out, {"eval_recon": images.Grid(np.stack([x[:n], recon_images[:n], np.clip(pca_images[:n], 0, 1)]),
+                                         ("input", "reconstruction", f"PCA, {width} components"))}
+
+
+def anomaly(run: Run) -> tuple[Metrics, Pictures]:
+  """One-class anomaly detection: AUROC of per-image scores for the digits the run never saw in training."""
+  x = run.test_images
+  anomalous = ~np.isin(run.test_labels, tuple(run.config.data.train_labels))
+  logits = run.decode_logits(run.encode(x))
+  scores = {"squared_error": losses.squared_error(scipy.special.expit(logits), x),
+            "bce": losses.binary_cross_entropy(logits, x)}
+  if run.is_vae:
+    fn = jax.jit(lambda params, x: vae.log_weights(run.model, run.config, params, x, run.key("anomaly"),
+                                                   _ELBO_SAMPLES).T)
+    log_w = _batched(functools.partial(fn, run.state.params), x, run.config.eval_batch_size)
+    scores["neg_elbo"] = -log_w.mean(axis=1)
+    scores["iwae_nll"] = -np.asarray(vae.iwae_bound(jnp.asarray(log_w.T)))
+  out = {f"anomaly/auroc_{name}": metrics.auroc(np.asarray(s), anomalous) for name, s in scores.items()}
+  out["anomaly/fraction_anomalous"] = float(anomalous.mean())
+  order = np.argsort(np.asarray(scores["squared_error"]))
+  n = run.config.num_images
+  return out, {"eval_anomaly_least_and_most": images.Grid(np.stack([x[order[:n]], x[order[-n:]]]),
+                                                          ("lowest error", "highest error"))}
+
+
+def denoise(run: Run) -> tuple[Metrics, Pictures]:
+  """PSNR and SSIM against the clean test images: the model on noisy inputs, the noisy inputs, a median filter."""
+  x, out, pictures = run.test_images, {}, {}
+  for factor in run.config.eval.noise_factors:
+    noisy = np.asarray(corruption.corrupt(run.config.noise_type, run.key(f"denoise{factor}"), jnp.asarray(x), factor))
+    outputs = {"noisy": noisy, "model": run.reconstruct(noisy),
+               "median": scipy.ndimage.median_filter(noisy, size=(1, 3, 3, 1))}
+    for name, y in outputs.items():
+      out[f"denoise/{factor:g}/psnr_{name}"] = float(np.mean(metrics.psnr(y, x)))
+      out[f"denoise/{factor:g}/ssim_{name}"] = metrics.mean_ssim(y, x)
+    n = run.config.num_images
+    pictures[f"eval_denoise_{factor:g}"] = images.Grid(np.stack([x[:n]] + [y[:n] for y in outputs.values()]),
+                                                       ("clean", f"noise {factor:g}", "model", "3x3 median"))
+  return out, pictures
+
+
+def impute(run: Run) -> tuple[Metrics, Pictures]:
+  """Squared error on hidden pixels only: the model's fill of a random mask and a block, beside the mean image."""
+  x, config = run.test_images, run.config.eval
+  height, width = x.shape[1:3]
+  rng = np.random.default_rng(run.config.seed)
+  rows, cols = np.arange(height)[:, None], np.arange(width)[None, :]
+  top = rng.integers(0, height - config.block_size + 1, len(x))[:, None, None]
+  left = rng.integers(0, width - config.block_size + 1, len(x))[:, None, None]
+  block = (rows >= top) & (rows < top + config.block_size) & (cols >= left) & (cols < left + config.block_size)
+  masks = {"random": rng.random(x.shape[:3]) < config.mask_fraction, "block": block}
+  mean_image = run.train_images.mean(axis=0)
+  out, pictures = {}, {}
+  for name, mask in masks.items():
+    hidden = mask[..., None].astype(x.dtype)
+    visible = x * (1 - hidden)
+    filled = run.reconstruct(visible)
+    out[f"impute/{name}_squared_error"] = _mean(losses.squared_error(filled * hidden, x * hidden))
+    out[f"impute/{name}_mean_fill_squared_error"] = _mean(losses.squared_error(mean_image * hidden, x * hidden))
+    out[f"impute/{name}_hidden_pixels"] = float(hidden.sum() / len(x))
+    n = run.config.num_images
+    pictures[f"eval_impute_{name}"] = images.Grid(np.stack([x[:n], visible[:n], (visible + filled * hidden)[:n]]),
+                                                  ("input", f"{name} hidden", "filled"))
+  return out, pictures
+
+
+def generate(run: Run) -> tuple[Metrics, Pictures]:
+  """Pictures of the VAE's generative side: prior samples, latent traversals, interpolations, a 2-D scatter."""
+  n, latent_dim, shape = run.config.num_images, run.config.latent_dim, run.test_images.shape[1:]
+  samples = run.decode(np.asarray(jax.random.normal(run.key("prior"), (n * n, latent_dim))))
+  base = run.encode(run.test_images[:1])[0]
+  steps = np.linspace(-_TRAVERSAL_RANGE, _TRAVERSAL_RANGE, n)
+  traversals = np.repeat(base[None, None], latent_dim, 0).repeat(n, 1)
+  traversals[np.arange(latent_dim), :, np.arange(latent_dim)] = steps
+  ends = run.encode(run.test_images[:2 * n])
+  pairs = min(n, len(ends) // 2)
+  weights = np.linspace(0.0, 1.0, n)[None, :, None]
+  paths = ends[:pairs, None] * (1 - weights) + ends[pairs:2 * pairs, None] * weights
+  pictures = {
+      "eval_prior_samples": images.Grid(samples.reshape(n, n, *shape), ("prior samples",)),
+      "eval_traversals": images.Grid(run.decode(traversals.reshape(-1, latent_dim)).reshape(latent_dim, n, *shape),
+                                     tuple(f"z{i}" for i in range(latent_dim))),
+      "eval_interpolations": images.Grid(run.decode(paths.reshape(-1, latent_dim)).reshape(pairs, n, *shape),
+                                         tuple(f"test {i} to {i + pairs}" for i in range(pairs)))}
+  if latent_dim == 2:
+    pictures["eval_latent_scatter"] = _scatter(run.encode(run.test_images), run.test_labels)
+  return {}, pictures
+
+
+def nll(run: Run) -> tuple[Metrics, Pictures]:
+  """The importance-weighted estimate of the test NLL (Burda et al. 2016) with `eval.nll_samples` samples."""
+  num_samples = run.config.eval.nll_samples
+  batch_size = min(run.config.eval_batch_size, len(run.test_images), max(1, _NLL_CALL_ROWS // num_samples))
+  chunk = max(1, _NLL_ROWS // batch_size)
+  key = run.key("nll")
+
+  @jax.jit
+  def batch_nll(params, x):  # Batches reuse the key: each image's estimate stays unbiased.
+    return vae.importance_weighted_nll(run.model, run.config, params, x, key, num_samples, chunk)
+
+  x = run.test_images
+  estimates = _batched(functools.partial(batch_nll, run.state.params), x, batch_size)
+  elbo = jax.jit(lambda params, x: run.variant.evaluate(run.model, run.config, params, {"image": x, "label": None},
+                                                        key, run.state.hparams)["neg_elbo"])
+  neg_elbo = _batched(functools.partial(elbo, run.state.params), x, batch_size)
+  return {"nll/iwae_nll": _mean(estimates), "nll/samples": float(num_samples), "nll/neg_elbo": _mean(neg_elbo)}, {}
+
+
+SUITES: dict[str, Callable[[Run], tuple[Metrics, Pictures]]] = {
+    "recon": recon, "anomaly": anomaly, "denoise": denoise, "impute": impute, "generate": generate, "nll": nll}
+
+
+def _scatter(codes: np.ndarray, labels: np.ndarray) -> images.Grid:
+  """A scatter plot of 2-D codes coloured by label, as one (1, 1, H, W, 3) picture without row labels."""
+  import matplotlib  # pylint: disable=g-import-not-at-top  (only for this picture)
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  figure, axis = plt.subplots(figsize=(6, 6), dpi=100)
+  points = axis.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=2)
+  figure.colorbar(points, ax=axis, label="label")
+  axis.set(xlabel="z[0] (posterior mean)", ylabel="z[1]")
+  figure.canvas.draw()
+  picture = np.asarray(figure.canvas.buffer_rgba())[..., :3] / 255.0
+  plt.close(figure)
+  return images.Grid(picture[None, None])
+
+
+def _pad(x: np.ndarray, size: int) -> np.ndarray:
+  return np.concatenate([x, np.zeros((size - len(x), *x.shape[1:]), x.dtype)])
+
+
+def _mean(values) -> float:
+  return float(np.mean(np.asarray(values)))
