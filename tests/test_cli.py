@@ -227,6 +227,7 @@ def test_wandb_gets_the_config_every_scalar_picture_and_summary_and_a_rerun_resu
     ("aejax.main", ["config", "workdir"], False),
     ("aejax.evaluate", ["workdir", "suite", "nll_samples"], True),  # Its suites' module imports JAX at the top.
     ("aejax.bundle", ["config", "root", "members"], True),
+    ("aejax.curves", ["root", "x", "y", "wandb_mode"], True),
     ("launch.local", ["config", "root", "workers", "devices", "bundle_size", "name", "dry_run"], False),
     ("launch.slurm", ["config", "root", "partition", "gpus_per_task", "cpus_per_task", "timeout_min",
                       "array_parallelism", "bundle_size", "wait", "local", "name", "dry_run"], False),
