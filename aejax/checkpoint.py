@@ -103,12 +103,12 @@ class Checkpoints:
       self._settle()
       arrays = _arrays(state)
       need = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(arrays))  # Uncompressed: at most this.
-      if self._primary and shutil.disk_usage(self.directory).free < need:
+      if self._no_room_for(need):
         raise disk_full(self.directory, f"checkpoint {step} was not written", need)
       try:
         self._manager.save(step, args=ocp.args.StandardSave(arrays), force=True)
       except OSError as e:
-        if e.errno == errno.ENOSPC:
+        if _is_disk_full(e):
           raise disk_full(self.directory, f"checkpoint {step} was not written", need) from e
         raise
       self._sealer = threading.Thread(target=self._seal, args=(step,), name=f"aejax-seal-{step}")
@@ -195,6 +195,14 @@ class Checkpoints:
         write_digest(self.directory / str(step))
     except BaseException as e:  # pylint: disable=broad-exception-caught  (raised in the caller's thread by `_settle`)
       self._seal_error = e
+
+  def _no_room_for(self, need: int) -> bool:
+    """Whether the checkpoints' disk has less than `need` bytes free, as process 0 sees it: every process of a
+    multi-process run gets its answer, so that all of them stop, or none enters orbax's save."""
+    short = shutil.disk_usage(self.directory).free < need
+    if jax.process_count() > 1 and not self._read_only:
+      short = bool(multihost_utils.broadcast_one_to_all(jnp.asarray(short)))
+    return short
 
   def _settle(self) -> None:
     """Joins the sealing thread (raising its error here), then deletes the steps beyond the `keep` newest."""
@@ -312,10 +320,12 @@ def _brief(error: BaseException) -> str:
   return text if len(text) <= 160 else f"{text[:160]}..."
 
 
-def _is_disk_full(error: BaseException) -> bool:
-  """Whether `error`, or one it was raised from, is the OS's 'no space left on device' (orbax wraps it)."""
+def _is_disk_full(error: BaseException | None) -> bool:
+  """Whether `error`, or one it was raised from, is the OS's 'no space left on device' or 'disk quota exceeded'
+  (a cluster's usual full disk); orbax wraps them."""
   while error is not None:
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC or "No space left on device" in str(error):
+    if (isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+        or "No space left on device" in str(error) or "Disk quota exceeded" in str(error)):
       return True
     error = error.__cause__ or error.__context__
   return False

@@ -98,7 +98,9 @@ def evaluate_run(workdir: str | pathlib.Path, suites: Sequence[str] | None = Non
     writer.write_scalars(run.step, results)
     paths = writer.write_images(run.step, pictures)
     report = {"step": run.step, "suites": list(chosen), **results, **{f"image/{k}": str(p) for k, p in paths.items()}}
-    writer.write_summary(report, "eval.json")  # The run's own summary.json stays as training left it.
+    newer = writers.report_step(workdir / "eval.json")
+    if newer is None or newer <= run.step:  # Beside training, the trainer may have evaluated a newer step since.
+      writer.write_summary(report, "eval.json")  # The run's own summary.json stays as training left it.
   finally:
     writer.close()
   return report
@@ -112,7 +114,7 @@ def main(argv: list[str]) -> None:
   suites = tuple(s.strip() for s in _SUITE.value.split(",")) if _SUITE.value else None
   workdir = pathlib.Path(_WORKDIR.value)
   try:
-    with locks.lock(workdir) if workdir.is_dir() else contextlib.nullcontext(0) as held:
+    with locks.lock(workdir, patience_s=0.2) if workdir.is_dir() else contextlib.nullcontext(0) as held:
       if held is None:
         print(f"aejax.evaluate: {workdir} is still training: its latest checkpoint is evaluated into eval.json and "
               "images/, its metrics.jsonl and W&B run are left to the trainer", file=sys.stderr, flush=True)

@@ -74,6 +74,13 @@ def install(program: str) -> None:
   sys.excepthook = lambda kind, value, trace: None if isinstance(value, Stopped) else report(kind, value, trace)
 
 
+def _ignore_further_signals() -> None:
+  """While the command says its line and exits: a second signal (a launcher's SIGTERM after the terminal's SIGINT)
+  must not turn the exit into another one."""
+  for s in SIGNALS:
+    signal.signal(s, signal.SIG_IGN)
+
+
 def raise_if_signalled() -> None:
   """Raises `Stopped` if a signal arrived whose exception was lost (in a callback that Python ignores)."""
   if _received:
@@ -89,10 +96,12 @@ def exit_on_signals(program: str, rerun: str = "to resume from the last checkpoi
     yield
     raise_if_signalled()
   except Interrupted as e:
+    _ignore_further_signals()
     _received.clear()
     print(f"{program}: {e}", file=sys.stderr)
     sys.exit(128 + e.signum)
   except Stopped as e:
+    _ignore_further_signals()
     _received.clear()
     print(_stopped_line(program, e, rerun), file=sys.stderr)
     sys.exit(128 + e.signum)
@@ -100,6 +109,7 @@ def exit_on_signals(program: str, rerun: str = "to resume from the last checkpoi
     if not _received or isinstance(sys.exception(), SystemExit):
       raise
     # A C extension turns what a handler raises into its own error (jaxlib: an ImportError): the signal's doing.
+    _ignore_further_signals()
     signum = _received[0]
     _received.clear()
     print(_stopped_line(program, Stopped(signum), rerun), file=sys.stderr)
@@ -132,8 +142,7 @@ def loop_signals() -> Iterator[Callable[[int], int | None]]:
     return
   previous = {s: signal.signal(s, lambda signum, frame: _received.append(signum)) for s in SIGNALS}
   try:
-    yield lambda step: _received[0] if _received else None
+    yield lambda step: _received.pop(0) if _received else None  # Taken by the loop, which stops on it.
   finally:
     for s, h in previous.items():
       signal.signal(s, h)
-    _received.clear()  # The loop acted on what it received: it stopped.

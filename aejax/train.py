@@ -9,6 +9,7 @@ loss, evaluation and pictures come from `aejax.registry`.
 import contextlib
 import errno
 import functools
+import math
 import os
 import pathlib
 import time
@@ -194,8 +195,9 @@ def free_memory() -> int | None:
 
 
 def nbytes(tree: Any) -> int:
-  """Bytes of the arrays (or `jax.ShapeDtypeStruct`s) in `tree`."""
-  return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))
+  """Bytes of the arrays (or `jax.ShapeDtypeStruct`s) in `tree` on one device: its shard of each, where sharded."""
+  return sum(math.prod(x.sharding.shard_shape(x.shape) if getattr(x, "sharding", None) is not None else x.shape)
+             * x.dtype.itemsize for x in jax.tree.leaves(tree))
 
 
 def compile_within_memory(fn: Any, args: tuple, resident: int, field: str, value: Any, fix: str) -> Callable[..., Any]:
@@ -225,15 +227,22 @@ def make_evaluate(variant: registry.Variant, model: nn.Module, config: config_di
   wait_each = mesh is not None and parallel.sync_each_step(mesh)
 
   def evaluate(state: TrainState, key: jax.Array) -> dict[str, float]:
-    sums = []
-    for i in range(num_batches):
-      sums.append(batch_sums(state, split, i, key))
-      if wait_each:
-        jax.block_until_ready(sums[-1])
-    totals = jax.device_get(jax.tree.map(lambda *xs: sum(xs), *sums))
+    totals = sum_batches(batch_sums, state, split, key, num_batches, wait_each)
     return {k: float(v) / split.size for k, v in totals.items()}
 
   return evaluate
+
+
+def sum_batches(batch_sums: Callable[..., Metrics], state: TrainState, split: input_pipeline.Split, key: jax.Array,
+                num_batches: int, wait_each: bool) -> dict[str, np.ndarray]:
+  """The evaluation's sums over all `num_batches` batches, on the host; `wait_each` waits for each batch before
+  dispatching the next (see `parallel.sync_each_step`)."""
+  sums = []
+  for i in range(num_batches):
+    sums.append(batch_sums(state, split, i, key))
+    if wait_each:
+      jax.block_until_ready(sums[-1])
+  return jax.device_get(jax.tree.map(lambda *xs: sum(xs), *sums))
 
 
 def check_batch_fits(config: config_dict.ConfigDict, split: input_pipeline.Split) -> None:
@@ -279,8 +288,6 @@ def check_config(config: config_dict.ConfigDict) -> registry.Variant:
   if config.eval.suites:
     selection.select(config, config.eval.suites)
   return variant
-
-
 
 
 class Diverged(ConfigError):
@@ -381,11 +388,6 @@ def make_population_step(variant: registry.Variant, model: nn.Module, base: conf
   return jax.jit(step, donate_argnums=0, out_shardings=sharding, compiler_options=convolution.compiler_options(base))
 
 
-def _abstract(tree: Any) -> Any:
-  """`tree`'s arrays as `jax.ShapeDtypeStruct`s with their shardings: compiled against, nothing allocated."""
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
-
-
 def _per_member(tree: Any, n: int, stacked: bool) -> list[Any]:
   """A host tree of the population split into its `n` members' trees (a bundle's padding dummies left out)."""
   return [member(tree, k) for k in range(n)] if stacked else [tree]
@@ -484,12 +486,7 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
     alive, diverged = [True] * n, {}
 
     def evaluate_and_draw(state: TrainState, step: int, log: bool = True) -> tuple[list[dict], list[dict]]:
-      sums = []
-      for i in range(num_batches):
-        sums.append(batch_sums(state, test_split, i, eval_keys))
-        if wait_each:
-          jax.block_until_ready(sums[-1])
-      totals = jax.device_get(jax.tree.map(lambda *xs: sum(xs), *sums))
+      totals = sum_batches(batch_sums, state, test_split, eval_keys, num_batches, wait_each)
       drawn = jax.device_get(pictures(state.params, image_batch, image_keys, state.hparams))
       metrics, paths = [], []
       for k, (writer, total, picture) in enumerate(zip(run_writers, _per_member(totals, n, stacked),
@@ -572,9 +569,11 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
           test_metrics, image_paths = evaluate_and_draw(state, step)
         if save_now and any(alive):
           save(step, state)
-      if pending and not signum:  # Stopped by divergence between two logged steps: the steps before it.
+      if signum and checked < step:  # Steps not yet checked: nothing non-finite is saved on a signal either.
+        watch(checked, jax.device_get([m["finite"] for m in pending[checked - window_start:]]))
+      if pending:  # Stopped between two logged steps (by divergence or a signal): the steps before it.
         log_window(step, bar)
-      if signum:
+      if signum and any(alive):
         save(step, state)
         for ck in ckpts:
           ck.wait()
@@ -597,12 +596,12 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
 
 @contextlib.contextmanager
 def _disk_full_is_one_line(workdir: pathlib.Path) -> Iterator[None]:
-  """Turns the OS's 'no space left on device' while writing a run's files (metrics, pictures, config.json) into
+  """Turns the OS's 'no space left on device' (or 'disk quota exceeded') while writing a run's files (metrics, pictures, config.json) into
   the one line of `checkpoint.disk_full`."""
   try:
     yield
   except OSError as e:
-    if e.errno != errno.ENOSPC:
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT):
       raise
     where = pathlib.Path(e.filename).parent if e.filename else workdir
     raise checkpoint.disk_full(where, f"writing {e.filename or 'a file'} failed") from e

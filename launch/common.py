@@ -249,6 +249,8 @@ def run_bundle(sweep: Sweep, members: Sequence[Member], env: dict[str, str] | No
       with (m.workdir / LOG_FILE).open("a") as note:
         note.write(f"launch: training in a bundle with {', '.join(t.run_id for t in todo if t != m)}; "
                    f"the output is in {log_path}\n")
+    for m in todo:  # An exit code from an earlier process is no longer this member's state.
+      (m.workdir / EXIT_FILE).unlink(missing_ok=True)
     with log_path.open("a") as log:
       process = subprocess.Popen(command(sweep, todo[0]) if len(todo) == 1 else bundle_command(sweep, todo),
                                  stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -343,7 +345,9 @@ def draw_curves(sweep: Sweep, rows: list[dict[str, Any]]) -> list[str]:
 def finish(sweep: Sweep, exit_codes: dict[str, int | None]) -> None:
   """Prints the sweep's summary table, writes `<root>/summary.csv`, draws the declared curves of a finished sweep
   (`draw_curves`), and exits 1 if a member failed or was stopped."""
-  with locks.lock(sweep.root, patience_s=30.0):  # Two launchers on one root: the one that writes last reads last.
+  with locks.lock(sweep.root, patience_s=30.0) as held:  # Two launchers on one root: the last to write reads last.
+    if held is None:
+      print(f"launch: {sweep.root}'s lock stayed held for 30 s: writing its summary without it", flush=True)
     rows = summary(sweep, exit_codes)
     path = write_summary(sweep, rows)
   print(f"{table(rows)}\nsummary: {path}", flush=True)

@@ -1,5 +1,6 @@
 """Fault drills: divergence, signals at every moment of a command, a full disk, a run shortened by mistake (damaged
 checkpoints: test_checkpoint.py)."""
+import contextlib
 import dataclasses
 import errno
 import json
@@ -16,7 +17,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from aejax import bundle, checkpoint, registry, train, writers
+from aejax import bundle, checkpoint, registry, signals, train, writers
 from aejax.errors import ConfigError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -96,15 +97,40 @@ def test_skipping_nonfinite_updates_counts_them_and_trains_on(smoke_config, tmp_
 
 
 def test_a_diverging_bundle_member_stops_alone(smoke_config, tmp_path):
-  configs = [smoke_config("ae", num_steps=20, learning_rate=lr, checkpoint_every=10, eval_every=10)
+  configs = [smoke_config("ae", num_steps=20, learning_rate=lr, checkpoint_every=10, eval_every=10, log_every=5)
              for lr in (1e-3, 1e6)]
   workdirs = [tmp_path / "steady", tmp_path / "wild"]
   with pytest.raises(train.Diverged, match=rf"^training diverged, stopped: {workdirs[1]} at step \d+ .*each member's "
                      "learning_rate"):
     bundle.train_bundle(configs, workdirs)
-  assert json.loads((workdirs[0] / "summary.json").read_text())["step"] == 20  # The steady member finished.
+  assert json.loads((workdirs[0] / "summary.json").read_text())["step"] == 20  # The steady member finished...
+  train.train_and_evaluate(configs[0], tmp_path / "alone")  # ...as it would have alone.
+  for got, want in zip(jax.tree.leaves(_checkpoint_params(workdirs[0], 20)),
+                       jax.tree.leaves(_checkpoint_params(tmp_path / "alone", 20)), strict=True):
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)  # The rate scales updates: rounding differs.
+  assert [r["step"] for r in _strict_rows(workdirs[0])] == [r["step"] for r in _strict_rows(tmp_path / "alone")]
   assert not (workdirs[1] / "summary.json").exists()
   assert not (workdirs[1] / "checkpoints").exists() or not any((workdirs[1] / "checkpoints").iterdir())
+
+
+def test_a_signal_after_an_unchecked_divergence_saves_nothing_non_finite(smoke_config, tmp_path, nan_from,
+                                                                         monkeypatch):
+  """A signal between two checked steps (logs every 10 here), after the loss went NaN at step 23: the loop checks
+  those steps before its signal's checkpoint, so the one checkpoint kept stays finite."""
+  nan_from(22)
+  stops = iter([None] * 24 + [signal.SIGTERM])
+
+  @contextlib.contextmanager
+  def stop_at_step_24():
+    yield lambda step: next(stops)
+
+  monkeypatch.setattr(signals, "loop_signals", stop_at_step_24)
+  config = smoke_config("ae", log_every=10, checkpoint_every=10, eval_every=10, keep_checkpoints=1)
+  with pytest.raises(train.Diverged, match=r"at step 23 \(train/loss=nan; last finite checkpoint: 20\)"):
+    train.train_and_evaluate(config, tmp_path)
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["20"]
+  assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(_checkpoint_params(tmp_path, 20)))
+  assert [r["step"] for r in _strict_rows(tmp_path) if "train/loss" in r] == [10, 20, 22]
 
 
 def test_a_rerun_cannot_shorten_a_run_and_leaves_its_config(smoke_config, tmp_path):
@@ -121,20 +147,33 @@ def _start(args: list[str], **kwargs) -> subprocess.Popen:
                           **kwargs)
 
 
+def _wait_for_handlers(proc: subprocess.Popen) -> None:
+  """Returns once `proc` catches SIGTERM (`signals.install`, its first line: Python itself catches only SIGINT)."""
+  deadline = time.monotonic() + 30
+  while time.monotonic() < deadline:
+    status = pathlib.Path(f"/proc/{proc.pid}/status").read_text()
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    if caught >> (signal.SIGTERM - 1) & 1:
+      return
+    time.sleep(0.005)
+  raise AssertionError("the command never installed its signal handlers")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_at_any_moment_of_start_up_ends_the_command_with_one_line(signum, smoke_config, tmp_path):
-  """Signals sent 0.2 to 4 s after launch (imports, flags, data, compilation, the first steps): each ends the
-  command within seconds with 128 + the signal and one line, never a traceback nor a run trained to its end.
+  """Signals sent 0 to 4 s after the command's first line (imports, flags, data, compilation, the first steps):
+  each ends it within seconds with 128 + the signal and one line, never a traceback nor a run trained to its end.
 
-  Not before 0.2 s: in the interpreter's own start (`site` and the venv's .pth files, tens of ms, more on a busy
-  machine) no aejax code has run yet, and Python's default handler answers."""
+  Not before that first line (`signals.install`): in the interpreter's own start (`site` and the venv's .pth
+  files, tens of ms) no aejax code has run yet, and Python's default handler answers."""
   config = smoke_config("ae", num_steps=100_000)
-  delays = (0.2, 0.5, 0.8, 1.2, 1.6, 2.0, 3.0, 4.0)
+  delays = (0.0, 0.2, 0.5, 0.8, 1.2, 1.6, 2.0, 3.0, 4.0)
   procs = []
   for k, delay in enumerate(delays):
     proc = _start(["aejax.main", f"--config={REPO}/experiments/ae.py:smoke", f"--workdir={tmp_path / str(k)}",
                    "--config.num_steps=100000", f"--config.data.data_dir={config.data.data_dir}",
                    f"--config.data.manual_dir={config.data.manual_dir}"])
+    _wait_for_handlers(proc)
     time.sleep(delay)
     proc.send_signal(signum)
     sent = time.perf_counter()
@@ -145,7 +184,7 @@ def test_a_signal_at_any_moment_of_start_up_ends_the_command_with_one_line(signu
     assert code == 128 + signum, (delay, err[-2000:])
     assert "Traceback" not in err and "Exception ignored" not in err, (delay, err[-2000:])
     assert len(lines) == 1 and lines[0].startswith(f"aejax: stopped by signal {signum}"), (delay, err[-2000:])
-    assert took < 10, (delay, took)
+    assert took < 30, (delay, took)  # A signal during an XLA compilation acts once it returns.
 
 
 @pytest.fixture()
@@ -222,7 +261,7 @@ def test_no_space_while_a_checkpoint_is_finished_is_one_line(smoke_config, tmp_p
 
 def test_a_signal_in_a_long_evaluation_suite_acts_within_seconds(smoke_config, tmp_path):
   train.train_and_evaluate(smoke_config("vae", num_steps=2, checkpoint_every=2, eval_every=2), tmp_path)
-  proc = _start(["aejax.evaluate", f"--workdir={tmp_path}", "--suite=nll", "--nll_samples=5000"])  # Some 20 s here.
+  proc = _start(["aejax.evaluate", f"--workdir={tmp_path}", "--suite=nll", "--nll_samples=20000"])  # 80 s here.
   time.sleep(8)  # Start-up done (about 5 s here): inside the suite.
   proc.send_signal(signal.SIGINT)
   sent = time.perf_counter()
@@ -231,12 +270,12 @@ def test_a_signal_in_a_long_evaluation_suite_acts_within_seconds(smoke_config, t
   assert proc.returncode == 128 + signal.SIGINT, err[-2000:]
   assert err.splitlines()[-1] == (f"aejax.evaluate: stopped by signal {signal.SIGINT}; nothing was lost: rerun the "
                                   "same command to evaluate again"), err[-2000:]
-  assert took < 5, took
+  assert took < 15, took  # About 2 s of work per call of the suite here.
 
 
 def test_kill_9_at_several_moments_then_reruns_end_as_an_uninterrupted_run(smoke_config, tmp_path):
-  """SIGKILL (nothing can be saved) at three moments of one workdir's runs, each followed by a rerun: the last
-  rerun ends with the parameters and metrics rows of a run never stopped."""
+  """SIGKILL (nothing can be saved) at three moments of one workdir's runs, in start-up and in training, each
+  followed by a rerun: the last rerun ends with the parameters and metrics rows of a run never stopped."""
   fields = dict(num_steps=150, log_every=10, checkpoint_every=20, eval_every=50)
   config = smoke_config("ae", **fields)
   reference = train.train_and_evaluate(config, tmp_path / "reference")
@@ -244,11 +283,17 @@ def test_kill_9_at_several_moments_then_reruns_end_as_an_uninterrupted_run(smoke
   command = ["aejax.main", f"--config={REPO}/experiments/ae.py:smoke", f"--workdir={workdir}",
              f"--config.data.data_dir={config.data.data_dir}", f"--config.data.manual_dir={config.data.manual_dir}",
              *(f"--config.{k}={v}" for k, v in fields.items())]
-  for delay in (4.0, 6.0, 8.0):  # Start-up, early and late training on this machine; wherever they fall, no loss.
+  for killed_after in (None, 40, 100):  # In start-up, then once checkpoints 40 and 100 exist: each rerun resumes.
     proc = _start(command)
-    time.sleep(delay)
+    deadline = time.monotonic() + 120
+    while killed_after and not (workdir / "checkpoints" / str(killed_after)).exists() and time.monotonic() < deadline:
+      time.sleep(0.01)
+    if not killed_after:
+      _wait_for_handlers(proc)
+      time.sleep(1.0)
     proc.kill()
     proc.wait()
+    assert not (workdir / "summary.json").exists()  # Killed before its end.
   proc = _start(command)
   _, err = proc.communicate(timeout=300)
   assert proc.returncode == 0, err[-2000:]
