@@ -68,14 +68,18 @@ def smoke_config(data_dir, mnist_manual_dir):
 
 @pytest.fixture()
 def preempt_at(monkeypatch):
-  """`preempt_at(step)`: runs send themselves SIGTERM once they have logged `step`, until `monkeypatch.undo()`."""
+  """`preempt_at(step)`: a run sends itself one SIGTERM once it has logged `step` (a bundle: its first member has),
+  as a scheduler would, until `monkeypatch.undo()`."""
   from aejax import writers  # pylint: disable=g-import-not-at-top
   write_scalars = writers.MetricWriter.write_scalars
 
   def arm(step: int) -> None:
+    sent = []
+
     def write_then_preempt(self, logged, scalars):
       write_scalars(self, logged, scalars)
-      if logged == step:
+      if logged == step and not sent:
+        sent.append(step)
         os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(writers.MetricWriter, "write_scalars", write_then_preempt)
