@@ -106,9 +106,7 @@ def train_bundle(configs: Sequence[config_dict.ConfigDict],
                  workdirs: Sequence[str | pathlib.Path]) -> list[dict[str, Any]]:
   """Trains `configs[k]` in `workdirs[k]` for every k as one vmapped program, resuming from the members'
   checkpoints; returns each member's summary, as `train.train_and_evaluate` would (see `train.train_population`)."""
-  for config in configs:
-    train.check_config(config)
-  check_bundle(configs, workdirs)
+  check_bundle(configs, workdirs)  # Each config's own checks come with training's.
   return train.train_population(list(configs), list(workdirs), stacked=True)
 
 

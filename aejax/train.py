@@ -93,9 +93,12 @@ def init_state(variant: registry.Variant, model: nn.Module, config: config_dict.
   return compile_cheaply(functools.partial(create_state, variant, model, config), key, example)
 
 
+CHEAPEST = {"xla_backend_optimization_level": 0}  # XLA's options for code that runs once (initialisation).
+
+
 def compile_cheaply(fn: Callable[..., Any], *args: Any) -> Any:
   """`jax.jit(fn)(*args)` compiled at XLA's cheapest optimisation level: for code that runs once (initialisation)."""
-  return jax.jit(fn).lower(*args).compile(compiler_options={"xla_backend_optimization_level": 0})(*args)
+  return jax.jit(fn).lower(*args).compile(compiler_options=CHEAPEST)(*args)
 
 
 def all_finite(*trees: Any) -> jax.Array:
@@ -435,9 +438,8 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
   seeds, hparams, rates = member_inputs(variant, configs, stacked, mesh)
   init_keys, train_keys, data_keys, eval_keys, image_keys = jax.jit(
       functools.partial(make_keys, stacked=stacked), out_shardings=sharding)(seeds)
-  create = make_create(variant, model, base, input_shape, stacked)
-  shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                        jax.eval_shape(create, init_keys, hparams))
+  init = jax.jit(make_create(variant, model, base, input_shape, stacked)).lower(init_keys, hparams)  # Traced once.
+  shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), init.out_info)
   permute = jax.jit(_lift(lambda key, epoch: input_pipeline.epoch_permutation(key, epoch, train_split.size), stacked,
                           (0, None)), out_shardings=sharding)
   steps_per_epoch = train_split.size // base.batch_size
@@ -465,7 +467,7 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
         "(latent_dim, widths)")
     signals.raise_if_signalled()
 
-    state = jax.device_put(compile_cheaply(create, init_keys, hparams), sharding)
+    state = jax.device_put(init.compile(compiler_options=CHEAPEST)(init_keys, hparams), sharding)
     if stacked:
       members = [resume(ck, member(state, k), c, w) for k, (ck, c, w) in enumerate(zip(ckpts, configs, workdirs))]
       steps = sorted({int(m.step) for m in members})
@@ -508,39 +510,41 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
         if alive[k]:
           ck.save(step, jax.device_put(member(host, k), jax.local_devices()[0]))
 
-    def watch(first_step: int, flags: list[np.ndarray]) -> None:
-      """Marks each member whose steps after `first_step` were not all finite as diverged at the first such step
-      (unless `on_nonfinite` is 'skip'), and fetches that step's metrics to say what was not finite."""
-      if base.on_nonfinite == "skip":
+    def check() -> None:
+      """Fetches the metrics of the steps not yet fetched (the loop's only waits on the device between
+      evaluations), and marks each member whose steps there were not all finite as diverged at the first such
+      step, with what was not finite (unless `on_nonfinite` is 'skip')."""
+      first = len(fetched)
+      fetched.extend(jax.device_get(pending[first:]))
+      if base.on_nonfinite == "skip" or first == len(fetched):
         return
-      flags = np.stack(flags).reshape(len(flags), -1)  # (steps, members; 1 for a run)
+      flags = np.stack([row["finite"] for row in fetched[first:]]).reshape(len(fetched) - first, -1)  # (steps, n)
       for k in range(n):
         bad = np.flatnonzero(flags[:, k] == 0)
         if alive[k] and bad.size:
-          row = _per_member(jax.device_get(pending[first_step - window_start + bad[0]]), n, stacked)[k]
           alive[k] = False
-          diverged[k] = (first_step + int(bad[0]) + 1, _nonfinite_message(row))
+          diverged[k] = (window_start + first + int(bad[0]) + 1,
+                         _nonfinite_message(_per_member(fetched[first + bad[0]], n, stacked)[k]))
 
     def log_window(step: int, bar: tqdm) -> None:
       """Each member's means over the steps since the last logged one (a diverged member's up to its last finite
-      step), fetched from the device: with the finite flags, the loop's only waits on it between evaluations."""
-      nonlocal tick, window_start, pending
-      rows = jax.device_get(pending)
+      step), from the rows `check` fetched."""
+      nonlocal tick, window_start, pending, fetched
       now = time.perf_counter()
       samples_per_s = (step - window_start) * base.batch_size / (now - tick)  # Each member's own.
       for k, writer in enumerate(run_writers):
         finite_steps = diverged[k][0] - 1 - window_start if k in diverged else step - window_start
         if finite_steps > 0:
           writer.write_scalars(window_start + finite_steps, {
-              **_window_row([_per_member(row, n, stacked)[k] for row in rows], finite_steps),
+              **_window_row([_per_member(row, n, stacked)[k] for row in fetched], finite_steps),
               "train/samples_per_s": samples_per_s})
-      tick, window_start, pending = now, step, []
       bar.set_postfix(samples_per_s=f"{n * samples_per_s:.0f}",
-                      **({} if stacked else {"loss": f"{float(rows[-1]['loss']):.3f}"}))
+                      **({} if stacked else {"loss": f"{float(fetched[-1]['loss']):.3f}"}))
       bar.update(step - bar.n)
+      tick, window_start, pending, fetched = now, step, [], []
 
-    test_metrics, image_paths, pending = [], [], []
-    tick, window_start, checked = time.perf_counter(), step, step
+    test_metrics, image_paths, pending, fetched = [], [], [], []  # `fetched`: host copies of pending's first rows.
+    tick, window_start = time.perf_counter(), step
     epoch, perm = -1, None
     signals.raise_if_signalled()
     desc = base.variant if not stacked else f"{base.variant} x{n}" + (f" on {mesh.size} devices" if mesh.size > 1
@@ -561,17 +565,15 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
         evaluate = step % base.eval_every == 0 or step == base.num_steps
         save_now = step % base.checkpoint_every == 0 or step == base.num_steps
         if log or evaluate or save_now:  # Nothing non-finite is logged, evaluated or saved.
-          watch(checked, jax.device_get([m["finite"] for m in pending[checked - window_start:]]))
-          checked = step
+          check()
         if log:
           log_window(step, bar)
         if evaluate and any(alive):
           test_metrics, image_paths = evaluate_and_draw(state, step)
         if save_now and any(alive):
           save(step, state)
-      if signum and checked < step:  # Steps not yet checked: nothing non-finite is saved on a signal either.
-        watch(checked, jax.device_get([m["finite"] for m in pending[checked - window_start:]]))
-      if pending:  # Stopped between two logged steps (by divergence or a signal): the steps before it.
+      if pending:  # Stopped between two logged steps (by divergence or a signal): check and log the steps before it,
+        check()  # so that nothing non-finite is saved on a signal either.
         log_window(step, bar)
       if signum and any(alive):
         save(step, state)

@@ -56,23 +56,17 @@ def main() -> None:
                                   options=ocp.CheckpointManagerOptions(max_to_keep=3, create=True))
     aejax = checkpoint.Checkpoints(root / "aejax", keep=3)
     for step in range(args.rounds + 1):
-      start = time.perf_counter()
-      orbax.save(step, args=ocp.args.StandardSave(arrays), force=True)
-      blocking = time.perf_counter()
-      orbax.wait_until_finished()
-      end = time.perf_counter()
-      if step:
-        times["orbax_blocking"].append(blocking - start)
-        times["orbax_total"].append(end - start)
-
-      start = time.perf_counter()
-      aejax.save(step, state)
-      blocking = time.perf_counter()
-      aejax.wait()
-      end = time.perf_counter()
-      if step:
-        times["aejax_blocking"].append(blocking - start)
-        times["aejax_total"].append(end - start)
+      for name, save, wait in (
+          ("orbax", lambda: orbax.save(step, args=ocp.args.StandardSave(arrays), force=True),
+           orbax.wait_until_finished),
+          ("aejax", lambda: aejax.save(step, state), aejax.wait)):
+        start = time.perf_counter()
+        save()
+        blocking = time.perf_counter()
+        wait()
+        if step:  # Round 0 is the untimed warm-up.
+          times[f"{name}_blocking"].append(blocking - start)
+          times[f"{name}_total"].append(time.perf_counter() - start)
 
       folder = aejax.directory / str(step)
       start = time.perf_counter()
