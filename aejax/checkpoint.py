@@ -343,4 +343,7 @@ def _shapes(tree: Any) -> list[tuple[int, ...]]:
 
 
 def _arrays(state: Any) -> dict[str, Any]:
-  return {"step": state.step, "params": state.params, "opt_state": state.opt_state}
+  """What a checkpoint holds: step, parameters, optimiser state, and the variant's carry where it has one (a
+  variant without keeps the files it always had)."""
+  arrays = {"step": state.step, "params": state.params, "opt_state": state.opt_state}
+  return {**arrays, "carry": state.carry} if jax.tree.leaves(getattr(state, "carry", {})) else arrays

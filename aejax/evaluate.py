@@ -25,7 +25,8 @@ from aejax.evaluation import selection, suites as suites_lib
 
 
 def load_config(workdir: pathlib.Path) -> config_dict.ConfigDict:
-  """The run's `config.json` over today's defaults, so fields added since the run was trained have values."""
+  """The run's `config.json` over today's defaults (its variant's family's sections included), so that fields added
+  since the run was trained have values."""
   path = workdir / "config.json"
   if not path.is_file():
     raise ConfigError(f"--workdir={str(workdir)!r} has no config.json: point it at a run's folder "
@@ -38,8 +39,11 @@ def load_config(workdir: pathlib.Path) -> config_dict.ConfigDict:
       else:
         base[name] = tuple(value) if isinstance(value, list) else value
 
+  saved = json.loads(path.read_text())
   config = config_lib.base_config()
-  merge(config, json.loads(path.read_text()))
+  if saved.get("variant") in registry.names():  # Else `train.check_config` names the unknown variant.
+    config = registry.get(saved["variant"]).config_fields(config)
+  merge(config, saved)
   return config
 
 
@@ -77,10 +81,7 @@ def evaluate_run(workdir: str | pathlib.Path, suites: Sequence[str] | None = Non
   """Runs `suites` (None: those that fit) on the run in `workdir`; writes eval.json and pictures, and appends its
   metrics to the run's metrics.jsonl and W&B run unless `beside_training` (the run still trains: its files are
   the trainer's alone)."""
-  unknown = [name for name in suites or () if name not in suites_lib.SUITES]
-  if unknown:
-    raise ConfigError(f"suite {unknown[0]!r} is not known: use a comma-separated list of "
-                      f"{', '.join(suites_lib.SUITES)}, e.g. --suite recon,impute")
+  selection.check_known(suites or (), f"--suite={','.join(suites or ())}")
   workdir = pathlib.Path(workdir)
   config = load_config(workdir)
   if nll_samples is not None:
@@ -90,7 +91,7 @@ def evaluate_run(workdir: str | pathlib.Path, suites: Sequence[str] | None = Non
   run = restore(workdir, config)
   results, pictures = {}, {}
   for name in chosen:
-    suite_metrics, suite_pictures = suites_lib.SUITES[name](run)
+    suite_metrics, suite_pictures = {**suites_lib.SUITES, **run.variant.suites}[name](run)
     results.update(suite_metrics)
     pictures.update(suite_pictures)
   writer = writers.MetricWriter(workdir, config, start_step=None, rows=not beside_training)
@@ -127,7 +128,7 @@ def main(argv: list[str]) -> None:
 if __name__ == "__main__":
   # Flags are defined only when run as a program, so that aejax.main can import this module beside its own.
   _WORKDIR = flags.DEFINE_string("workdir", None, "The folder of a trained run (its config.json and checkpoints).")
-  _SUITE = flags.DEFINE_string("suite", None, f"Comma-separated suites among {','.join(suites_lib.SUITES)}; "
+  _SUITE = flags.DEFINE_string("suite", None, f"Comma-separated suites among {','.join(selection.known())}; "
                                "default: those that fit the run.")
   _NLL_SAMPLES = flags.DEFINE_integer("nll_samples", None, "Importance samples per image for the nll suite "
                                       "(default: the run's config.eval.nll_samples).")

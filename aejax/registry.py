@@ -4,10 +4,16 @@ Every function gets the flax `model` and the (static) `config` first, then trace
 `hparams` holds the variant's scalar hyper-parameters (β, noise factor, ...) as arrays carried in
 the train state, so runs that differ only in them can later be stacked and vmapped. A variant whose
 update is not one gradient step on `loss` (two optimisers, contrastive divergence, competitive
-updates) supplies its own `train_step`; the loop calls it the same way.
+updates) supplies its own `train_step`; the loop calls it the same way, and state such a step carries that is
+neither parameters nor optimiser state (persistent Gibbs chains) lives in the train state's `carry`, checkpointed
+with the rest.
+
+A family owns its config fields: `config_fields` adds its sections, with their defaults, to a config (the
+family's experiment files call it; `aejax.evaluate` reads a saved config over them), and `suites` are the
+evaluation suites that only it has, beside the shared ones of aejax/evaluation/suites.py.
 """
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -33,11 +39,26 @@ EvalFn = Callable[[nn.Module, Config, Params, Batch, jax.Array, HParams], dict[s
 ImagesFn = Callable[[nn.Module, Config, Params, Batch, jax.Array, HParams], dict[str, images.Grid]]
 # (model, config, state, batch, key) -> (state, metrics)
 TrainStepFn = Callable[[nn.Module, Config, Any, Batch, jax.Array], tuple[Any, dict]]
+# (model, config, key, example images) -> the train state's initial `carry` (any pytree of arrays)
+CarryFn = Callable[[nn.Module, Config, jax.Array, jax.Array], Any]
+# (restored run: `aejax.evaluation.suites.Run`) -> ({name: number}, {name: `images.Grid`})
+SuiteFn = Callable[[Any], tuple[dict[str, float], dict[str, images.Grid]]]
 
 
 def no_checks(config: Config) -> None:
   """The default `Variant.validate`: nothing beyond the shared checks."""
   del config
+
+
+def no_carry(model: nn.Module, config: Config, key: jax.Array, example: jax.Array) -> dict:
+  """The default `Variant.carry`: a step that carries nothing beyond parameters and optimiser state."""
+  del model, config, key, example
+  return {}
+
+
+def no_fields(config: Config) -> Config:
+  """The default `Variant.config_fields`: the variant reads only the shared fields of `aejax.config`."""
+  return config
 
 
 def default_init(model: nn.Module, key: jax.Array, x: jax.Array) -> Params:
@@ -56,6 +77,9 @@ class Variant:
   init: Callable[[nn.Module, jax.Array, jax.Array], Params] = default_init
   train_step: TrainStepFn | None = None  # None: one optimiser step on `loss`.
   validate: Callable[[Config], None] = no_checks  # Variant-specific config checks.
+  carry: CarryFn = no_carry  # The initial `TrainState.carry` of a `train_step` that carries state.
+  config_fields: Callable[[Config], Config] = no_fields  # Adds the family's config sections, with defaults.
+  suites: Mapping[str, SuiteFn] = dataclasses.field(default_factory=dict)  # Evaluation suites of its own.
 
 
 _REGISTRY: dict[str, Variant] = {}

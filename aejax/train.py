@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -26,7 +27,7 @@ from jax.sharding import Mesh
 from ml_collections import config_dict
 from tqdm import tqdm
 
-import aejax.variants  # noqa: F401  (registers the variants)
+import aejax.variants.all  # noqa: F401  (registers the variants)
 from aejax import checkpoint, config as config_lib, locks, parallel, registry, signals, writers
 from aejax.data import input_pipeline
 from aejax.errors import ConfigError, check_folder
@@ -35,11 +36,14 @@ from aejax.nn import convolution
 
 
 class TrainState(train_state.TrainState):
-  """flax's TrainState plus the variant's scalar hyper-parameters, carried as arrays."""
+  """flax's TrainState plus the variant's scalar hyper-parameters, carried as arrays, and what a variant's own
+  step carries from step to step beside its parameters (`registry.Variant.carry`: persistent Gibbs chains)."""
   hparams: dict[str, jax.Array]
+  carry: Any = flax.struct.field(default_factory=dict)
 
 
 Metrics = dict[str, jax.Array]
+Splits = tuple[input_pipeline.Split, input_pipeline.Split | None]  # An evaluated split and the one paired with it.
 StepFn = Callable[[TrainState, registry.Batch, jax.Array], tuple[TrainState, Metrics]]  # (state, batch, key)
 DataStepFn = Callable[[TrainState, input_pipeline.Split, jax.Array, jax.Array],
                       tuple[TrainState, Metrics]]  # (state, split, perm, key)
@@ -64,8 +68,9 @@ def make_optimizer(config: config_dict.ConfigDict) -> optax.GradientTransformati
         [optax.linear_schedule(0.0, lr, config.warmup_steps), optax.constant_schedule(lr)], [config.warmup_steps])
   if config.optimizer == "adamw":
     tx = optax.adamw(schedule, weight_decay=config.weight_decay)
-  elif config.optimizer == "sgd":
-    tx = optax.sgd(schedule, momentum=0.9)
+  elif config.optimizer == "sgd":  # Weight decay as an L2 cost on the weight matrices, not the biases (Hinton 2010).
+    decay = optax.add_decayed_weights(config.weight_decay, mask=lambda params: jax.tree.map(lambda p: p.ndim > 1, params))
+    tx = optax.chain(decay, optax.sgd(schedule, momentum=config.momentum or None))
   else:
     tx = optax.adam(schedule)
   if config.grad_clip_norm > 0:
@@ -80,7 +85,8 @@ def create_state(variant: registry.Variant, model: nn.Module, config: config_dic
   """Fresh parameters and optimiser state (call under `jax.jit`: eager init compiles every small op)."""
   params = variant.init(model, key, example)
   hparams = {k: jnp.asarray(v, jnp.float32) for k, v in variant.hparams(config).items()}
-  return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config), hparams=hparams)
+  return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config), hparams=hparams,
+                           carry=variant.carry(model, config, jax.random.fold_in(key, 1), example))
 
 
 def init_state(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict,
@@ -137,6 +143,12 @@ def _sharded_over(mesh: Mesh | None):
   return (lambda tree: tree) if mesh is None else functools.partial(parallel.shard_batch, mesh=mesh)
 
 
+def _split_examples(batch: registry.Batch, sharded: Callable[[Any], Any]) -> registry.Batch:
+  """`batch` with its per-example arrays split over the devices; its pixel statistics (one per pixel) whole."""
+  per_pixel = {k: v for k, v in batch.items() if k.startswith("pixel_")}
+  return {**sharded({k: v for k, v in batch.items() if k not in per_pixel}), **per_pixel}
+
+
 def make_data_step(train_step: StepFn, split: input_pipeline.Split, config: config_dict.ConfigDict,
                    mesh: Mesh | None = None) -> DataStepFn:
   """Wraps `train_step` so the batch of `config.batch_size` is gathered on device from `split`, in the order
@@ -153,7 +165,7 @@ def make_data_step(train_step: StepFn, split: input_pipeline.Split, config: conf
     start = (state.step % steps_per_epoch) * batch_size
     batch_key, step_key = jax.random.split(jax.random.fold_in(key, state.step))
     indices = sharded(jax.lax.dynamic_slice(perm, (start,), (batch_size,)))
-    batch = sharded(input_pipeline.make_batch(split, indices, batch_key, dynamic_binarize))
+    batch = _split_examples(input_pipeline.make_batch(split, indices, batch_key, dynamic_binarize), sharded)
     return train_step(state, batch, step_key)
 
   return step
@@ -161,22 +173,29 @@ def make_data_step(train_step: StepFn, split: input_pipeline.Split, config: conf
 
 def make_eval_sums(variant: registry.Variant, model: nn.Module, config: config_dict.ConfigDict,
                    split: input_pipeline.Split, mesh: Mesh | None = None
-                   ) -> tuple[Callable[[TrainState, input_pipeline.Split, jax.Array, jax.Array], Metrics], int]:
-  """The pure `(state, split, index, key) -> {name: sum over batch index}` of the variant's evaluation, and the
-  number of fixed-size batches that cover `split` (the last one padded and masked).
+                   ) -> tuple[Callable[[TrainState, Splits, jax.Array, jax.Array], Metrics], int]:
+  """The pure `(state, (split, paired), index, key) -> {name: sum over batch index}` of the variant's evaluation,
+  and the number of fixed-size batches that cover `split` (the last one padded and masked).
 
-  With `mesh`, each batch is split over its devices, its size rounded up to a multiple of their number.
+  With `mesh`, each batch is split over its devices, its size rounded up to a multiple of their number. With a
+  `paired` split (the train split; None for none), each batch also holds as many of its images, 'train_image',
+  the i-th test image beside the i-th train image, for metrics that compare the two (an RBM's free-energy gap);
+  XLA drops the gather for a variant that does not read them.
   """
   batch_size = min(config.eval_batch_size, split.size)
   if mesh is not None:
     batch_size = parallel.round_up(batch_size, mesh)
   sharded = _sharded_over(mesh)
 
-  def batch_sums(state: TrainState, split: input_pipeline.Split, index: jax.Array, key: jax.Array) -> Metrics:
+  def batch_sums(state: TrainState, splits: Splits, index: jax.Array, key: jax.Array) -> Metrics:
+    split, paired = splits
     ids = sharded(index * batch_size + jnp.arange(batch_size))
     valid = (ids < split.size).astype(jnp.float32)
-    batch = sharded({**input_pipeline.make_batch(split, jnp.minimum(ids, split.size - 1), key, False),
-                     "valid": valid})
+    batch = {**input_pipeline.make_batch(split, jnp.minimum(ids, split.size - 1), key, False), "valid": valid}
+    if paired is not None:
+      train_batch = input_pipeline.make_batch(paired, ids % paired.size, key, config.data.binarize == "dynamic")
+      batch["train_image"] = train_batch["image"]
+    batch = _split_examples(batch, sharded)
     per_example = variant.evaluate(model, config, state.params, batch, jax.random.fold_in(key, index), state.hparams)
     return {k: jnp.sum(v * valid) for k, v in per_example.items()}
 
@@ -224,25 +243,25 @@ def make_evaluate(variant: registry.Variant, model: nn.Module, config: config_di
   """A function `(state, key) -> {name: mean over the split}` that runs the variant's evaluation in fixed batches,
   compiled now for states like `state` (a `ConfigError` if a batch does not fit in memory)."""
   batch_sums, num_batches = make_eval_sums(variant, model, config, split, mesh)
-  batch_sums = compile_within_memory(jax.jit(batch_sums), (state, split, 0, jax.random.key(0)), nbytes(state),
+  batch_sums = compile_within_memory(jax.jit(batch_sums), (state, (split, None), 0, jax.random.key(0)), nbytes(state),
                                      "config.eval_batch_size", config.eval_batch_size,
                                      "use a smaller eval_batch_size, or a smaller model (latent_dim, widths)")
   wait_each = mesh is not None and parallel.sync_each_step(mesh)
 
   def evaluate(state: TrainState, key: jax.Array) -> dict[str, float]:
-    totals = sum_batches(batch_sums, state, split, key, num_batches, wait_each)
+    totals = sum_batches(batch_sums, state, (split, None), key, num_batches, wait_each)
     return {k: float(v) / split.size for k, v in totals.items()}
 
   return evaluate
 
 
-def sum_batches(batch_sums: Callable[..., Metrics], state: TrainState, split: input_pipeline.Split, key: jax.Array,
+def sum_batches(batch_sums: Callable[..., Metrics], state: TrainState, splits: Splits, key: jax.Array,
                 num_batches: int, wait_each: bool) -> dict[str, np.ndarray]:
   """The evaluation's sums over all `num_batches` batches, on the host; `wait_each` waits for each batch before
   dispatching the next (see `parallel.sync_each_step`)."""
   sums = []
   for i in range(num_batches):
-    sums.append(batch_sums(state, split, i, key))
+    sums.append(batch_sums(state, splits, i, key))
     if wait_each:
       jax.block_until_ready(sums[-1])
   return jax.device_get(jax.tree.map(lambda *xs: sum(xs), *sums))
@@ -284,9 +303,17 @@ def resume(ckpts: checkpoint.Checkpoints, state: Any, config: config_dict.Config
 
 def check_config(config: config_dict.ConfigDict) -> registry.Variant:
   """The config's variant, once every check a run makes before any work has passed: the shared fields, the
-  variant's own, and the evaluation suites it names (run after training: one that cannot run fails now)."""
+  family's own sections there, the variant's checks, and the evaluation suites it names (run after training: one
+  that cannot run fails now)."""
   config_lib.validate(config)
   variant = registry.get(config.variant)
+  base = config_lib.flatten(config_lib.base_config())
+  missing = sorted(set(config_lib.flatten(variant.config_fields(config_lib.base_config()))) - set(base)
+                   - set(config_lib.flatten(config)))
+  if missing:
+    raise ConfigError(f"config.variant={config.variant!r} reads config.{missing[0]}, which this config lacks: add "
+                      f"its family's fields to the config file (e.g. c = {variant.config_fields.__module__}."
+                      f"{variant.config_fields.__name__}(c)), or start from an experiments/ file of that variant")
   variant.validate(config)
   if config.eval.suites:
     selection.select(config, config.eval.suites)
@@ -461,8 +488,9 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
           "config.batch_size", base.batch_size, "use a smaller batch_size, or a smaller model (latent_dim, widths)")
     signals.raise_if_signalled()
     batch_sums, num_batches = make_eval_sums(variant, model, base, test_split, None if stacked else mesh)
+    eval_splits = (test_split, train_split)
     batch_sums = compile_within_memory(
-        jax.jit(_lift(batch_sums, stacked, (0, None, None, 0))), (shapes, test_split, 0, eval_keys), state_bytes,
+        jax.jit(_lift(batch_sums, stacked, (0, None, None, 0))), (shapes, eval_splits, 0, eval_keys), state_bytes,
         "config.eval_batch_size", base.eval_batch_size, "use a smaller eval_batch_size, or a smaller model "
         "(latent_dim, widths)")
     signals.raise_if_signalled()
@@ -488,7 +516,7 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
     alive, diverged = [True] * n, {}
 
     def evaluate_and_draw(state: TrainState, step: int, log: bool = True) -> tuple[list[dict], list[dict]]:
-      totals = sum_batches(batch_sums, state, test_split, eval_keys, num_batches, wait_each)
+      totals = sum_batches(batch_sums, state, eval_splits, eval_keys, num_batches, wait_each)
       drawn = jax.device_get(pictures(state.params, image_batch, image_keys, state.hparams))
       metrics, paths = [], []
       for k, (writer, total, picture) in enumerate(zip(run_writers, _per_member(totals, n, stacked),

@@ -7,7 +7,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-import aejax.variants  # noqa: F401
+import aejax.variants.all  # noqa: F401
 from aejax import config as config_lib
 from aejax import registry, train
 from aejax.data import input_pipeline

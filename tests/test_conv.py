@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import aejax.variants  # noqa: F401
+import aejax.variants.all  # noqa: F401
 from aejax import config as config_lib
 from aejax import registry, train
 from aejax.errors import ConfigError

@@ -205,7 +205,6 @@ def test_binarised_test_split_is_the_same_whatever_train_images_a_run_keeps(smok
 @pytest.mark.parametrize("field,value,message", [
     ("data.train_labels", (3, 10), "config.data.train_labels=(3, 10): use distinct class labels in 0..9"),
     ("data.train_labels", (3, 3), "config.data.train_labels=(3, 3): use distinct class labels"),
-    ("eval.suites", ("recon", "fid"), "config.eval.suites=('recon', 'fid'): use a tuple of recon, anomaly"),
     ("eval.mask_fraction", 1.0, "config.eval.mask_fraction=1.0: use a fraction in (0, 1)"),
     ("eval.nll_samples", 0, "config.eval.nll_samples=0: use at least one sample"),
     ("iwae_samples", 0, "config.iwae_samples=0: use 1 (the ELBO) or more importance samples"),
@@ -216,6 +215,14 @@ def test_bad_eval_fields_fail_with_one_line(field, value, message):
   (config[section] if section else config)[leaf] = value
   with pytest.raises(ConfigError, match="^" + re.escape(message)):
     config_lib.validate(config)
+
+
+def test_an_unknown_suite_in_the_config_fails_before_training_with_one_line():
+  config = config_lib.base_config()
+  config.eval.suites = ("recon", "fid")
+  with pytest.raises(ConfigError, match=re.escape("config.eval.suites=('recon', 'fid'): suite 'fid' is not known: "
+                                                  "use any of recon, anomaly, denoise, impute, generate, nll")):
+    train.check_config(config)
 
 
 @pytest.mark.parametrize("name,iwae_samples", [("anomaly_ae", 1), ("hinton2006", 1), ("iwae_burda2016", 1),
@@ -232,8 +239,8 @@ def test_command_line_reports_a_bad_suite_in_one_line(tmp_path):
   result = subprocess.run([sys.executable, "-m", "aejax.evaluate", f"--workdir={tmp_path}", "--suite=recon,fid"],
                           cwd=REPO, text=True, capture_output=True, timeout=120)
   assert result.returncode == 1
-  assert result.stderr.strip() == ("aejax.evaluate: error: suite 'fid' is not known: use a comma-separated list of "
-                                   "recon, anomaly, denoise, impute, generate, nll, e.g. --suite recon,impute")
+  assert result.stderr.strip() == ("aejax.evaluate: error: --suite=recon,fid: suite 'fid' is not known: use any of "
+                                   "recon, anomaly, denoise, impute, generate, nll")
 
 
 class _Echo(suites.Run):

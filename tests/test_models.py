@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-import aejax.variants  # noqa: F401
+import aejax.variants.all  # noqa: F401
 from aejax import config as config_lib
 from aejax import registry
 from aejax.errors import ConfigError

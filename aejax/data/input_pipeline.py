@@ -18,11 +18,17 @@ from aejax.registry import Batch
 _BINARIZE_SEEDS = {"train": 1, "test": 0}
 
 
+_MIN_STD = 1e-2  # Pixels whose train std is below this (MNIST's always-black border) are scaled by 1, not 1/std.
+
+
 @flax.struct.dataclass
 class Split:
-  """uint8 images (N, H, W, C) with values 0..255 and int32 labels (N,), on device."""
+  """uint8 images (N, H, W, C) with values 0..255 and int32 labels (N,), on device; with `data.standardize`, the
+  train split's per-pixel mean and standard deviation (H, W, C) of images in [0, 1] (on both splits)."""
   images: jax.Array
   labels: jax.Array
+  pixel_mean: jax.Array | None = None
+  pixel_std: jax.Array | None = None
 
   @property
   def size(self) -> int:
@@ -52,15 +58,22 @@ def load(data: config_dict.ConfigDict) -> tuple[Split, Split]:
     if data.binarize == "static" or (data.binarize == "dynamic" and split == "test"):
       images = _binarize_once(images, np.random.default_rng(_BINARIZE_SEEDS[split]))
     splits.append(Split(jnp.asarray(images), jnp.asarray(labels, jnp.int32)))
+  if data.standardize:
+    train = np.asarray(splits[0].images, np.float64) / 255.0
+    stats = {"pixel_mean": jnp.asarray(train.mean(0), jnp.float32),
+             "pixel_std": jnp.asarray(np.maximum(train.std(0), _MIN_STD), jnp.float32)}
+    splits = [split.replace(**stats) for split in splits]
   return splits[0], splits[1]
 
 
 def make_batch(split: Split, indices: jax.Array, key: jax.Array, dynamic_binarize: bool) -> Batch:
-  """Gathers `indices` as float32 images in [0, 1] (Bernoulli-sampled if `dynamic_binarize`)."""
+  """Gathers `indices` as float32 images in [0, 1] (Bernoulli-sampled if `dynamic_binarize`), with the split's
+  pixel statistics where it has them."""
   x = split.images[indices].astype(jnp.float32) / 255.0
   if dynamic_binarize:
     x = jax.random.bernoulli(key, x).astype(jnp.float32)
-  return {"image": x, "label": split.labels[indices]}
+  stats = {} if split.pixel_mean is None else {"pixel_mean": split.pixel_mean, "pixel_std": split.pixel_std}
+  return {"image": x, "label": split.labels[indices], **stats}
 
 
 def epoch_permutation(key: jax.Array, epoch: int | jax.Array, size: int) -> jax.Array:

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 from ml_collections import config_dict
 
-import aejax.variants  # noqa: F401  (registers the variants)
+import aejax.variants.all  # noqa: F401  (registers the variants)
 from aejax import config as config_lib, registry
 from aejax.errors import ConfigError
 from aejax.nn import models
@@ -16,22 +16,57 @@ def is_vae(model: nn.Module) -> bool:
   return isinstance(model, models.GaussianAutoEncoder)
 
 
+def known() -> tuple[str, ...]:
+  """Every suite's name: the shared ones (aejax/evaluation/suites.py), then those variants bring
+  (`registry.Variant.suites`)."""
+  own = sorted({name for variant in registry.names() for name in registry.get(variant).suites})
+  return config_lib.EVAL_SUITES + tuple(own)
+
+
+def check_known(names: Sequence[str], field: str) -> None:
+  """A `ConfigError` naming `field` if one of `names` is no suite at all."""
+  unknown = [name for name in names if name not in known()]
+  if unknown:
+    raise ConfigError(f"{field}: suite {unknown[0]!r} is not known: use any of {', '.join(known())}")
+
+
 def select(config: config_dict.ConfigDict, names: Sequence[str] | None) -> tuple[str, ...]:
   """The suites to run on the run of `config` (already validated): `names`, or all that fit it when None.
 
-  Raises `ConfigError` if the run's model has no encoder and decoder to evaluate, or one of `names` does not fit.
+  Raises `ConfigError` if one of `names` does not fit, or the run's model has no encoder and decoder for a shared
+  suite to evaluate.
   """
-  model = registry.get(config.variant).build_model(config, config_lib.IMAGE_SHAPE)
-  for method in ("encode", "decode"):
-    if not hasattr(model, method):
-      raise ConfigError(f"config.variant={config.variant!r}: its model has no {method}(), which the evaluation "
-                        "suite needs")
+  variant = registry.get(config.variant)
+  if names is not None:
+    check_known(names, f"config.eval.suites={tuple(names)!r}")
+    for name in names:
+      if name not in config_lib.EVAL_SUITES and name not in variant.suites:
+        owners = ", ".join(v for v in registry.names() if name in registry.get(v).suites)
+        raise ConfigError(f"suite {name!r} is for {owners} runs, not config.variant={config.variant!r}: drop it from "
+                          "--suite (or config.eval.suites)")
+  shared = [name for name in (config_lib.EVAL_SUITES if names is None else names) if name in config_lib.EVAL_SUITES]
+  own = [name for name in (variant.suites if names is None else names) if name in variant.suites]
+  return (*_shared_suites(config, variant, shared, names is None), *own)
+
+
+def _shared_suites(config: config_dict.ConfigDict, variant: registry.Variant, names: Sequence[str],
+                   all_that_fit: bool) -> list[str]:
+  """Those of the shared suites `names` that fit the run (`all_that_fit`), or `names` once each is known to fit."""
+  if not names:
+    return []
+  model = variant.build_model(config, config_lib.IMAGE_SHAPE)
+  missing = [method for method in ("encode", "decode") if not hasattr(model, method)]
+  if missing and all_that_fit:
+    return []
+  if missing:
+    raise ConfigError(f"config.variant={config.variant!r}: its model has no {missing[0]}(), which suite "
+                      f"{names[0]!r} needs: use {', '.join(variant.suites) or 'another variant'}")
   vae = is_vae(model)
   one_class = bool(tuple(config.data.train_labels))
-  if names is None:
+  if all_that_fit:
     fits = {"recon": True, "anomaly": one_class, "denoise": config.variant == "dae", "impute": True,
             "generate": vae, "nll": vae}
-    names = [name for name in config_lib.EVAL_SUITES if fits[name]]
+    names = [name for name in names if fits[name]]
   for name in names:
     if name in ("generate", "nll") and not vae:
       raise ConfigError(f"suite {name!r} needs a VAE, not config.variant={config.variant!r}: "
@@ -43,4 +78,4 @@ def select(config: config_dict.ConfigDict, names: Sequence[str] | None) -> tuple
   if "impute" in names and config.eval.block_size > min(height, width):
     raise ConfigError(f"config.eval.block_size={config.eval.block_size}: the imputation block must fit in the "
                       f"{height}x{width} images; use at most {min(height, width)}")
-  return tuple(names)
+  return list(names)

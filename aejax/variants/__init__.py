@@ -1,3 +1,5 @@
-"""Importing this package registers every variant with `aejax.registry`."""
-from aejax.variants.autoencoders import autoencoder, contractive, sparse, stacked  # noqa: F401
-from aejax.variants.variational import vae  # noqa: F401
+"""The variants, one folder per family; `aejax.variants.all` registers them all with `aejax.registry`.
+
+This package itself imports nothing, so that a family's config fields (e.g. `aejax.variants.boltzmann.fields`)
+load without JAX: experiment files and the launchers import them.
+"""

@@ -1,0 +1,1 @@
+"""Boltzmann machines: `rbm` (restricted Boltzmann machine) and `dbn` (a greedily trained stack of them)."""

@@ -1,0 +1,267 @@
+"""`rbm`: a restricted Boltzmann machine trained by contrastive divergence (CD-k) or persistent CD (PCD-k).
+
+Energy E(v, h) = -v·b - h·c - vᵀWh with binary hidden units h (`latent_dim` of them) and binary visibles v
+(`rbm.visible='bernoulli'`: an image's pixels in [0, 1] are their probabilities), or real-valued visibles of unit
+variance, E(v, h) = ½‖v - b‖² - h·c - vᵀWh (`'gaussian'`, on pixels standardised with the train split's
+statistics). The free energy F(v) = -log Σ_h exp(-E(v, h)) has a closed form (`free_energy`).
+
+Learning is not a gradient step on a loss: the update is ⟨v hᵀ⟩_data - ⟨v hᵀ⟩_model with the model's statistics
+from a k-step Gibbs chain, started at the batch (CD-k) or carried from step to step (PCD-k, the chains in the
+train state's `carry`, so a resumed run continues bit for bit). That update, negated, goes through the run's optax
+optimiser like a gradient: momentum and an L2 weight cost with `--config.optimizer=sgd`, the learning rate and its
+schedule as for any variant.
+
+Train metrics: `loss` = `recon_error`, the squared error of one Gibbs step's reconstruction (v → h sampled → mean
+of v), summed over pixels; `free_energy` of the batch; `hidden_activation`, the mean probability of the hidden
+units being on. Test metrics add `free_energy_gap`, the test images' mean free energy less that of as many train
+images (Hinton's overfitting monitor: it grows as the model overfits). The exact log-likelihood needs log Z:
+the `ais` suite estimates it (aejax/variants/boltzmann/ais.py).
+"""
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from aejax import images as images_lib, registry
+from aejax.errors import ConfigError
+from aejax.registry import Batch, Config, HParams, Params
+from aejax.variants import common
+from aejax.variants.boltzmann import fields
+
+
+class RBM(nn.Module):
+  """The parameters of an RBM over flattened images: weights (V, H), visible bias (V,), hidden bias (H,)."""
+  num_hidden: int
+  image_shape: tuple[int, ...]
+  init_scale: float = 0.01
+
+  def setup(self):
+    num_visible = math.prod(self.image_shape)
+    self.weights = self.param("weights", nn.initializers.normal(self.init_scale), (num_visible, self.num_hidden))
+    self.visible_bias = self.param("visible_bias", nn.initializers.zeros, (num_visible,))
+    self.hidden_bias = self.param("hidden_bias", nn.initializers.zeros, (self.num_hidden,))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """The mean-field reconstruction's visible logits (or means), shaped as the images `x`."""
+    return self.decode(self.encode(x))
+
+  def encode(self, x: jax.Array) -> jax.Array:
+    """The hidden units' probabilities given images `x` (the RBM's features)."""
+    return jax.nn.sigmoid(x.reshape(len(x), -1) @ self.weights + self.hidden_bias)
+
+  def decode(self, h: jax.Array) -> jax.Array:
+    """The visible units' logits (Bernoulli) or means (Gaussian) given hidden states `h`, shaped as images."""
+    return (h @ self.weights.T + self.visible_bias).reshape(len(h), *self.image_shape)
+
+
+def unpack(params: Params) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(weights, visible bias, hidden bias) of an RBM's parameters."""
+  p = params["params"]
+  return p["weights"], p["visible_bias"], p["hidden_bias"]
+
+
+def free_energy(weights: jax.Array, visible_bias: jax.Array, hidden_bias: jax.Array, v: jax.Array,
+                gaussian: bool = False) -> jax.Array:
+  """F(v) per example (nats), the hidden units summed out: log p(v) = -F(v) - log Z."""
+  hidden_term = jnp.sum(jax.nn.softplus(v @ weights + hidden_bias), axis=-1)
+  visible_term = 0.5 * jnp.sum((v - visible_bias) ** 2, axis=-1) if gaussian else -v @ visible_bias
+  return visible_term - hidden_term
+
+
+def sample_hidden(weights: jax.Array, hidden_bias: jax.Array, v: jax.Array,
+                  key: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """p(h = 1 | v) and a sample of h."""
+  probs = jax.nn.sigmoid(v @ weights + hidden_bias)
+  return probs, jax.random.bernoulli(key, probs).astype(v.dtype)
+
+
+def sample_visible(weights: jax.Array, visible_bias: jax.Array, h: jax.Array, key: jax.Array,
+                   gaussian: bool) -> tuple[jax.Array, jax.Array]:
+  """The mean of v given h (probabilities, or the Gaussian's mean) and a sample of v."""
+  activation = h @ weights.T + visible_bias
+  if gaussian:
+    return activation, activation + jax.random.normal(key, activation.shape, activation.dtype)
+  probs = jax.nn.sigmoid(activation)
+  return probs, jax.random.bernoulli(key, probs).astype(h.dtype)
+
+
+def gibbs_chain(weights: jax.Array, visible_bias: jax.Array, hidden_bias: jax.Array, v: jax.Array, key: jax.Array,
+                steps: int, gaussian: bool) -> jax.Array:
+  """Visible states after `steps` full Gibbs sweeps v → h → v from `v` (a `lax.fori_loop`: one compiled sweep)."""
+
+  def sweep(i, v):
+    h_key, v_key = jax.random.split(jax.random.fold_in(key, i))
+    _, h = sample_hidden(weights, hidden_bias, v, h_key)
+    return sample_visible(weights, visible_bias, h, v_key, gaussian)[1]
+
+  return jax.lax.fori_loop(0, steps, sweep, v)
+
+
+def visible_inputs(config: Config, batch: Batch, image_key: str = "image") -> jax.Array:
+  """The batch's images as the RBM's visible vectors (B, V): as they are, or standardised for Gaussian visibles."""
+  x = batch[image_key]
+  if config.rbm.visible == "gaussian":
+    x = (x - batch["pixel_mean"]) / batch["pixel_std"]
+  return x.reshape(len(x), -1)
+
+
+def as_images(config: Config, batch: Batch, v: jax.Array) -> jax.Array:
+  """Visible vectors (B, V) back as images in the batch's units (Gaussian visibles unstandardised)."""
+  x = v.reshape(len(v), *batch["image"].shape[1:])
+  return x * batch["pixel_std"] + batch["pixel_mean"] if config.rbm.visible == "gaussian" else x
+
+
+def contrastive_divergence(weights: jax.Array, visible_bias: jax.Array, hidden_bias: jax.Array, v_data: jax.Array,
+                           v_model: jax.Array) -> dict[str, jax.Array]:
+  """The CD update ⟨v hᵀ⟩_data - ⟨v hᵀ⟩_model (and the biases' ⟨v⟩, ⟨h⟩ differences), each average over its batch,
+  with the hidden units' probabilities given each v in place of their samples (Hinton's guide: less noise)."""
+  h_data = jax.nn.sigmoid(v_data @ weights + hidden_bias)
+  h_model = jax.nn.sigmoid(v_model @ weights + hidden_bias)
+  return {"weights": v_data.T @ h_data / len(v_data) - v_model.T @ h_model / len(v_model),
+          "visible_bias": v_data.mean(0) - v_model.mean(0),
+          "hidden_bias": h_data.mean(0) - h_model.mean(0)}
+
+
+def sparsity_update(weights: jax.Array, hidden_bias: jax.Array, v: jax.Array, target: float) -> dict[str, jax.Array]:
+  """Minus the gradient of Σ_j cross-entropy(target, q_j) in the parameters, q_j the hidden units' probabilities
+  (per example, averaged over the batch): d/dx_j of the cross-entropy is q_j - target at the unit's input x_j."""
+  gap = jax.nn.sigmoid(v @ weights + hidden_bias) - target
+  return {"weights": -v.T @ gap / len(v), "visible_bias": jnp.zeros(weights.shape[0], v.dtype),
+          "hidden_bias": -gap.mean(0)}
+
+
+def build_model(config: Config, input_shape: tuple[int, ...]) -> RBM:
+  return RBM(config.latent_dim, tuple(input_shape), config.rbm.init_scale)
+
+
+def hparams(config: Config) -> dict[str, float]:
+  return {"sparsity_cost": config.rbm.sparsity_cost}
+
+
+def carry(model: RBM, config: Config, key: jax.Array, example: jax.Array) -> dict[str, jax.Array]:
+  """PCD's persistent chains, one per example of a batch, started from uniform noise (Bernoulli(0.5) pixels, or
+  standard normal ones for Gaussian visibles); nothing for CD."""
+  if not config.rbm.persistent:
+    return {}
+  shape = (config.batch_size, math.prod(example.shape[1:]))
+  if config.rbm.visible == "gaussian":
+    return {"chains": jax.random.normal(key, shape)}
+  return {"chains": jax.random.bernoulli(key, 0.5, shape).astype(jnp.float32)}
+
+
+def train_step(model: RBM, config: Config, state: Any, batch: Batch, key: jax.Array) -> tuple[Any, dict]:
+  """One CD-k (or PCD-k) update through the run's optimiser."""
+  del model
+  weights, visible_bias, hidden_bias = unpack(state.params)
+  gaussian = config.rbm.visible == "gaussian"
+  v = visible_inputs(config, batch)
+  recon_key, start_key, chain_key = jax.random.split(key, 3)
+  start = state.carry["chains"] if config.rbm.persistent else v
+  _, h = sample_hidden(weights, hidden_bias, start, start_key)
+  v_model = gibbs_chain(weights, visible_bias, hidden_bias, sample_visible(weights, visible_bias, h, chain_key,
+                                                                           gaussian)[1],
+                        jax.random.fold_in(chain_key, 1), config.rbm.cd_steps - 1, gaussian)
+  update = contrastive_divergence(weights, visible_bias, hidden_bias, v, v_model)
+  sparsity = sparsity_update(weights, hidden_bias, v, config.rbm.sparsity_target)
+  cost = state.hparams["sparsity_cost"]
+  grads = {"params": jax.tree.map(lambda u, s: -(u + cost * s), update, sparsity)}  # Descent on minus the update.
+  new_state = state.apply_gradients(grads=grads)
+  if config.rbm.persistent:
+    new_state = new_state.replace(carry={"chains": v_model})
+  metrics = one_step_metrics(config, weights, visible_bias, hidden_bias, v, recon_key)
+  return new_state, {"loss": metrics["recon_error"].mean(), **{k: m.mean() for k, m in metrics.items()}}
+
+
+def one_step_metrics(config: Config, weights: jax.Array, visible_bias: jax.Array, hidden_bias: jax.Array,
+                     v: jax.Array, key: jax.Array) -> dict[str, jax.Array]:
+  """Per example: the squared error of one Gibbs step's reconstruction (h sampled given v, then the mean of v),
+  in the image's units, its free energy, and its hidden units' mean probability."""
+  gaussian = config.rbm.visible == "gaussian"
+  probs, h = sample_hidden(weights, hidden_bias, v, key)
+  mean, _ = sample_visible(weights, visible_bias, h, key, gaussian)
+  return {"recon_error": jnp.sum((mean - v) ** 2, axis=-1),
+          "free_energy": free_energy(weights, visible_bias, hidden_bias, v, gaussian),
+          "hidden_activation": probs.mean(-1)}
+
+
+def loss(model: RBM, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
+         step: jax.Array) -> tuple[jax.Array, dict]:
+  """Not trained by its gradient (`train_step` is): the one-step reconstruction error, for reports."""
+  del model, hp, step
+  metrics = one_step_metrics(config, *unpack(params), visible_inputs(config, batch), key)
+  return metrics["recon_error"].mean(), {}
+
+
+def evaluate(model: RBM, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams) -> dict:
+  """Per test example: `one_step_metrics`, and with the loop's paired train images the free-energy gap."""
+  del model, hp
+  weights, visible_bias, hidden_bias = unpack(params)
+  metrics = one_step_metrics(config, weights, visible_bias, hidden_bias, visible_inputs(config, batch), key)
+  if "train_image" in batch:
+    train_v = visible_inputs(config, batch, "train_image")
+    gaussian = config.rbm.visible == "gaussian"
+    metrics["free_energy_gap"] = metrics["free_energy"] - free_energy(weights, visible_bias, hidden_bias, train_v,
+                                                                      gaussian)
+  return metrics
+
+
+def filters(weights: jax.Array, image_shape: tuple[int, ...], count: int, per_row: int) -> images_lib.Grid:
+  """The first `count` hidden units' weights as images, each scaled to [0, 1] on its own, `per_row` to a row."""
+  w = weights[:, :count].T.reshape(count, *image_shape)
+  low = w.min(axis=tuple(range(1, w.ndim)), keepdims=True)
+  high = w.max(axis=tuple(range(1, w.ndim)), keepdims=True)
+  tiles = (w - low) / jnp.maximum(high - low, 1e-8)
+  return images_lib.Grid(tiles.reshape(count // per_row, per_row, *image_shape), ("hidden units' weights",))
+
+
+def sample_pictures(config: Config, params: Params, batch: Batch, start: jax.Array, key: jax.Array,
+                    label: str) -> images_lib.Grid:
+  """Rows of a Gibbs chain's visible means from `start` (visible vectors) after 1, 10, 100, ... sweeps."""
+  weights, visible_bias, hidden_bias = unpack(params)
+  gaussian = config.rbm.visible == "gaussian"
+  rows, done, v = {}, 0, start
+  for steps in [10 ** i for i in range(int(math.log10(config.rbm.sample_steps)) + 1)]:
+    chain_key, h_key = jax.random.split(jax.random.fold_in(key, steps))
+    v = gibbs_chain(weights, visible_bias, hidden_bias, v, chain_key, steps - done, gaussian)
+    done = steps
+    _, h = sample_hidden(weights, hidden_bias, v, h_key)
+    mean = sample_visible(weights, visible_bias, h, h_key, gaussian)[0]
+    rows[f"{label}, {steps} sweep{'s' if steps > 1 else ''}"] = as_images(config, batch, mean)
+  return common.image_grid(rows, n=len(start))
+
+
+def images(model: RBM, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams) -> dict:
+  """Filters, reconstructions, and samples of Gibbs chains started from noise and from the test images."""
+  del hp
+  weights, visible_bias, hidden_bias = unpack(params)
+  n = config.num_images
+  v = visible_inputs(config, batch)[:n]
+  noise_key, data_key, recon_key = jax.random.split(key, 3)
+  if config.rbm.visible == "gaussian":
+    noise = jax.random.normal(noise_key, v.shape)
+  else:
+    noise = jax.random.bernoulli(noise_key, 0.5, v.shape).astype(v.dtype)
+  _, h = sample_hidden(weights, hidden_bias, v, recon_key)
+  recon = as_images(config, batch, sample_visible(weights, visible_bias, h, recon_key,
+                                                  config.rbm.visible == "gaussian")[0])
+  per_row = min(n, model.num_hidden)
+  count = min(8 * n, model.num_hidden) // per_row * per_row
+  return {"reconstruction": common.image_grid({"input": batch["image"], "one Gibbs step": recon}, n=n),
+          "filters": filters(weights, tuple(batch["image"].shape[1:]), count, per_row),
+          "samples_from_noise": sample_pictures(config, params, batch, noise, noise_key, "from noise"),
+          "samples_from_data": sample_pictures(config, params, batch, v, data_key, "from test images")}
+
+
+def validate(config: Config) -> None:
+  """The family's fields, and nothing of an autoencoder's that an RBM would silently ignore."""
+  fields.validate(config)
+  if config.model.kind != "mlp":
+    raise ConfigError(f"config.model.kind={config.model.kind!r}: an RBM connects every pixel to every hidden unit; "
+                      "use --config.model.kind=mlp")
+
+
+registry.register("rbm", registry.Variant(
+    build_model=build_model, hparams=hparams, loss=loss, evaluate=evaluate, images=images, train_step=train_step,
+    validate=validate, carry=carry, config_fields=fields.add))
