@@ -137,7 +137,8 @@ def build_model(config: Config, input_shape: tuple[int, ...]) -> RBM:
 
 
 def hparams(config: Config) -> dict[str, float]:
-  return {"sparsity_cost": config.rbm.sparsity_cost}
+  """Named by their config fields, so that bundle members may differ in them."""
+  return {"rbm.sparsity_cost": config.rbm.sparsity_cost}
 
 
 def carry(model: RBM, config: Config, key: jax.Array, example: jax.Array) -> dict[str, jax.Array]:
@@ -165,7 +166,7 @@ def train_step(model: RBM, config: Config, state: Any, batch: Batch, key: jax.Ar
                         jax.random.fold_in(chain_key, 1), config.rbm.cd_steps - 1, gaussian)
   update = contrastive_divergence(weights, visible_bias, hidden_bias, v, v_model)
   sparsity = sparsity_update(weights, hidden_bias, v, config.rbm.sparsity_target)
-  cost = state.hparams["sparsity_cost"]
+  cost = state.hparams["rbm.sparsity_cost"]
   grads = {"params": jax.tree.map(lambda u, s: -(u + cost * s), update, sparsity)}  # Descent on minus the update.
   new_state = state.apply_gradients(grads=grads)
   if config.rbm.persistent:
