@@ -17,18 +17,20 @@ units being on. Test metrics add `free_energy_gap`, the test images' mean free e
 images (Hinton's overfitting monitor: it grows as the model overfits). The exact log-likelihood needs log Z:
 the `ais` suite estimates it (aejax/variants/boltzmann/ais.py).
 """
+import functools
 import math
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from aejax import images as images_lib, registry
 from aejax.errors import ConfigError
 from aejax.registry import Batch, Config, HParams, Params
 from aejax.variants import common
-from aejax.variants.boltzmann import fields
+from aejax.variants.boltzmann import ais, fields
 
 
 class RBM(nn.Module):
@@ -255,9 +257,49 @@ def images(model: RBM, config: Config, params: Params, batch: Batch, key: jax.Ar
           "samples_from_data": sample_pictures(config, params, batch, v, data_key, "from test images")}
 
 
+def ais_suite(run: Any) -> tuple[dict[str, float], dict[str, images_lib.Grid]]:
+  """The `ais` suite: log Z by annealed importance sampling (`config.eval.ais`), and with it the average
+  log-likelihood of the test images and of `eval.num_train` train images, in nats, each with the bracket that
+  log Ẑ ± 3 standard errors of its weights gives (the lower bracket of log p from the upper one of log Ẑ)."""
+  _check_ais_fits(run.config)
+  weights, visible_bias, hidden_bias = (np.asarray(a) for a in unpack(run.state.params))
+  base_bias = ais.base_rate_bias(run.train_images.reshape(len(run.train_images), -1))
+  runs = run.config.eval.ais.runs
+  betas = ais.betas(run.config.eval.ais.schedule)
+  log_z, log_weights = ais.ais_log_partition(weights, visible_bias, hidden_bias, base_bias, betas, runs,
+                                             run.key("ais"))
+  low, high = ais.log_z_spread(log_weights, ais.base_log_partition(base_bias, weights.shape[1]))
+  metrics = {"ais/log_z": float(log_z), "ais/log_z_low": float(low), "ais/log_z_high": float(high),
+             "ais/runs": float(runs), "ais/betas": float(len(betas))}
+  for name, x in (("test", run.test_images), ("train", run.train_images)):
+    neg_free_energy = -float(np.mean(_free_energies(weights, visible_bias, hidden_bias, x.reshape(len(x), -1))))
+    metrics[f"ais/{name}_log_likelihood"] = neg_free_energy - float(log_z)
+    metrics[f"ais/{name}_log_likelihood_low"] = neg_free_energy - float(high)
+    metrics[f"ais/{name}_log_likelihood_high"] = neg_free_energy - float(low)
+  return metrics, {}
+
+
+def _check_ais_fits(config: Config) -> None:
+  """A `ConfigError` unless the run's log-likelihood is that of binary images under Bernoulli visibles."""
+  if config.rbm.visible != "bernoulli" or config.data.binarize == "none":
+    raise ConfigError(f"suite 'ais' gives the log-likelihood of binary images under Bernoulli visibles, not of "
+                      f"config.data.binarize={config.data.binarize!r} images under rbm.visible="
+                      f"{config.rbm.visible!r}: train with --config.data.binarize=dynamic (or static) and "
+                      "rbm.visible=bernoulli, or drop 'ais'")
+
+
+def _free_energies(weights: np.ndarray, visible_bias: np.ndarray, hidden_bias: np.ndarray, v: np.ndarray,
+                   batch_size: int = 10_000) -> np.ndarray:
+  """F(v) of each row of `v`, in batches."""
+  energy = jax.jit(functools.partial(free_energy, weights, visible_bias, hidden_bias))
+  return np.concatenate([np.asarray(energy(v[i:i + batch_size])) for i in range(0, len(v), batch_size)])
+
+
 def validate(config: Config) -> None:
   """The family's fields, and nothing of an autoencoder's that an RBM would silently ignore."""
   fields.validate(config)
+  if "ais" in config.eval.suites:
+    _check_ais_fits(config)
   if config.model.kind != "mlp":
     raise ConfigError(f"config.model.kind={config.model.kind!r}: an RBM connects every pixel to every hidden unit; "
                       "use --config.model.kind=mlp")
@@ -265,4 +307,4 @@ def validate(config: Config) -> None:
 
 registry.register("rbm", registry.Variant(
     build_model=build_model, hparams=hparams, loss=loss, evaluate=evaluate, images=images, train_step=train_step,
-    validate=validate, carry=carry, config_fields=fields.add))
+    validate=validate, carry=carry, config_fields=fields.add, suites={"ais": ais_suite}))
