@@ -72,7 +72,8 @@ def test_base_rate_bias_is_the_logit_of_the_smoothed_pixel_means():
   images[:2, 1, 0] = 1  # On half the time; pixels (0, 0) and (1, 1) never.
   p = (np.array([0, 1, 0.5, 0]) + 0.1) / 1.2
   np.testing.assert_allclose(ais.base_rate_bias(images, eps=0.1), np.log(p / (1 - p)), rtol=1e-6)
-  with pytest.raises(ConfigError, match=r"eps=0: a pixel constant over the data would get an infinite bias; use eps > "):
+  message = r"eps=0: a pixel constant over the data would get an infinite bias; use eps > 0"
+  with pytest.raises(ConfigError, match=message):
     ais.base_rate_bias(images, eps=0)
 
 
@@ -115,6 +116,12 @@ def test_check_betas_names_what_to_fix(betas, message):
 def test_schedule_refuses_fewer_steps_than_segments():
   with pytest.raises(ConfigError, match=r"num_steps=2 is too few for its 3 segments: use num_steps >= 3"):
     ais.schedule(2)
+
+
+def test_ais_refuses_zero_runs():
+  with pytest.raises(ConfigError, match=r"num_runs=0: use num_runs >= 1"):
+    ais.ais_log_partition(*_rbm(np.random.default_rng(0), 3, 2), np.zeros(3, np.float32), [0.0, 1.0], 0,
+                          jax.random.key(0))
 
 
 def test_ais_from_the_base_rate_model_to_itself_has_zero_log_weights():

@@ -13,6 +13,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
 
 from aejax.errors import ConfigError
 
@@ -63,12 +64,12 @@ def _log_partition_exact(weights: jax.Array, visible_bias: jax.Array, hidden_bia
   return jax.nn.logsumexp(jax.lax.map(chunk_log_sum, jnp.arange(0, 2**num_hidden, chunk)))
 
 
-def base_rate_bias(images: np.ndarray, eps: float = 0.05) -> np.ndarray:
+def base_rate_bias(images: npt.ArrayLike, eps: float = 0.05) -> np.ndarray:
   """Visible biases log(p / (1 - p)) of the base-rate RBM: p is each pixel's mean over `images` (N, ...), smoothed.
 
-  The base-rate RBM (W = 0, these visible biases, zero hidden biases) is the maximum-likelihood fully factorised
-  model of the training pixels, the starting point of AIS. A pixel that is always 0 (or 1) would get an infinite
-  bias, so p = (mean + eps) / (1 + 2·eps): `eps`·N pseudo-images all 0 and as many all 1. Salakhutdinov's
+  The base-rate RBM (W = 0, these visible biases, zero hidden biases) is the (smoothed) maximum-likelihood fully
+  factorised model of the training pixels, the starting point of AIS. A pixel that is always 0 (or 1) would get an
+  infinite bias, so p = (mean + eps) / (1 + 2·eps): `eps`·N pseudo-images all 0 and as many all 1. Salakhutdinov's
   MATLAB base_rate.m adds 5 pseudo-ones per batch of 100 images instead, p = (count + 0.05 N) / (1.05 N), which
   keeps never-on pixels at p ≈ 0.048 (eps = 0.05 here gives 0.045) but leaves always-on pixels at p = 1.
   """
@@ -89,7 +90,8 @@ def schedule(num_steps: int) -> np.ndarray:
   """`num_steps` + 1 values of β from 0 to exactly 1, Salakhutdinov & Murray's three segments scaled to `num_steps`.
 
   The segments [0, 0.5), [0.5, 0.9) and [0.9, 1] keep their shares of the steps (500, 4,000 and 10,000 of
-  14,500), so a short schedule for tests keeps the paper's shape: fine steps where p_β changes fastest, near 1.
+  14,500, rounded, at least one each), so a short schedule for tests keeps the paper's shape: its finest steps
+  near β = 1.
   """
   if num_steps < len(_SEGMENTS):
     raise ConfigError(f"AIS schedule num_steps={num_steps} is too few for its {len(_SEGMENTS)} segments: use "
@@ -108,7 +110,7 @@ def default_betas() -> np.ndarray:
   return schedule(DEFAULT_NUM_STEPS)
 
 
-def check_betas(betas: np.ndarray) -> np.ndarray:
+def check_betas(betas: npt.ArrayLike) -> np.ndarray:
   """`betas` as a float array, or a `ConfigError` unless it is a finite non-decreasing sequence from 0 to 1."""
   betas = np.asarray(betas, np.float64)
   fix = "e.g. aejax.variants.boltzmann.ais.default_betas() or schedule(num_steps)"
@@ -130,18 +132,18 @@ def check_betas(betas: np.ndarray) -> np.ndarray:
 
 
 def ais_log_partition(weights: jax.Array, visible_bias: jax.Array, hidden_bias: jax.Array,
-                      base_visible_bias: jax.Array, betas: np.ndarray, num_runs: int,
+                      base_visible_bias: jax.Array, betas: npt.ArrayLike, num_runs: int,
                       key: jax.Array) -> tuple[jax.Array, jax.Array]:
   """AIS estimate of log Z of the RBM, and the `num_runs` log importance weights: (scalar, (num_runs,)).
 
   The path runs from the base-rate RBM A (W = 0, `base_visible_bias`, H hidden units with zero bias; Z_A known,
   `base_log_partition`) to the target B through p_β(v, h_A, h_B) ∝ exp((1-β)·(-E_A(v, h_A)) + β·(-E_B(v, h_B)))
-  (Salakhutdinov & Murray, eq. 15–16). Summing both sets of hiddens out,
+  as in Salakhutdinov & Murray. Summing both sets of hiddens out,
     log p*_β(v) = (1-β)·v·b_A + β·v·b_B + Σ_j softplus(β·(c_j + (vᵀW)_j)) + H·log 2,
   where H·log 2 is A's hiddens (their energy is 0 at every β) and cancels in every ratio. At β = 0 the
   normaliser is Z_A·2^H, at β = 1 it is Z_B·2^H, so the weights estimate Z_B / Z_A.
 
-  Each run starts from an exact sample of A; at each β_k (k = 1..K for `betas` β_0 = 0 < ... < β_K = 1) it adds
+  Each run starts from an exact sample of A; at each β_k (k = 1..K for `betas` β_0 = 0 <= ... <= β_K = 1) it adds
   log p*_k(v) - log p*_{k-1}(v) to its log-weight, then (for k < K) takes one Gibbs step that leaves p_k
   invariant: h_B ~ p(h_B | v) = sigmoid(β·(c + vᵀW)), v ~ sigmoid((1-β)·b_A + β·(b_B + W h_B)) (h_A does not
   touch v since W_A = 0, so it is never drawn). The runs are the batch, the β loop one jitted `lax.scan` whose
@@ -151,6 +153,8 @@ def ais_log_partition(weights: jax.Array, visible_bias: jax.Array, hidden_bias: 
   log Ẑ_B = log Z_A + log mean exp(log_weights); `log_z_spread(log_weights, log Z_A)` brackets it. `betas` must
   be concrete (checked by `check_betas`), so call this outside `jax.jit`; it compiles its own loop.
   """
+  if num_runs < 1:
+    raise ConfigError(f"ais_log_partition num_runs={num_runs}: use num_runs >= 1 (the paper uses 100)")
   betas = jnp.asarray(check_betas(betas), weights.dtype)
   log_weights = _ais_log_weights(weights, visible_bias, hidden_bias, base_visible_bias, betas, key, num_runs)
   log_z_base = base_log_partition(base_visible_bias, weights.shape[1])
