@@ -66,10 +66,10 @@ def unpack(params: Params) -> tuple[jax.Array, jax.Array, jax.Array]:
 
 def free_energy(weights: jax.Array, visible_bias: jax.Array, hidden_bias: jax.Array, v: jax.Array,
                 gaussian: bool = False) -> jax.Array:
-  """F(v) per example (nats), the hidden units summed out: log p(v) = -F(v) - log Z."""
-  hidden_term = jnp.sum(jax.nn.softplus(v @ weights + hidden_bias), axis=-1)
-  visible_term = 0.5 * jnp.sum((v - visible_bias) ** 2, axis=-1) if gaussian else -v @ visible_bias
-  return visible_term - hidden_term
+  """F(v) per example (nats), the hidden units summed out: log p(v) = -F(v) - log Z (`ais.free_energy` for
+  Bernoulli visibles; Gaussian ones trade -v·b for ½‖v - b‖²)."""
+  energy = ais.free_energy(weights, visible_bias, hidden_bias, v)
+  return energy + v @ visible_bias + 0.5 * jnp.sum((v - visible_bias) ** 2, axis=-1) if gaussian else energy
 
 
 def sample_hidden(weights: jax.Array, hidden_bias: jax.Array, v: jax.Array,
