@@ -44,14 +44,31 @@ def select(config: config_dict.ConfigDict, names: Sequence[str] | None) -> tuple
         owners = ", ".join(v for v in registry.names() if name in registry.get(v).suites)
         raise ConfigError(f"suite {name!r} is for {owners} runs, not config.variant={config.variant!r}: drop it from "
                           "--suite (or config.eval.suites)")
-  shared = [name for name in (config_lib.EVAL_SUITES if names is None else names) if name in config_lib.EVAL_SUITES]
   own = [name for name in (variant.suites if names is None else names) if name in variant.suites]
-  return (*_shared_suites(config, variant, shared, names is None), *own)
+  reasons = {name: _own_suite_misfit(config, variant, name) for name in own}
+  if names is not None and any(reasons.values()):
+    raise ConfigError(next(reason for reason in reasons.values() if reason))
+  own = [name for name in own if not reasons[name]]
+  shared = [name for name in (config_lib.EVAL_SUITES if names is None else names) if name in config_lib.EVAL_SUITES]
+  return (*_shared_suites(config, variant, shared, names is None, own), *own)
+
+
+def _own_suite_misfit(config: config_dict.ConfigDict, variant: registry.Variant, name: str) -> str | None:
+  """Why the variant's own suite `name` does not fit the run, None if it does: a family says what its suites need
+  in its `validate`, run here as if `eval.suites` named only this one."""
+  trial = config.copy_and_resolve_references()
+  trial.eval.suites = (name,)
+  try:
+    variant.validate(trial)
+  except ConfigError as e:
+    return str(e)
+  return None
 
 
 def _shared_suites(config: config_dict.ConfigDict, variant: registry.Variant, names: Sequence[str],
-                   all_that_fit: bool) -> list[str]:
-  """Those of the shared suites `names` that fit the run (`all_that_fit`), or `names` once each is known to fit."""
+                   all_that_fit: bool, own: Sequence[str]) -> list[str]:
+  """Those of the shared suites `names` that fit the run (`all_that_fit`), or `names` once each is known to fit
+  (`own`: the variant's own suites that fit it, named in the error of a model without an encoder)."""
   if not names:
     return []
   model = variant.build_model(config, config_lib.IMAGE_SHAPE)
@@ -59,8 +76,9 @@ def _shared_suites(config: config_dict.ConfigDict, variant: registry.Variant, na
   if missing and all_that_fit:
     return []
   if missing:
+    instead = f": use {', '.join(own)}" if own else ""
     raise ConfigError(f"config.variant={config.variant!r}: its model has no {missing[0]}(), which suite "
-                      f"{names[0]!r} needs: use {', '.join(variant.suites) or 'another variant'}")
+                      f"{names[0]!r} needs{instead}")
   vae = is_vae(model)
   one_class = bool(tuple(config.data.train_labels))
   if all_that_fit:
