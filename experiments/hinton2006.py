@@ -16,8 +16,8 @@ linear code units (unit-variance Gaussian noise), each trained greedily on the h
 for 10 epochs (6,000 steps of 100 images) by CD-1 with SGD, momentum 0.9, learning rate 0.1 and an L2 weight cost of
 2e-4, the top RBM at a rate 100 times smaller (as Hinton's mnistdeepauto.m); then unrolled into an encoder and a
 decoder of logistic units (the decoder's weights the encoder's transposed, then untied) and fine-tuned end to end on
-the cross-entropy of the logistic outputs for 200 epochs with the same SGD at learning rate 0.1 times
-`dbn.finetune_rate_scale`. Differences from the paper: CD samples the reconstruction's visibles (mnistdeepauto.m
+the cross-entropy of the logistic outputs for 200 epochs with the same SGD at learning rate 0.01
+(`dbn.finetune_rate_scale` = 0.1). Differences from the paper: CD samples the reconstruction's visibles (mnistdeepauto.m
 takes their probabilities), momentum is 0.9 from the first step, and fine-tuning is SGD on batches of 100 instead of
 conjugate gradients on batches of 1,000.
 
@@ -74,7 +74,7 @@ def rbm_pretraining() -> config_dict.ConfigDict:
   c.batch_size = 100
   c.pretrain_steps = 6_000  # 10 epochs of 600 steps per RBM.
   c.dbn.top_rate_scale = 0.01
-  c.dbn.finetune_rate_scale = 0.01
+  c.dbn.finetune_rate_scale = 0.1
   c.num_steps = 4 * 6_000 + 120_000  # Then 200 epochs of fine-tuning.
   c.log_every = 200
   c.eval_every = c.checkpoint_every = 12_000

@@ -311,8 +311,9 @@ def log_likelihood_bound(layers: Sequence[Layer], v: jax.Array, log_z: jax.Array
   p(h_{k-1} | h_k) RBM k-1's conditional of its visibles, and p*(h) = exp(-F(h)) the top RBM's unnormalised
   marginal of its visibles, so log p*(h) - log Z = log p(h). The expectation, entropy included, is the mean over
   `num_samples` up-passes h ~ q of log p(v, h) - log q(h | v): the gap to log p(v) is KL(q ‖ p(h | v)), and where q
-  is the exact posterior every sample gives log p(v) itself. With one RBM it is log p(v) = -F(v) - log Z exactly. `gaussian`: RBM 0's visibles are Gaussian; `linear_code`: the top's hidden
-  units linear (consistent with `rbm.free_energy`, which log Z must normalise).
+  is the exact posterior every sample gives log p(v) itself. With one RBM it is log p(v) = -F(v) - log Z exactly.
+  `gaussian`: RBM 0's visibles are Gaussian; `linear_code`: the top's hidden units linear (F as `rbm.free_energy`
+  defines it, which log Z must normalise).
   """
   *below, top = layers
 
@@ -352,8 +353,8 @@ def validate_stack(config: Config, name: str, min_pretrain_steps: int) -> None:
   dims = layer_dims(config)
   if not all(isinstance(d, int) and d > 0 for d in dims):
     raise ConfigError(f"config.model.encoder_widths={tuple(m.encoder_widths)!r}, latent_dim={config.latent_dim!r}: "
-                      f"the RBMs' hidden units {dims} must be positive integers, each RBM's visibles the hidden units of "
-                      "the one below, e.g. --config.model.encoder_widths='(500,500)' --config.latent_dim=2000")
+                      f"the RBMs' hidden units {dims} must be positive integers, each RBM's visibles the hidden units "
+                      "of the one below, e.g. --config.model.encoder_widths='(500,500)' --config.latent_dim=2000")
   if m.activation != "sigmoid":
     raise ConfigError(f"config.model.activation={m.activation!r}: {name}'s hidden units are an RBM's binary, logistic "
                       "units; use --config.model.activation=sigmoid")
