@@ -1,4 +1,4 @@
 """Importing this module registers every variant with `aejax.registry`."""
 from aejax.variants.autoencoders import autoencoder, contractive, sparse, stacked  # noqa: F401
 from aejax.variants.variational import vae  # noqa: F401
-from aejax.variants.boltzmann import rbm  # noqa: F401
+from aejax.variants.boltzmann import dbn, dbn_ae, rbm  # noqa: F401

@@ -1,4 +1,4 @@
-"""The Boltzmann family's config fields (`config.rbm`, `config.eval.ais`), their defaults and checks.
+"""The Boltzmann family's config fields (`config.rbm`, `config.dbn`, `config.eval.ais`), their defaults and checks.
 
 Light on purpose (no JAX): experiment files and the launchers import it. The number of hidden units is the shared
 `latent_dim`, and a DBN's lower layers are `model.encoder_widths`, so sweeps name them as for any variant.
@@ -30,6 +30,13 @@ def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   # Pictures: Gibbs steps of the sample chains, shown at 1, 10, 100, ... up to this many.
   c.rbm.sample_steps = 1_000
 
+  # DBNs (`dbn`, `dbn_ae`): each RBM trains for the shared `pretrain_steps`, by the settings above. The top RBM's
+  # learning rate is `learning_rate` times top_rate_scale (Hinton & Salakhutdinov 2006 train the top RBM's linear
+  # code units at a rate 100 times smaller: 0.01); `dbn_ae` fine-tunes at `learning_rate` times finetune_rate_scale.
+  c.dbn = config_dict.ConfigDict()
+  c.dbn.top_rate_scale = 1.0
+  c.dbn.finetune_rate_scale = 1.0
+
   c.eval.ais = config_dict.ConfigDict()
   c.eval.ais.runs = 100  # Parallel AIS runs behind each estimate of log Z.
   # The β schedule as (end, step) segments from β = 0; it must end at β = 1.
@@ -43,7 +50,7 @@ def _require(ok: bool, field: str, value, fix: str) -> None:
 
 
 def validate(c: config_dict.ConfigDict) -> None:
-  """Checks `config.rbm` and `config.eval.ais`; raises `ConfigError` on the first bad field."""
+  """Checks `config.rbm`, `config.dbn` and `config.eval.ais`; raises `ConfigError` on the first bad field."""
   r = c.rbm
   _require(r.visible in VISIBLE, "config.rbm.visible", r.visible, f"use one of {', '.join(VISIBLE)}")
   _require(r.cd_steps >= 1, "config.rbm.cd_steps", r.cd_steps,
@@ -62,6 +69,8 @@ def validate(c: config_dict.ConfigDict) -> None:
   elif c.data.standardize:
     raise ConfigError("config.data.standardize=True: Bernoulli visibles are probabilities in [0, 1]; drop it, or "
                       "use --config.rbm.visible=gaussian")
+  for field in ("top_rate_scale", "finetune_rate_scale"):
+    _require(c.dbn[field] > 0, f"config.dbn.{field}", c.dbn[field], "use a positive multiple of learning_rate, e.g. 1")
   check_schedule(c.eval.ais.schedule)
   _require(c.eval.ais.runs >= 2, "config.eval.ais.runs", c.eval.ais.runs,
            "the estimate and its spread need at least 2 runs, e.g. 100")

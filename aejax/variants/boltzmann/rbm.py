@@ -3,7 +3,9 @@
 Energy E(v, h) = -v·b - h·c - vᵀWh with binary hidden units h (`latent_dim` of them) and binary visibles v
 (`rbm.visible='bernoulli'`: an image's pixels in [0, 1] are their probabilities), or real-valued visibles of unit
 variance, E(v, h) = ½‖v - b‖² - h·c - vᵀWh (`'gaussian'`, on pixels standardised with the train split's
-statistics). The free energy F(v) = -log Σ_h exp(-E(v, h)) has a closed form (`free_energy`).
+statistics). The free energy F(v) = -log Σ_h exp(-E(v, h)) has a closed form (`free_energy`). The pure functions
+also take linear hidden units of unit-variance Gaussian noise (`gaussian_hidden`: E(v, h) = -v·b + ½‖h - c‖² - vᵀWh,
+p(h | v) = N(c + Wᵀv, I)), the code units of a DBN's top RBM (aejax/variants/boltzmann/dbn.py).
 
 Learning is not a gradient step on a loss: the update is ⟨v hᵀ⟩_data - ⟨v hᵀ⟩_model with the model's statistics
 from a k-step Gibbs chain, started at the batch (CD-k) or carried from step to step (PCD-k, the chains in the
@@ -69,19 +71,32 @@ def unpack(params: Params) -> tuple[jax.Array, jax.Array, jax.Array]:
   return p["weights"], p["visible_bias"], p["hidden_bias"]
 
 
+def hidden_mean(weights: jax.Array, hidden_bias: jax.Array, v: jax.Array, gaussian: bool = False) -> jax.Array:
+  """E[h | v]: the binary hidden units' probabilities, or the mean c + Wᵀv of linear (Gaussian) ones."""
+  activation = v @ weights + hidden_bias
+  return activation if gaussian else jax.nn.sigmoid(activation)
+
+
 def free_energy(weights: jax.Array, visible_bias: jax.Array, hidden_bias: jax.Array, v: jax.Array,
-                gaussian: bool = False) -> jax.Array:
-  """F(v) per example (nats), the hidden units summed out: log p(v) = -F(v) - log Z (`ais.free_energy` for
-  Bernoulli visibles; Gaussian ones trade -v·b for ½‖v - b‖²)."""
-  energy = ais.free_energy(weights, visible_bias, hidden_bias, v)
-  return energy + v @ visible_bias + 0.5 * jnp.sum((v - visible_bias) ** 2, axis=-1) if gaussian else energy
+                gaussian: bool = False, gaussian_hidden: bool = False) -> jax.Array:
+  """F(v) per example (nats), the hidden units summed (linear ones integrated) out: log p(v) = -F(v) - log Z."""
+  activation = v @ weights + hidden_bias
+  if gaussian_hidden:  # ∫ exp(-½‖h - c‖² + vᵀWh) dh = exp(½‖c + Wᵀv‖² - ½‖c‖²) (2π)^(H/2).
+    hidden_term = (0.5 * jnp.sum(activation**2 - hidden_bias**2, axis=-1)
+                   + 0.5 * hidden_bias.shape[-1] * math.log(2 * math.pi))
+  else:
+    hidden_term = jnp.sum(jax.nn.softplus(activation), axis=-1)
+  visible_term = 0.5 * jnp.sum((v - visible_bias) ** 2, axis=-1) if gaussian else -v @ visible_bias
+  return visible_term - hidden_term
 
 
-def sample_hidden(weights: jax.Array, hidden_bias: jax.Array, v: jax.Array,
-                  key: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """p(h = 1 | v) and a sample of h."""
-  probs = jax.nn.sigmoid(v @ weights + hidden_bias)
-  return probs, jax.random.bernoulli(key, probs).astype(v.dtype)
+def sample_hidden(weights: jax.Array, hidden_bias: jax.Array, v: jax.Array, key: jax.Array,
+                  gaussian: bool = False) -> tuple[jax.Array, jax.Array]:
+  """E[h | v] (p(h = 1 | v), or the mean of linear units) and a sample of h."""
+  mean = hidden_mean(weights, hidden_bias, v, gaussian)
+  if gaussian:
+    return mean, mean + jax.random.normal(key, mean.shape, mean.dtype)
+  return mean, jax.random.bernoulli(key, mean).astype(v.dtype)
 
 
 def sample_visible(weights: jax.Array, visible_bias: jax.Array, h: jax.Array, key: jax.Array,
@@ -95,15 +110,26 @@ def sample_visible(weights: jax.Array, visible_bias: jax.Array, h: jax.Array, ke
 
 
 def gibbs_chain(weights: jax.Array, visible_bias: jax.Array, hidden_bias: jax.Array, v: jax.Array, key: jax.Array,
-                steps: int, gaussian: bool) -> jax.Array:
+                steps: int, gaussian: bool, gaussian_hidden: bool = False) -> jax.Array:
   """Visible states after `steps` full Gibbs sweeps v → h → v from `v` (a `lax.fori_loop`: one compiled sweep)."""
 
   def sweep(i, v):
     h_key, v_key = jax.random.split(jax.random.fold_in(key, i))
-    _, h = sample_hidden(weights, hidden_bias, v, h_key)
+    _, h = sample_hidden(weights, hidden_bias, v, h_key, gaussian_hidden)
     return sample_visible(weights, visible_bias, h, v_key, gaussian)[1]
 
   return jax.lax.fori_loop(0, steps, sweep, v)
+
+
+def negative_phase(weights: jax.Array, visible_bias: jax.Array, hidden_bias: jax.Array, start: jax.Array,
+                   start_key: jax.Array, chain_key: jax.Array, steps: int, gaussian: bool,
+                   gaussian_hidden: bool = False) -> jax.Array:
+  """The model's visible samples of CD-k / PCD-k: `steps` Gibbs sweeps from `start` (the batch, or the persistent
+  chains), the first one's h drawn with `start_key`, the rest of the chain with `chain_key`."""
+  _, h = sample_hidden(weights, hidden_bias, start, start_key, gaussian_hidden)
+  v = sample_visible(weights, visible_bias, h, chain_key, gaussian)[1]
+  return gibbs_chain(weights, visible_bias, hidden_bias, v, jax.random.fold_in(chain_key, 1), steps - 1, gaussian,
+                     gaussian_hidden)
 
 
 def visible_inputs(config: Config, batch: Batch, image_key: str = "image") -> jax.Array:
@@ -121,11 +147,11 @@ def as_images(config: Config, batch: Batch, v: jax.Array) -> jax.Array:
 
 
 def contrastive_divergence(weights: jax.Array, visible_bias: jax.Array, hidden_bias: jax.Array, v_data: jax.Array,
-                           v_model: jax.Array) -> dict[str, jax.Array]:
+                           v_model: jax.Array, gaussian_hidden: bool = False) -> dict[str, jax.Array]:
   """The CD update ⟨v hᵀ⟩_data - ⟨v hᵀ⟩_model (and the biases' ⟨v⟩, ⟨h⟩ differences), each average over its batch,
-  with the hidden units' probabilities given each v in place of their samples (Hinton's guide: less noise)."""
-  h_data = jax.nn.sigmoid(v_data @ weights + hidden_bias)
-  h_model = jax.nn.sigmoid(v_model @ weights + hidden_bias)
+  with the hidden units' means E[h | v] in place of their samples (Hinton's guide: less noise)."""
+  h_data = hidden_mean(weights, hidden_bias, v_data, gaussian_hidden)
+  h_model = hidden_mean(weights, hidden_bias, v_model, gaussian_hidden)
   return {"weights": v_data.T @ h_data / len(v_data) - v_model.T @ h_model / len(v_model),
           "visible_bias": v_data.mean(0) - v_model.mean(0),
           "hidden_bias": h_data.mean(0) - h_model.mean(0)}
@@ -168,10 +194,8 @@ def train_step(model: RBM, config: Config, state: Any, batch: Batch, key: jax.Ar
   v = visible_inputs(config, batch)
   recon_key, start_key, chain_key = jax.random.split(key, 3)
   start = state.carry["chains"] if config.rbm.persistent else v
-  _, h = sample_hidden(weights, hidden_bias, start, start_key)
-  v_model = gibbs_chain(weights, visible_bias, hidden_bias, sample_visible(weights, visible_bias, h, chain_key,
-                                                                           gaussian)[1],
-                        jax.random.fold_in(chain_key, 1), config.rbm.cd_steps - 1, gaussian)
+  v_model = negative_phase(weights, visible_bias, hidden_bias, start, start_key, chain_key, config.rbm.cd_steps,
+                           gaussian)
   update = contrastive_divergence(weights, visible_bias, hidden_bias, v, v_model)
   sparsity = sparsity_update(weights, hidden_bias, v, config.rbm.sparsity_target)
   cost = state.hparams["rbm.sparsity_cost"]
