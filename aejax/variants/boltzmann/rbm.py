@@ -203,18 +203,20 @@ def train_step(model: RBM, config: Config, state: Any, batch: Batch, key: jax.Ar
   new_state = state.apply_gradients(grads=grads)
   if config.rbm.persistent:
     new_state = new_state.replace(carry={"chains": v_model})
-  metrics = one_step_metrics(config, weights, visible_bias, hidden_bias, v, recon_key)
+  metrics = one_step_metrics(config, batch, weights, visible_bias, hidden_bias, v, recon_key)
   return new_state, {"loss": metrics["recon_error"].mean(), **{k: m.mean() for k, m in metrics.items()}}
 
 
-def one_step_metrics(config: Config, weights: jax.Array, visible_bias: jax.Array, hidden_bias: jax.Array,
-                     v: jax.Array, key: jax.Array) -> dict[str, jax.Array]:
+def one_step_metrics(config: Config, batch: Batch, weights: jax.Array, visible_bias: jax.Array,
+                     hidden_bias: jax.Array, v: jax.Array, key: jax.Array) -> dict[str, jax.Array]:
   """Per example: the squared error of one Gibbs step's reconstruction (h sampled given v, then the mean of v),
-  in the image's units, its free energy, and its hidden units' mean probability."""
+  in the image's units (Gaussian visibles unstandardised with `batch`'s statistics), its free energy, and its
+  hidden units' mean probability."""
   gaussian = config.rbm.visible == "gaussian"
   probs, h = sample_hidden(weights, hidden_bias, v, key)
   mean, _ = sample_visible(weights, visible_bias, h, key, gaussian)
-  return {"recon_error": jnp.sum((mean - v) ** 2, axis=-1),
+  error = as_images(config, batch, mean) - as_images(config, batch, v)
+  return {"recon_error": jnp.sum(error.reshape(len(v), -1) ** 2, axis=-1),
           "free_energy": free_energy(weights, visible_bias, hidden_bias, v, gaussian),
           "hidden_activation": probs.mean(-1)}
 
@@ -223,7 +225,7 @@ def loss(model: RBM, config: Config, params: Params, batch: Batch, key: jax.Arra
          step: jax.Array) -> tuple[jax.Array, dict]:
   """Not trained by its gradient (`train_step` is): the one-step reconstruction error, for reports."""
   del model, hp, step
-  metrics = one_step_metrics(config, *unpack(params), visible_inputs(config, batch), key)
+  metrics = one_step_metrics(config, batch, *unpack(params), visible_inputs(config, batch), key)
   return metrics["recon_error"].mean(), {}
 
 
@@ -231,7 +233,7 @@ def evaluate(model: RBM, config: Config, params: Params, batch: Batch, key: jax.
   """Per test example: `one_step_metrics`, and with the loop's paired train images the free-energy gap."""
   del model, hp
   weights, visible_bias, hidden_bias = unpack(params)
-  metrics = one_step_metrics(config, weights, visible_bias, hidden_bias, visible_inputs(config, batch), key)
+  metrics = one_step_metrics(config, batch, weights, visible_bias, hidden_bias, visible_inputs(config, batch), key)
   if "train_image" in batch:
     train_v = visible_inputs(config, batch, "train_image")
     gaussian = config.rbm.visible == "gaussian"
