@@ -4,7 +4,8 @@ Stochastically binarised digits (sampled afresh each batch); each RBM trains on 
 below for 20 epochs (12,000 steps of 100 images) with SGD, momentum 0.9, learning rate 0.05 and an L2 weight cost of
 2e-4, the optimiser restarting for each RBM (the settings of experiments/rbm.py). The network's generative
 fine-tuning (up-down) and its label units are not here. `--config.rbm.persistent=True` trains each RBM by PCD,
-`--config.model.code_activation=linear` gives the top RBM linear (Gaussian) hidden units.
+`--config.model.code_activation=linear` gives the top RBM linear (Gaussian) hidden units. The `ais` suite ends the run:
+log Z of the top RBM by AIS and the variational lower bound on the test log-likelihood (Salakhutdinov & Murray 2008).
 
     python -m aejax.main --config experiments/dbn.py --workdir runs/dbn
 """
@@ -30,6 +31,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c.num_steps = 3 * 12_000
   c.log_every = 200
   c.eval_every = c.checkpoint_every = 6_000
+  c.eval.suites = ("ais",)  # log Z of the top RBM, and the bound on the test log-likelihood.
   c.wandb.tags = ("dbn",)
   c = config_lib.finalize(c, arg)
   if arg == "smoke":
@@ -38,6 +40,9 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.pretrain_steps = 20  # 3 RBMs x 20 = smoke's 60 steps.
     c.eval_every = c.checkpoint_every = 20
     c.rbm.sample_steps = 10
+    c.eval.ais.runs = 16
+    c.eval.ais.schedule = ((1.0, 1e-2),)
+    c.eval.ais.bound_samples = 10
   return c
 
 

@@ -1,6 +1,7 @@
 """`dbn` and `dbn_ae`: stages that train one RBM with a fresh optimiser, the unrolled net at the switch against the
 DBN, the linear (Gaussian) hidden units' math against integrals, the log-likelihood bound against enumeration, resume
 mid-stage, bad input, and the experiment files' smoke runs."""
+import dataclasses
 import itertools
 import json
 import math
@@ -17,7 +18,7 @@ import scipy.special
 from aejax import config as config_lib
 from aejax import registry, signals, sweep as sweep_lib, train
 from aejax.errors import ConfigError
-from aejax.variants.boltzmann import dbn, dbn_ae, fields, rbm
+from aejax.variants.boltzmann import ais, dbn, dbn_ae, fields, rbm
 from conftest import REPO
 
 
@@ -316,3 +317,25 @@ def test_experiment_files_give_valid_configs_and_sweep():
   assert config_lib.from_file(f"{REPO}/experiments/hinton2006.py").variant == "ae"  # End to end stays the default.
   members = sweep_lib.load(f"{REPO}/experiments/dbn.py")
   assert len(members) == 4
+
+
+def test_ais_suite_of_a_one_rbm_dbn_is_the_rbms_and_its_log_z_the_exact_one(smoke_config, tmp_path):
+  """With one RBM the DBN's bound is log p(v) itself: its suite must give the `rbm` suite's figures for the same
+  parameters, and its AIS estimate of log Z (12 hidden units: enumerable) the exact one."""
+  from aejax import evaluate  # pylint: disable=g-import-not-at-top
+  fields_ = {"model__encoder_widths": (), "latent_dim": 12, "pretrain_steps": 60, "eval__suites": (),
+             "eval__ais__schedule": ((0.5, 1e-3), (1.0, 1e-4)), "eval__ais__runs": 100}
+  train.train_and_evaluate(smoke_config("dbn", **fields_), tmp_path)
+  run = evaluate.restore(tmp_path)
+  dbn_metrics, _ = dbn.ais_suite(run)
+  rbm_config = run.config.copy_and_resolve_references()
+  rbm_config.variant = "rbm"
+  rbm_state = run.state.replace(params={"params": run.state.params["params"]["rbms_0"]})
+  rbm_metrics, _ = rbm.ais_suite(dataclasses.replace(run, config=rbm_config, state=rbm_state))
+  assert dbn_metrics["ais/log_z"] == rbm_metrics["ais/log_z"]
+  for name in ("test", "train"):
+    np.testing.assert_allclose(dbn_metrics[f"ais/{name}_log_likelihood_bound"],
+                               rbm_metrics[f"ais/{name}_log_likelihood"], rtol=1e-5)
+  exact = float(ais.log_partition_exact(*rbm.unpack(rbm_state.params)))
+  assert abs(dbn_metrics["ais/log_z"] - exact) < 0.1
+  assert dbn_metrics["ais/log_z_low"] <= exact <= dbn_metrics["ais/log_z_high"]

@@ -28,6 +28,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from aejax import registry
@@ -134,7 +135,7 @@ def layer_update(config: Config, hp: HParams, k: int, layer: Layer, v: jax.Array
   update = rbm.contrastive_divergence(weights, visible_bias, hidden_bias, v, v_model, gaussian_hidden)
   if not gaussian_hidden:
     sparsity = rbm.sparsity_update(weights, hidden_bias, v, config.rbm.sparsity_target)
-    update = jax.tree.map(lambda u, s: u + hp["sparsity_cost"] * s, update, sparsity)
+    update = jax.tree.map(lambda u, s: u + hp["rbm.sparsity_cost"] * s, update, sparsity)
   metrics = {name: m.mean() for name, m in layer_metrics(config, k, layer, v, recon_key).items()}
   return update, (v_model if config.rbm.persistent else None), metrics
 
@@ -191,7 +192,7 @@ def build_model(config: Config, input_shape: tuple[int, ...]) -> DBN:
 
 
 def hparams(config: Config) -> dict[str, float]:
-  return {"sparsity_cost": config.rbm.sparsity_cost}
+  return {"rbm.sparsity_cost": config.rbm.sparsity_cost}
 
 
 def carry(model: nn.Module, config: Config, key: jax.Array, example: jax.Array) -> dict[str, Any]:
@@ -375,10 +376,37 @@ def validate_stack(config: Config, name: str, min_pretrain_steps: int) -> None:
                       f"steps each needs {needed} steps; raise num_steps or lower pretrain_steps")
 
 
+_BOUND_IMAGES = 250  # Images per call of the bound: (samples, images, widest layer) floats, 125 MB at 100 x 250 x 1,000.
+
+
+def ais_suite(run: Any) -> tuple[dict[str, float], dict]:
+  """The `ais` suite of a DBN: log Z of its top RBM by AIS (`config.eval.ais`, the base rates those of the mean-field
+  up-pass of the train images), and with it the variational lower bound on log p(v) (`log_likelihood_bound`, the
+  mean over `eval.ais.bound_samples` samples of q per image) of the test images and `eval.num_train` train images,
+  in nats, bracketed by log Ẑ's bracket (Salakhutdinov & Murray 2008)."""
+  config = run.config
+  layers = unpack(run.state.params, len(layer_dims(config)))
+  flat = {name: x.reshape(len(x), -1) for name, x in (("test", run.test_images), ("train", run.train_images))}
+  top_inputs = np.asarray(jax.jit(lambda v: up_pass(layers[:-1], v)[-1])(flat["train"]))
+  log_z, low, high, metrics = rbm.estimate_log_z(config, layers[-1], top_inputs, run.key("ais"))
+  bound = jax.jit(lambda v, key: log_likelihood_bound(layers, v, 0.0, key, config.eval.ais.bound_samples))
+  for name, x in flat.items():
+    key = run.key(f"ais bound {name}")
+    values = [bound(x[i:i + _BOUND_IMAGES], jax.random.fold_in(key, i)) for i in range(0, len(x), _BOUND_IMAGES)]
+    mean_log_p_star = float(np.mean(np.concatenate([np.asarray(v) for v in values])))
+    metrics.update(rbm.log_likelihood_figures(f"{name}_log_likelihood_bound", mean_log_p_star, log_z, low, high))
+  return metrics, {}
+
+
 def validate(config: Config) -> None:
   validate_stack(config, "a DBN", 1)
+  if "ais" in config.eval.suites:
+    rbm.check_ais_fits(config)
+    if config.model.code_activation != "sigmoid":
+      raise ConfigError(f"config.model.code_activation={config.model.code_activation!r}: suite 'ais' estimates log Z "
+                        "of a top RBM of binary hidden units; use --config.model.code_activation=sigmoid, or drop 'ais'")
 
 
 registry.register("dbn", registry.Variant(
     build_model=build_model, hparams=hparams, loss=loss, evaluate=evaluate, images=images, train_step=train_step,
-    validate=validate, carry=carry, config_fields=fields.add))
+    validate=validate, carry=carry, config_fields=fields.add, suites={"ais": ais_suite}))

@@ -41,6 +41,8 @@ def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   c.eval.ais.runs = 100  # Parallel AIS runs behind each estimate of log Z.
   # The β schedule as (end, step) segments from β = 0; it must end at β = 1.
   c.eval.ais.schedule = PAPER_SCHEDULE
+  # DBNs: samples of the up-pass q(h | v) per image behind the variational bound on log p(v).
+  c.eval.ais.bound_samples = 100
   return c
 
 
@@ -72,6 +74,8 @@ def validate(c: config_dict.ConfigDict) -> None:
   for field in ("top_rate_scale", "finetune_rate_scale"):
     _require(c.dbn[field] > 0, f"config.dbn.{field}", c.dbn[field], "use a positive multiple of learning_rate, e.g. 1")
   check_schedule(c.eval.ais.schedule)
+  _require(c.eval.ais.bound_samples >= 1, "config.eval.ais.bound_samples", c.eval.ais.bound_samples,
+           "use at least one sample of q per image, e.g. 100")
   _require(c.eval.ais.runs >= 2, "config.eval.ais.runs", c.eval.ais.runs,
            "the estimate and its spread need at least 2 runs, e.g. 100")
 

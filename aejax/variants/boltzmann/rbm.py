@@ -289,29 +289,42 @@ def images(model: RBM, config: Config, params: Params, batch: Batch, key: jax.Ar
           "samples_from_data": sample_pictures(config, params, batch, v, data_key, "from test images")}
 
 
+def estimate_log_z(config: Config, layer: tuple[jax.Array, jax.Array, jax.Array], base_inputs: np.ndarray,
+                   key: jax.Array) -> tuple[float, float, float, dict[str, float]]:
+  """log Ẑ of a Bernoulli RBM `layer` by AIS (`config.eval.ais`) from the base-rate RBM of `base_inputs` (its
+  training visibles, or their probabilities), the bracket log Ẑ ± 3 standard errors of its weights, and the
+  figures the `ais` suites report of it."""
+  weights, visible_bias, hidden_bias = (np.asarray(a) for a in layer)
+  base_bias = ais.base_rate_bias(base_inputs)
+  runs, betas = config.eval.ais.runs, ais.betas(config.eval.ais.schedule)
+  log_z, log_weights = ais.ais_log_partition(weights, visible_bias, hidden_bias, base_bias, betas, runs, key)
+  low, high = (float(x) for x in ais.log_z_spread(log_weights, ais.base_log_partition(base_bias, weights.shape[1])))
+  return float(log_z), low, high, {"ais/log_z": float(log_z), "ais/log_z_low": low, "ais/log_z_high": high,
+                                   "ais/runs": float(runs), "ais/betas": float(len(betas))}
+
+
+def log_likelihood_figures(name: str, mean_log_p_star: float, log_z: float, low: float,
+                           high: float) -> dict[str, float]:
+  """`ais/{name}` = the mean of log p*(v) (unnormalised) less log Ẑ, and its bracket from log Ẑ's (the low end of
+  log p from the high end of log Ẑ)."""
+  return {f"ais/{name}": mean_log_p_star - log_z, f"ais/{name}_low": mean_log_p_star - high,
+          f"ais/{name}_high": mean_log_p_star - low}
+
+
 def ais_suite(run: Any) -> tuple[dict[str, float], dict[str, images_lib.Grid]]:
   """The `ais` suite: log Z by annealed importance sampling (`config.eval.ais`), and with it the average
-  log-likelihood of the test images and of `eval.num_train` train images, in nats, each with the bracket that
-  log Ẑ ± 3 standard errors of its weights gives (the lower bracket of log p from the upper one of log Ẑ)."""
-  _check_ais_fits(run.config)
-  weights, visible_bias, hidden_bias = (np.asarray(a) for a in unpack(run.state.params))
-  base_bias = ais.base_rate_bias(run.train_images.reshape(len(run.train_images), -1))
-  runs = run.config.eval.ais.runs
-  betas = ais.betas(run.config.eval.ais.schedule)
-  log_z, log_weights = ais.ais_log_partition(weights, visible_bias, hidden_bias, base_bias, betas, runs,
-                                             run.key("ais"))
-  low, high = ais.log_z_spread(log_weights, ais.base_log_partition(base_bias, weights.shape[1]))
-  metrics = {"ais/log_z": float(log_z), "ais/log_z_low": float(low), "ais/log_z_high": float(high),
-             "ais/runs": float(runs), "ais/betas": float(len(betas))}
+  log-likelihood of the test images and of `eval.num_train` train images, in nats, each with its bracket."""
+  check_ais_fits(run.config)
+  layer = unpack(run.state.params)
+  train = run.train_images.reshape(len(run.train_images), -1)
+  log_z, low, high, metrics = estimate_log_z(run.config, layer, train, run.key("ais"))
   for name, x in (("test", run.test_images), ("train", run.train_images)):
-    neg_free_energy = -float(np.mean(_free_energies(weights, visible_bias, hidden_bias, x.reshape(len(x), -1))))
-    metrics[f"ais/{name}_log_likelihood"] = neg_free_energy - float(log_z)
-    metrics[f"ais/{name}_log_likelihood_low"] = neg_free_energy - float(high)
-    metrics[f"ais/{name}_log_likelihood_high"] = neg_free_energy - float(low)
+    mean_log_p_star = -float(np.mean(_free_energies(*layer, x.reshape(len(x), -1))))
+    metrics.update(log_likelihood_figures(f"{name}_log_likelihood", mean_log_p_star, log_z, low, high))
   return metrics, {}
 
 
-def _check_ais_fits(config: Config) -> None:
+def check_ais_fits(config: Config) -> None:
   """A `ConfigError` unless the run's log-likelihood is that of binary images under Bernoulli visibles."""
   if config.rbm.visible != "bernoulli" or config.data.binarize == "none":
     raise ConfigError(f"suite 'ais' gives the log-likelihood of binary images under Bernoulli visibles, not of "
@@ -331,7 +344,7 @@ def validate(config: Config) -> None:
   """The family's fields, and nothing of an autoencoder's that an RBM would silently ignore."""
   fields.validate(config)
   if "ais" in config.eval.suites:
-    _check_ais_fits(config)
+    check_ais_fits(config)
   if config.model.kind != "mlp":
     raise ConfigError(f"config.model.kind={config.model.kind!r}: an RBM connects every pixel to every hidden unit; "
                       "use --config.model.kind=mlp")
