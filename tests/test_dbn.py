@@ -263,7 +263,7 @@ def test_hinton2006_rbm_smoke_pretrains_then_fine_tuning_improves(hinton_rbm_smo
 def test_resume_mid_stage_equals_uninterrupted(smoke_config, tmp_path, monkeypatch, preempt_at, variant):
   """Parameters, optimiser state and each RBM's persistent chains are bit for bit those of an uninterrupted run."""
   fields = dict(variant=variant, rbm__persistent=True, pretrain_steps=10, num_steps=40, log_every=5, eval_every=40,
-                checkpoint_every=40)
+                checkpoint_every=40, eval__suites=())
   train.train_and_evaluate(smoke_config("dbn", **fields), tmp_path / "whole")
   preempt_at(15)
   with pytest.raises(signals.Interrupted, match="at step 15"):

@@ -102,7 +102,8 @@ def test_pcd_step_moves_parameters_by_the_rate_times_the_update_of_its_chains(cd
 
 
 def test_cd_step_is_the_pcd_step_with_its_chains_at_the_batch():
-  """CD-k starts each negative chain at its example: the same step as PCD-k whose chains stand at the batch."""
+  """CD-k starts each negative chain at its example: the same step as PCD-k whose chains stand at the batch, and as
+  PCD-k's first step, which starts its chains there whatever they hold; later PCD steps run from the chains."""
   p = _params(6, 3)
   v = _binary(np.random.default_rng(4), 8)
   batch, key = {"image": jnp.asarray(v.reshape(8, *SHAPE))}, jax.random.key(5)
@@ -111,11 +112,17 @@ def test_cd_step_is_the_pcd_step_with_its_chains_at_the_batch():
     _, pcd_step, pcd_state = _setup(_config(**{"rbm.cd_steps": k, "rbm.persistent": True}), p)
     assert cd_state.carry == {}
     cd, _ = cd_step(cd_state, batch, key)
-    pcd, _ = pcd_step(pcd_state.replace(carry={"chains": jnp.asarray(v)}), batch, key)
-    from_noise, _ = pcd_step(pcd_state, batch, key)
+    noise = jnp.asarray(1.0 - v)  # Every chain as far from its example as it can be.
+    pcd, _ = pcd_step(pcd_state.replace(step=1, carry={"chains": jnp.asarray(v)}), batch, key)
+    first, _ = pcd_step(pcd_state.replace(carry={"chains": noise}), batch, key)
     for name in NAMES:
       np.testing.assert_allclose(cd.params["params"][name], pcd.params["params"][name], rtol=1e-6, atol=1e-7)
-    assert not np.allclose(cd.params["params"]["weights"], from_noise.params["params"]["weights"])
+      np.testing.assert_allclose(cd.params["params"][name], first.params["params"][name], rtol=1e-6, atol=1e-7)
+    # With 3 hidden units two starts can give the same draws under one key: over five keys they must not all agree.
+    moved = [pcd_step(state.replace(step=1, carry={"chains": chains}), batch, jax.random.key(seed))[0]
+             for seed in range(5) for state, chains in ((pcd_state, jnp.asarray(v)), (pcd_state, noise))]
+    assert any(not np.allclose(a.params["params"]["weights"], b.params["params"]["weights"])
+               for a, b in zip(moved[::2], moved[1::2]))
 
 
 def _all_states(n):
@@ -321,7 +328,7 @@ def test_a_config_without_the_rbm_sections_says_which_field_and_how_to_add_it():
   c = config_lib.base_config()
   c.variant = "rbm"
   with pytest.raises(ConfigError, match=re.escape(
-      "config.variant='rbm' reads config.eval.ais.runs, which this config lacks: add its family's fields to the "
+      "config.variant='rbm' reads config.dbn.finetune_rate_scale, which this config lacks: add its family's fields to the "
       "config file (e.g. c = aejax.variants.boltzmann.fields.add(c))")):
     train.check_config(c)
 

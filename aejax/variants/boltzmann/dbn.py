@@ -178,9 +178,11 @@ def pretrain_branch(config: Config, state: Any, layers: list[Layer], v: jax.Arra
   of `v` through RBMs 0..k-1, negated into gradients laid out by `to_grads(k, update)`, and the carried chains."""
 
   def branch(key: jax.Array) -> tuple[Params, Any, dict[str, jax.Array]]:
-    chains = state.carry["chains"][f"layer{k}"] if config.rbm.persistent else None
-    update, chains, metrics = layer_update(config, state.hparams, k, layers[k], up_pass(layers[:k], v)[-1], chains,
-                                           key)
+    inputs = up_pass(layers[:k], v)[-1]
+    chains = None
+    if config.rbm.persistent:  # RBM k's chains start at its first batch (as the `rbm` variant's do).
+      chains = jnp.where(state.step == k * config.pretrain_steps, inputs, state.carry["chains"][f"layer{k}"])
+    update, chains, metrics = layer_update(config, state.hparams, k, layers[k], inputs, chains, key)
     carry = {"chains": {**state.carry["chains"], f"layer{k}": chains}} if config.rbm.persistent else state.carry
     return to_grads(k, jax.tree.map(jnp.negative, update)), carry, metrics
 
@@ -196,18 +198,13 @@ def hparams(config: Config) -> dict[str, float]:
 
 
 def carry(model: nn.Module, config: Config, key: jax.Array, example: jax.Array) -> dict[str, Any]:
-  """Each RBM's persistent chains for PCD, one per example of a batch, started from noise (Bernoulli(0.5) visibles,
-  standard normal ones for Gaussian pixels); nothing for CD."""
-  del model
+  """Each RBM's persistent chains for PCD, one per example of a batch (each RBM's first step starts them at its
+  inputs); nothing for CD."""
+  del model, key
   if not config.rbm.persistent:
     return {}
   widths = [math.prod(example.shape[1:]), *layer_dims(config)[:-1]]
-  chains = {}
-  for k, (width, layer_key) in enumerate(zip(widths, jax.random.split(key, len(widths)))):
-    shape = (config.batch_size, width)
-    chains[f"layer{k}"] = (jax.random.normal(layer_key, shape) if units(config, k)[0]
-                           else jax.random.bernoulli(layer_key, 0.5, shape).astype(jnp.float32))
-  return {"chains": chains}
+  return {"chains": {f"layer{k}": jnp.zeros((config.batch_size, width)) for k, width in enumerate(widths)}}
 
 
 def train_step(model: DBN, config: Config, state: Any, batch: Batch, key: jax.Array) -> tuple[Any, dict]:

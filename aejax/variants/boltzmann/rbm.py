@@ -176,14 +176,9 @@ def hparams(config: Config) -> dict[str, float]:
 
 
 def carry(model: RBM, config: Config, key: jax.Array, example: jax.Array) -> dict[str, jax.Array]:
-  """PCD's persistent chains, one per example of a batch, started from uniform noise (Bernoulli(0.5) pixels, or
-  standard normal ones for Gaussian visibles); nothing for CD."""
-  if not config.rbm.persistent:
-    return {}
-  shape = (config.batch_size, math.prod(example.shape[1:]))
-  if config.rbm.visible == "gaussian":
-    return {"chains": jax.random.normal(key, shape)}
-  return {"chains": jax.random.bernoulli(key, 0.5, shape).astype(jnp.float32)}
+  """PCD's persistent chains, one per example of a batch (the first step starts them at its batch); nothing for CD."""
+  del model, key
+  return {"chains": jnp.zeros((config.batch_size, math.prod(example.shape[1:])))} if config.rbm.persistent else {}
 
 
 def train_step(model: RBM, config: Config, state: Any, batch: Batch, key: jax.Array) -> tuple[Any, dict]:
@@ -193,7 +188,8 @@ def train_step(model: RBM, config: Config, state: Any, batch: Batch, key: jax.Ar
   gaussian = config.rbm.visible == "gaussian"
   v = visible_inputs(config, batch)
   recon_key, start_key, chain_key = jax.random.split(key, 3)
-  start = state.carry["chains"] if config.rbm.persistent else v
+  # PCD's chains start at the first batch (Hinton's guide: a data vector is a good start); CD's at every batch.
+  start = jnp.where(state.step == 0, v, state.carry["chains"]) if config.rbm.persistent else v
   v_model = negative_phase(weights, visible_bias, hidden_bias, start, start_key, chain_key, config.rbm.cd_steps,
                            gaussian)
   update = contrastive_divergence(weights, visible_bias, hidden_bias, v, v_model)
