@@ -22,7 +22,8 @@ def main(argv: list[str]) -> None:
   parser.add_argument("--runs", type=int, default=100, help="AIS runs (the batch)")
   parser.add_argument("--num_visible", type=int, default=784)
   parser.add_argument("--num_hidden", type=int, default=500)
-  parser.add_argument("--num_steps", type=int, default=len(ais.default_betas()) - 1, help="β steps (default: the paper's)")
+  parser.add_argument("--num_steps", type=int, default=len(ais.default_betas()) - 1,
+                      help="β steps (default: the paper's)")
   args = parser.parse_args(argv)
 
   rng = np.random.default_rng(0)
