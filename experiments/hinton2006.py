@@ -27,7 +27,7 @@ conjugate gradients on batches of 1,000.
 """
 from ml_collections import config_dict
 
-from aejax import config as config_lib
+from aejax import config as config_lib, sweep as sweep_lib
 from aejax.errors import ConfigError
 from aejax.variants.boltzmann import fields
 
@@ -79,3 +79,11 @@ def rbm_pretraining() -> config_dict.ConfigDict:
   c.log_every = 200
   c.eval_every = c.checkpoint_every = 12_000
   return c
+
+
+def get_sweep() -> list[sweep_lib.Overrides]:
+  """Three seeds of either protocol, to see how much of a difference between them is the seed's:
+
+      python -m launch.local --config experiments/hinton2006.py:rbm --root runs/hinton2006_rbm_seeds
+  """
+  return sweep_lib.sweep("seed", [0, 1, 2])
