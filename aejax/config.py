@@ -399,6 +399,11 @@ def validate(config: config_dict.ConfigDict) -> None:
            f"{config.num_steps} warm-up steps")
   _require(config.weight_decay >= 0, "config.weight_decay", config.weight_decay, "use 0 (off) or a positive decay")
   _require(0 <= config.momentum < 1, "config.momentum", config.momentum, "use a momentum in [0, 1), e.g. 0.9")
+  _require(config.optimizer == "sgd" or config.momentum == 0.9, "config.momentum", config.momentum,
+           f"only optimizer='sgd' reads it ({config.optimizer!r} has its own): add --config.optimizer=sgd, or drop it")
+  _require(not config.data.standardize or "rbm" in config, "config.data.standardize", config.data.standardize,
+           "only models of Gaussian pixels read the pixel statistics (rbm, dbn with --config.rbm.visible=gaussian): "
+           "drop it")
   _require(config.grad_clip_norm >= 0, "config.grad_clip_norm", config.grad_clip_norm,
            "use 0 (no clipping) or a positive global norm, e.g. 1.0")
   for field in ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "eval_batch_size", "num_images"):

@@ -68,9 +68,11 @@ def make_optimizer(config: config_dict.ConfigDict) -> optax.GradientTransformati
         [optax.linear_schedule(0.0, lr, config.warmup_steps), optax.constant_schedule(lr)], [config.warmup_steps])
   if config.optimizer == "adamw":
     tx = optax.adamw(schedule, weight_decay=config.weight_decay)
-  elif config.optimizer == "sgd":  # Weight decay as an L2 cost on the weight matrices, not the biases (Hinton 2010).
-    decay = optax.add_decayed_weights(config.weight_decay, mask=lambda params: jax.tree.map(lambda p: p.ndim > 1, params))
-    tx = optax.chain(decay, optax.sgd(schedule, momentum=config.momentum or None))
+  elif config.optimizer == "sgd":
+    tx = optax.sgd(schedule, momentum=config.momentum or None)
+    if config.weight_decay > 0:  # An L2 cost on the weight matrices, not the biases (Hinton's practical guide).
+      weights_only = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)  # noqa: E731
+      tx = optax.chain(optax.add_decayed_weights(config.weight_decay, mask=weights_only), tx)
   else:
     tx = optax.adam(schedule)
   if config.grad_clip_norm > 0:
@@ -193,7 +195,8 @@ def make_eval_sums(variant: registry.Variant, model: nn.Module, config: config_d
     valid = (ids < split.size).astype(jnp.float32)
     batch = {**input_pipeline.make_batch(split, jnp.minimum(ids, split.size - 1), key, False), "valid": valid}
     if paired is not None:
-      train_batch = input_pipeline.make_batch(paired, ids % paired.size, key, config.data.binarize == "dynamic")
+      train_batch = input_pipeline.make_batch(paired, ids % paired.size, jax.random.fold_in(key, index),
+                                              config.data.binarize == "dynamic")
       batch["train_image"] = train_batch["image"]
     batch = _split_examples(batch, sharded)
     per_example = variant.evaluate(model, config, state.params, batch, jax.random.fold_in(key, index), state.hparams)
@@ -311,8 +314,9 @@ def check_config(config: config_dict.ConfigDict) -> registry.Variant:
   missing = sorted(set(config_lib.flatten(variant.config_fields(config_lib.base_config()))) - set(base)
                    - set(config_lib.flatten(config)))
   if missing:
-    raise ConfigError(f"config.variant={config.variant!r} reads config.{missing[0]}, which this config lacks: add "
-                      f"its family's fields to the config file (e.g. c = {variant.config_fields.__module__}."
+    sections = ", ".join(sorted({f"config.{field.rpartition('.')[0]}" for field in missing}))
+    raise ConfigError(f"config.variant={config.variant!r} reads {sections}, which this config lacks: add its "
+                      f"family's fields to the config file (e.g. c = {variant.config_fields.__module__}."
                       f"{variant.config_fields.__name__}(c)), or start from an experiments/ file of that variant")
   variant.validate(config)
   if config.eval.suites:
@@ -626,8 +630,8 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
 
 @contextlib.contextmanager
 def _disk_full_is_one_line(workdir: pathlib.Path) -> Iterator[None]:
-  """Turns the OS's 'no space left on device' (or 'disk quota exceeded') while writing a run's files (metrics, pictures, config.json) into
-  the one line of `checkpoint.disk_full`."""
+  """Turns the OS's 'no space left on device' (or 'disk quota exceeded') while writing a run's files (metrics,
+  pictures, config.json) into the one line of `checkpoint.disk_full`."""
   try:
     yield
   except OSError as e:

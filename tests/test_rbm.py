@@ -324,12 +324,12 @@ def test_bad_rbm_fields_are_one_line_errors(fields, message):
     _check(**fields)
 
 
-def test_a_config_without_the_rbm_sections_says_which_field_and_how_to_add_it():
+def test_a_config_without_the_rbm_sections_says_which_sections_and_how_to_add_them():
   c = config_lib.base_config()
   c.variant = "rbm"
   with pytest.raises(ConfigError, match=re.escape(
-      "config.variant='rbm' reads config.dbn.finetune_rate_scale, which this config lacks: add its family's fields to the "
-      "config file (e.g. c = aejax.variants.boltzmann.fields.add(c))")):
+      "config.variant='rbm' reads config.dbn, config.eval.ais, config.rbm, which this config lacks: add its family's "
+      "fields to the config file (e.g. c = aejax.variants.boltzmann.fields.add(c))")):
     train.check_config(c)
 
 

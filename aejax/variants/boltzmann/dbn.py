@@ -14,7 +14,8 @@ N(c + Wᵀv, I), the code units of Hinton & Salakhutdinov 2006), its learning ra
 `dbn.top_rate_scale`.
 
 Train metrics: `stage` (k), and the current RBM's `recon_error` (= `loss`), `free_energy` and `hidden_activation` on
-its own input, as the `rbm` variant reports them. Test metrics, per RBM k on the up-pass of the test images:
+its own input (RBM 0's of Gaussian pixels in standardised units: `recon_error` of the whole stack is in the images'
+units). Test metrics, per RBM k on the up-pass of the test images:
 `layer{k}_recon_error`, `layer{k}_free_energy`, `layer{k}_hidden_activation` and `layer{k}_free_energy_gap` (against
 as many train images); and `recon_error`, the images' squared error through the whole stack, mean-field up then
 down. Pictures: RBM 0's filters, reconstructions through 1, 2, ... L RBMs, and samples: the top RBM's Gibbs chain
@@ -53,7 +54,7 @@ def units(config: Config, k: int) -> tuple[bool, bool]:
 
 
 class DBN(nn.Module):
-  """RBMs 0..L-1 over flattened images; `encode` is the mean-field up-pass, `decode` the down-pass."""
+  """RBMs 0..L-1 over flattened images."""
   dims: Sequence[int]
   image_shape: tuple[int, ...]
   init_scale: float = 0.01
@@ -67,15 +68,20 @@ class DBN(nn.Module):
     return [(r.weights, r.visible_bias, r.hidden_bias) for r in self.rbms]
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    """The up-down reconstruction's pixel logits (or Gaussian means), shaped as the images `x`."""
-    return self.decode(self.encode(x))
+    """The mean-field up-down reconstruction's visible activations (logits, or Gaussian means) of vectors `x`."""
+    return down_pass(self._layers(), up_pass(self._layers(), x.reshape(len(x), -1), self.linear_code)[-1])
+
+
+class BernoulliDBN(DBN):
+  """A DBN of binary pixels, with the encoder and decoder the shared evaluation suites use (as `rbm.BernoulliRBM`:
+  Gaussian pixels are standardised, which those suites do not do)."""
 
   def encode(self, x: jax.Array) -> jax.Array:
-    """The top RBM's hidden means given images `x`: the DBN's features."""
+    """The top RBM's hidden means given images `x` (the mean-field up-pass): the DBN's features."""
     return up_pass(self._layers(), x.reshape(len(x), -1), self.linear_code)[-1]
 
   def decode(self, h: jax.Array) -> jax.Array:
-    """The pixels' logits (or Gaussian means) given the top RBM's hidden state `h`, shaped as images."""
+    """The pixels' logits given the top RBM's hidden state `h` (the mean-field down-pass), shaped as images."""
     return down_pass(self._layers(), h).reshape(len(h), *self.image_shape)
 
 
@@ -167,7 +173,7 @@ def stage_update(state: Any, grads: Params, restart: jax.Array, moves: Callable[
   return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state)
 
 
-def layer_index(path) -> int:
+def layer_index(path: tuple[Any, ...]) -> int:
   """The layer a parameter belongs to, from its path ('rbms_2', 'encoders_2' -> 2)."""
   return int(path[1].key.rsplit("_", 1)[1])
 
@@ -190,11 +196,9 @@ def pretrain_branch(config: Config, state: Any, layers: list[Layer], v: jax.Arra
 
 
 def build_model(config: Config, input_shape: tuple[int, ...]) -> DBN:
-  return DBN(layer_dims(config), tuple(input_shape), config.rbm.init_scale, config.model.code_activation == "linear")
-
-
-def hparams(config: Config) -> dict[str, float]:
-  return {"rbm.sparsity_cost": config.rbm.sparsity_cost}
+  """The RBM stack of `layer_dims`, with an encoder and decoder for Bernoulli pixels."""
+  model = DBN if config.rbm.visible == "gaussian" else BernoulliDBN
+  return model(layer_dims(config), tuple(input_shape), config.rbm.init_scale, config.model.code_activation == "linear")
 
 
 def carry(model: nn.Module, config: Config, key: jax.Array, example: jax.Array) -> dict[str, Any]:
@@ -371,9 +375,14 @@ def validate_stack(config: Config, name: str, min_pretrain_steps: int) -> None:
   if config.num_steps < needed:
     raise ConfigError(f"config.num_steps={config.num_steps!r}: training {len(dims)} RBMs for {config.pretrain_steps} "
                       f"steps each needs {needed} steps; raise num_steps or lower pretrain_steps")
+  if config.pretrain_steps > 0 and (config.lr_schedule != "constant" or config.warmup_steps > 0):
+    raise ConfigError(f"config.lr_schedule={config.lr_schedule!r}, warmup_steps={config.warmup_steps!r}: {name}'s "
+                      "optimiser restarts at each RBM, and a schedule over num_steps would restart with it and never "
+                      "decay; use --config.lr_schedule=constant --config.warmup_steps=0")
 
 
-_BOUND_IMAGES = 250  # Images per call of the bound: (samples, images, widest layer) floats, 125 MB at 100 x 250 x 1,000.
+# Images per call of the bound: (samples, images, widest layer) float32s, 200 MB at 100 x 250 x 2,000 (dbn.py's top).
+_BOUND_IMAGES = 250
 
 
 def ais_suite(run: Any) -> tuple[dict[str, float], dict]:
@@ -382,6 +391,7 @@ def ais_suite(run: Any) -> tuple[dict[str, float], dict]:
   mean over `eval.ais.bound_samples` samples of q per image) of the test images and `eval.num_train` train images,
   in nats, bracketed by log Ẑ's bracket (Salakhutdinov & Murray 2008)."""
   config = run.config
+  check_ais_fits(config)
   layers = unpack(run.state.params, len(layer_dims(config)))
   flat = {name: x.reshape(len(x), -1) for name, x in (("test", run.test_images), ("train", run.train_images))}
   top_inputs = np.asarray(jax.jit(lambda v: up_pass(layers[:-1], v)[-1])(flat["train"]))
@@ -395,15 +405,21 @@ def ais_suite(run: Any) -> tuple[dict[str, float], dict]:
   return metrics, {}
 
 
+def check_ais_fits(config: Config) -> None:
+  """A `ConfigError` unless the `ais` suite fits the DBN: binary pixels and a top RBM of binary hidden units."""
+  rbm.check_ais_fits(config)
+  if config.model.code_activation != "sigmoid":
+    raise ConfigError(f"config.model.code_activation={config.model.code_activation!r}: suite 'ais' estimates log Z "
+                      "of a top RBM of binary hidden units; use --config.model.code_activation=sigmoid, or drop 'ais'")
+
+
 def validate(config: Config) -> None:
+  """The checks `dbn` and `dbn_ae` share, and those of the `ais` suite when the run names it."""
   validate_stack(config, "a DBN", 1)
   if "ais" in config.eval.suites:
-    rbm.check_ais_fits(config)
-    if config.model.code_activation != "sigmoid":
-      raise ConfigError(f"config.model.code_activation={config.model.code_activation!r}: suite 'ais' estimates log Z "
-                        "of a top RBM of binary hidden units; use --config.model.code_activation=sigmoid, or drop 'ais'")
+    check_ais_fits(config)
 
 
 registry.register("dbn", registry.Variant(
-    build_model=build_model, hparams=hparams, loss=loss, evaluate=evaluate, images=images, train_step=train_step,
+    build_model=build_model, hparams=rbm.hparams, loss=loss, evaluate=evaluate, images=images, train_step=train_step,
     validate=validate, carry=carry, config_fields=fields.add, suites={"ais": ais_suite}))

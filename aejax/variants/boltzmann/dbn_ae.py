@@ -47,6 +47,7 @@ class UnrolledAutoEncoder(nn.Module):
     self.decoders = [nn.Dense(w, kernel_init=init) for w in widths]
 
   def encode(self, x: jax.Array) -> jax.Array:
+    """The code of images `x`: logistic layers up, the last one linear or logistic as the top RBM's units."""
     h = x.reshape(len(x), -1)
     for k, layer in enumerate(self.encoders):
       h = layer(h)
@@ -55,6 +56,7 @@ class UnrolledAutoEncoder(nn.Module):
     return h
 
   def decode(self, h: jax.Array) -> jax.Array:
+    """The pixels' logits of codes `h`, shaped as images: logistic layers down, the last one's logits."""
     for k in reversed(range(len(self.dims))):
       h = self.decoders[k](h)
       if k > 0:
@@ -82,6 +84,7 @@ def rbm_layers(params: Params, num_layers: int) -> list[dbn.Layer]:
 
 
 def build_model(config: Config, input_shape: tuple[int, ...]) -> UnrolledAutoEncoder:
+  """The autoencoder the RBM stack of `dbn.layer_dims` unrolls into."""
   return UnrolledAutoEncoder(dbn.layer_dims(config), tuple(input_shape), config.rbm.init_scale,
                              config.model.code_activation == "linear")
 
@@ -152,6 +155,7 @@ def train_step(model: UnrolledAutoEncoder, config: Config, state: Any, batch: Ba
 
 def evaluate(model: UnrolledAutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array,
              hp: HParams) -> dict:
+  """Per test example, the autoencoder's metrics (those of the fine-tuned net, at every stage)."""
   del key, hp
   x = batch["image"]
   logits = model.apply(params, x)["logits"]
@@ -182,5 +186,5 @@ def validate(config: Config) -> None:
 
 
 registry.register("dbn_ae", registry.Variant(
-    build_model=build_model, hparams=dbn.hparams, loss=loss, evaluate=evaluate, images=images, init=init,
+    build_model=build_model, hparams=rbm.hparams, loss=loss, evaluate=evaluate, images=images, init=init,
     train_step=train_step, validate=validate, carry=dbn.carry, config_fields=fields.add))

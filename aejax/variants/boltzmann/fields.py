@@ -3,6 +3,8 @@
 Light on purpose (no JAX): experiment files and the launchers import it. The number of hidden units is the shared
 `latent_dim`, and a DBN's lower layers are `model.encoder_widths`, so sweeps name them as for any variant.
 """
+from typing import Any
+
 from ml_collections import config_dict
 
 from aejax.errors import ConfigError
@@ -46,7 +48,7 @@ def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   return c
 
 
-def _require(ok: bool, field: str, value, fix: str) -> None:
+def _require(ok: bool, field: str, value: Any, fix: str) -> None:
   if not ok:
     raise ConfigError(f"{field}={value!r}: {fix}")
 
@@ -80,13 +82,16 @@ def validate(c: config_dict.ConfigDict) -> None:
            "the estimate and its spread need at least 2 runs, e.g. 100")
 
 
-def check_schedule(schedule) -> None:
+def check_schedule(schedule: Any) -> None:
   """A `ConfigError` unless `schedule` is (end, step) segments with increasing ends in (0, 1], positive steps, and
   the last end exactly 1 (AIS must arrive at the model itself)."""
-  segments = tuple(tuple(s) for s in schedule)
   field = "config.eval.ais.schedule"
-  ok = len(segments) > 0 and all(len(s) == 2 for s in segments)
-  _require(ok, field, segments, "give (end, step) segments from β = 0, e.g. ((0.5, 1e-3), (0.9, 1e-4), (1.0, 1e-5))")
+  is_pair = lambda s: isinstance(s, (tuple, list)) and len(s) == 2 and all(  # noqa: E731
+      isinstance(x, (int, float)) and not isinstance(x, bool) for x in s)
+  ok = isinstance(schedule, (tuple, list)) and len(schedule) > 0 and all(is_pair(s) for s in schedule)
+  _require(ok, field, schedule, "give (end, step) segments from β = 0, e.g. ((0.5, 1e-3), (0.9, 1e-4), (1.0, 1e-5)); "
+           "one segment needs its trailing comma, e.g. '((1.0, 1e-3),)'")
+  segments = tuple(tuple(s) for s in schedule)
   ends = [s[0] for s in segments]
   _require(all(a < b for a, b in zip([0.0, *ends], ends)), field, segments,
            "the segments' ends must increase from 0, e.g. ((0.5, 1e-3), (0.9, 1e-4), (1.0, 1e-5))")

@@ -166,6 +166,7 @@ def sparsity_update(weights: jax.Array, hidden_bias: jax.Array, v: jax.Array, ta
 
 
 def build_model(config: Config, input_shape: tuple[int, ...]) -> RBM:
+  """An RBM of `latent_dim` hidden units over the flattened images, with an encoder and decoder for binary pixels."""
   model = RBM if config.rbm.visible == "gaussian" else BernoulliRBM
   return model(config.latent_dim, tuple(input_shape), config.rbm.init_scale)
 
@@ -281,7 +282,8 @@ def images(model: RBM, config: Config, params: Params, batch: Batch, key: jax.Ar
   count = min(8 * n, model.num_hidden) // per_row * per_row
   return {"reconstruction": common.image_grid({"input": batch["image"], "one Gibbs step": recon}, n=n),
           "filters": filters(weights, tuple(batch["image"].shape[1:]), count, per_row),
-          "samples_from_noise": sample_pictures(config, params, batch, noise, noise_key, "from noise"),
+          "samples_from_noise": sample_pictures(config, params, batch, noise, jax.random.fold_in(noise_key, 1),
+                                                "from noise"),
           "samples_from_data": sample_pictures(config, params, batch, v, data_key, "from test images")}
 
 
@@ -337,7 +339,8 @@ def _free_energies(weights: np.ndarray, visible_bias: np.ndarray, hidden_bias: n
 
 
 def validate(config: Config) -> None:
-  """The family's fields, and nothing of an autoencoder's that an RBM would silently ignore."""
+  """The family's fields, a dense model, and what the `ais` suite needs when the run names it (an RBM reads none of
+  the autoencoders' widths, activations or loss)."""
   fields.validate(config)
   if "ais" in config.eval.suites:
     check_ais_fits(config)
