@@ -292,6 +292,8 @@ def test_resume_mid_stage_equals_uninterrupted(smoke_config, tmp_path, monkeypat
     ("dbn", dict(model__kind="conv"), "use --config.model.kind=mlp"),
     ("dbn", dict(dbn__top_rate_scale=0.0), "config.dbn.top_rate_scale=0.0: use a positive multiple"),
     ("dbn_ae", dict(rbm__visible="gaussian", data__standardize=True), "use --config.rbm.visible=bernoulli"),
+    ("dbn", dict(lr_schedule="cosine"), "config.lr_schedule='cosine', warmup_steps=0: a DBN's optimiser restarts"),
+    ("dbn_ae", dict(warmup_steps=10), "warmup_steps=10: .* use --config.lr_schedule=constant --config.warmup_steps=0"),
 ])
 def test_bad_dbn_fields_are_one_line_errors(variant, changes, message):
   with pytest.raises(ConfigError, match=message) as error:
@@ -339,3 +341,13 @@ def test_ais_suite_of_a_one_rbm_dbn_is_the_rbms_and_its_log_z_the_exact_one(smok
   exact = float(ais.log_partition_exact(*rbm.unpack(rbm_state.params)))
   assert abs(dbn_metrics["ais/log_z"] - exact) < 0.1
   assert dbn_metrics["ais/log_z_low"] <= exact <= dbn_metrics["ais/log_z_high"]
+
+
+def test_a_gaussian_dbn_gets_no_shared_suite_that_would_feed_it_unstandardised_pixels():
+  from aejax.evaluation import selection  # pylint: disable=g-import-not-at-top
+  config = _config(rbm__visible="gaussian", data__standardize=True, data__binarize="none")
+  train.check_config(config)
+  assert selection.select(config, None) == ()
+  with pytest.raises(ConfigError, match="its model has no encode\\(\\), which suite 'recon' needs"):
+    selection.select(config, ("recon",))
+  assert selection.select(_config(data__binarize="dynamic"), None) == ("recon", "impute", "ais")

@@ -318,10 +318,22 @@ def _check(**fields):
     ({"data.standardize": True}, "config.data.standardize=True: Bernoulli visibles are probabilities in [0, 1]"),
     ({"eval.ais.schedule": ((0.5, 1e-2), (0.9, 1e-3))},
      "config.eval.ais.schedule=((0.5, 0.01), (0.9, 0.001)): the schedule ends at β = 0.9, not at the model (β = 1)"),
+    ({"eval.ais.schedule": (1.0, 1e-2)},  # '((1.0, 1e-2))' on a command line: the segment without its comma.
+     "config.eval.ais.schedule=(1.0, 0.01): give (end, step) segments from β = 0"),
+    ({"eval.ais.schedule": ((1.0, "fine"),)}, "config.eval.ais.schedule=((1.0, 'fine'),): give (end, step) segments"),
+    ({"momentum": 0.5, "optimizer": "adam"}, "config.momentum=0.5: only optimizer='sgd' reads it ('adam' has its own)"),
 ])
 def test_bad_rbm_fields_are_one_line_errors(fields, message):
   with pytest.raises(ConfigError, match="^" + re.escape(message)):
     _check(**fields)
+
+
+def test_pixel_statistics_for_a_model_that_does_not_read_them_are_one_line():
+  c = config_lib.base_config()
+  c.data.standardize = True
+  with pytest.raises(ConfigError, match=re.escape("config.data.standardize=True: only models of Gaussian pixels read "
+                                                  "the pixel statistics")):
+    config_lib.validate(c)
 
 
 def test_a_config_without_the_rbm_sections_says_which_sections_and_how_to_add_them():
