@@ -1,7 +1,8 @@
 """Restricted Boltzmann machine on binarised MNIST: 784 visible, 500 hidden units, CD-1 (Hinton's practical guide).
 
 Stochastically binarised digits (sampled afresh each batch), batches of 100, SGD with momentum 0.9, learning rate
-0.05 and an L2 weight cost of 2e-4, 100 epochs. `--config.rbm.persistent=True` trains by PCD,
+0.05 and an L2 weight cost of 2e-4, 100 epochs. `--config.rbm.persistent=True --config.learning_rate=0.02
+--config.lr_schedule=cosine` trains by PCD (at the constant 0.05, PCD's hidden units saturate: docs/results.md),
 `--config.rbm.cd_steps=25` by CD-25 (Salakhutdinov & Murray 2008). The `ais` suite estimates the test
 log-likelihood after training; `python -m aejax.evaluate --workdir RUN --suite ais` at any checkpoint.
 
