@@ -275,15 +275,8 @@ def sample_pictures(config: Config, layers: list[Layer], batch: Batch, key: jax.
   shape = (n, weights.shape[0])
   v = jax.random.normal(noise_key, shape) if gaussian else jax.random.bernoulli(noise_key, 0.5, shape).astype(
       jnp.float32)
-  rows, done = {}, 0
-  for steps in [10 ** i for i in range(int(math.log10(config.rbm.sample_steps)) + 1)]:
-    chain_key, h_key = jax.random.split(jax.random.fold_in(key, steps))
-    v = rbm.gibbs_chain(weights, visible_bias, hidden_bias, v, chain_key, steps - done, gaussian, gaussian_hidden)
-    done = steps
-    _, h = rbm.sample_hidden(weights, hidden_bias, v, h_key, gaussian_hidden)
-    pixels = visible_mean(config, down_pass(layers, h))
-    rows[f"top RBM, {steps} sweep{'s' if steps > 1 else ''}"] = rbm.as_images(config, batch, pixels)
-  return rows
+  return {f"top RBM, {rbm.sweeps(steps)}": rbm.as_images(config, batch, visible_mean(config, down_pass(layers, h)))
+          for steps, h in rbm.chain_snapshots(layers[-1], v, key, config.rbm.sample_steps, gaussian, gaussian_hidden)}
 
 
 def images(model: DBN, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams) -> dict:
@@ -295,10 +288,8 @@ def images(model: DBN, config: Config, params: Params, batch: Batch, key: jax.Ar
   inputs = up_pass(layers, rbm.visible_inputs(config, batch)[:n], config.model.code_activation == "linear")
   depths = {f"through {d} RBM{'s' if d > 1 else ''}": rbm.as_images(
       config, batch, visible_mean(config, down_pass(layers[:d], inputs[d]))) for d in range(1, num_layers + 1)}
-  per_row = min(n, model.dims[0])
-  count = min(8 * n, model.dims[0]) // per_row * per_row
   return {"reconstruction": common.image_grid({"input": batch["image"], **depths}, n=n),
-          "filters": rbm.filters(layers[0][0], tuple(batch["image"].shape[1:]), count, per_row),
+          "filters": rbm.filters(layers[0][0], tuple(batch["image"].shape[1:]), n),
           "samples": common.image_grid(sample_pictures(config, layers, batch, key, n), n=n)}
 
 

@@ -169,12 +169,10 @@ def images(model: UnrolledAutoEncoder, config: Config, params: Params, batch: Ba
   """The inputs and their reconstructions; the first layer's filters."""
   del key, hp
   x, n = batch["image"], config.num_images
-  per_row = min(n, model.dims[0])
-  count = min(8 * n, model.dims[0]) // per_row * per_row
   kernel = params["params"]["encoders_0"]["kernel"]
   return {"reconstruction": common.image_grid({"input": x, "reconstruction": jax.nn.sigmoid(
               model.apply(params, x)["logits"])}, n=n),
-          "filters": rbm.filters(kernel, tuple(x.shape[1:]), count, per_row)}
+          "filters": rbm.filters(kernel, tuple(x.shape[1:]), n)}
 
 
 def validate(config: Config) -> None:

@@ -239,8 +239,11 @@ def evaluate(model: RBM, config: Config, params: Params, batch: Batch, key: jax.
   return metrics
 
 
-def filters(weights: jax.Array, image_shape: tuple[int, ...], count: int, per_row: int) -> images_lib.Grid:
-  """The first `count` hidden units' weights as images, each scaled to [0, 1] on its own, `per_row` to a row."""
+def filters(weights: jax.Array, image_shape: tuple[int, ...], per_row: int) -> images_lib.Grid:
+  """Up to 8 rows of `per_row` hidden units' weights (as many as there are, in whole rows) as images, each scaled to
+  [0, 1] on its own."""
+  per_row = min(per_row, weights.shape[1])
+  count = min(8 * per_row, weights.shape[1]) // per_row * per_row
   w = weights[:, :count].T.reshape(count, *image_shape)
   low = w.min(axis=tuple(range(1, w.ndim)), keepdims=True)
   high = w.max(axis=tuple(range(1, w.ndim)), keepdims=True)
@@ -248,19 +251,33 @@ def filters(weights: jax.Array, image_shape: tuple[int, ...], count: int, per_ro
   return images_lib.Grid(tiles.reshape(count // per_row, per_row, *image_shape), ("hidden units' weights",))
 
 
+def chain_snapshots(layer: tuple[jax.Array, jax.Array, jax.Array], v: jax.Array, key: jax.Array, max_steps: int,
+                    gaussian: bool, gaussian_hidden: bool = False) -> list[tuple[int, jax.Array]]:
+  """(sweeps, hidden sample) of Gibbs chains from visibles `v` after 1, 10, 100, ... up to `max_steps` sweeps."""
+  weights, visible_bias, hidden_bias = layer
+  snapshots, done = [], 0
+  for steps in [10 ** i for i in range(int(math.log10(max_steps)) + 1)]:
+    chain_key, h_key = jax.random.split(jax.random.fold_in(key, steps))
+    v = gibbs_chain(weights, visible_bias, hidden_bias, v, chain_key, steps - done, gaussian, gaussian_hidden)
+    done = steps
+    snapshots.append((steps, sample_hidden(weights, hidden_bias, v, h_key, gaussian_hidden)[1]))
+  return snapshots
+
+
+def sweeps(steps: int) -> str:
+  """'1 sweep', '10 sweeps', ...: a picture row's label."""
+  return f"{steps} sweep{'s' if steps > 1 else ''}"
+
+
 def sample_pictures(config: Config, params: Params, batch: Batch, start: jax.Array, key: jax.Array,
                     label: str) -> images_lib.Grid:
   """Rows of a Gibbs chain's visible means from `start` (visible vectors) after 1, 10, 100, ... sweeps."""
   weights, visible_bias, hidden_bias = unpack(params)
   gaussian = config.rbm.visible == "gaussian"
-  rows, done, v = {}, 0, start
-  for steps in [10 ** i for i in range(int(math.log10(config.rbm.sample_steps)) + 1)]:
-    chain_key, h_key = jax.random.split(jax.random.fold_in(key, steps))
-    v = gibbs_chain(weights, visible_bias, hidden_bias, v, chain_key, steps - done, gaussian)
-    done = steps
-    _, h = sample_hidden(weights, hidden_bias, v, h_key)
-    mean = sample_visible(weights, visible_bias, h, h_key, gaussian)[0]
-    rows[f"{label}, {steps} sweep{'s' if steps > 1 else ''}"] = as_images(config, batch, mean)
+  rows = {}
+  for steps, h in chain_snapshots((weights, visible_bias, hidden_bias), start, key, config.rbm.sample_steps, gaussian):
+    activation = h @ weights.T + visible_bias
+    rows[f"{label}, {sweeps(steps)}"] = as_images(config, batch, activation if gaussian else jax.nn.sigmoid(activation))
   return common.image_grid(rows, n=len(start))
 
 
@@ -278,10 +295,8 @@ def images(model: RBM, config: Config, params: Params, batch: Batch, key: jax.Ar
   _, h = sample_hidden(weights, hidden_bias, v, recon_key)
   recon = as_images(config, batch, sample_visible(weights, visible_bias, h, recon_key,
                                                   config.rbm.visible == "gaussian")[0])
-  per_row = min(n, model.num_hidden)
-  count = min(8 * n, model.num_hidden) // per_row * per_row
   return {"reconstruction": common.image_grid({"input": batch["image"], "one Gibbs step": recon}, n=n),
-          "filters": filters(weights, tuple(batch["image"].shape[1:]), count, per_row),
+          "filters": filters(weights, tuple(batch["image"].shape[1:]), n),
           "samples_from_noise": sample_pictures(config, params, batch, noise, jax.random.fold_in(noise_key, 1),
                                                 "from noise"),
           "samples_from_data": sample_pictures(config, params, batch, v, data_key, "from test images")}
