@@ -28,12 +28,7 @@ def _config(variant="dbn", **changes):
   c.model.activation = c.model.code_activation = "sigmoid"
   c.pretrain_steps, c.num_steps, c.batch_size = 3, 14, 5
   c.learning_rate = 0.05
-  for field, value in changes.items():
-    target = c
-    *parents, leaf = field.split("__")
-    for p in parents:
-      target = target[p]
-    target[leaf] = value
+  c.update_from_flattened_dict({field.replace("__", "."): value for field, value in changes.items()})
   return c
 
 
