@@ -41,6 +41,9 @@ ImagesFn = Callable[[nn.Module, Config, Params, Batch, jax.Array, HParams], dict
 TrainStepFn = Callable[[nn.Module, Config, Any, Batch, jax.Array], tuple[Any, dict]]
 # (model, config, key, example images) -> the train state's initial `carry` (any pytree of arrays)
 CarryFn = Callable[[nn.Module, Config, jax.Array, jax.Array], Any]
+# (model, config, params, key, labels: int32 (N,)) -> float32 (N, H, W, C) samples in [0, 1]; a conditional model
+# draws sample i of class labels[i], an unconditional one reads only their number.
+SampleFn = Callable[[nn.Module, Config, Params, jax.Array, jax.Array], jax.Array]
 # (restored run: `aejax.evaluation.suites.Run`) -> ({name: number}, {name: `images.Grid`})
 SuiteFn = Callable[[Any], tuple[dict[str, float], dict[str, images.Grid]]]
 
@@ -80,6 +83,7 @@ class Variant:
   carry: CarryFn = no_carry  # The initial `TrainState.carry` of a `train_step` that carries state.
   config_fields: Callable[[Config], Config] = no_fields  # Adds the family's config sections, with defaults.
   suites: Mapping[str, SuiteFn] = dataclasses.field(default_factory=dict)  # Evaluation suites of its own.
+  sample: SampleFn | None = None  # A generative variant's draws from its model (the samples suite scores them).
 
 
 _REGISTRY: dict[str, Variant] = {}
