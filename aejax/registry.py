@@ -84,6 +84,7 @@ class Variant:
   config_fields: Callable[[Config], Config] = no_fields  # Adds the family's config sections, with defaults.
   suites: Mapping[str, SuiteFn] = dataclasses.field(default_factory=dict)  # Evaluation suites of its own.
   sample: SampleFn | None = None  # A generative variant's draws from its model (the samples suite scores them).
+  conditional: bool = False  # Whether `sample` draws the class it is given (the samples suite scores its accuracy).
 
 
 _REGISTRY: dict[str, Variant] = {}
