@@ -94,6 +94,8 @@ def base_config() -> config_dict.ConfigDict:
   c.warmup_steps = 0
   c.weight_decay = 0.0  # 'adamw': decoupled weight decay; 'sgd': an L2 cost on the weight matrices (not biases).
   c.momentum = 0.9  # 'sgd': the momentum of its updates (0: none).
+  c.adam_b1 = 0.9  # 'adam', 'adamw': the decay rates of the first and second moment estimates (GANs: b1 0.5).
+  c.adam_b2 = 0.999
   c.grad_clip_norm = 0.0  # 0 disables clipping.
   # A non-finite loss, gradient or parameter: 'stop' ends the run there, its last finite checkpoint kept (exit 1);
   # 'skip' leaves that step's update out (optax.apply_if_finite) and counts such steps in train/nonfinite.
@@ -401,6 +403,10 @@ def validate(config: config_dict.ConfigDict) -> None:
   _require(0 <= config.momentum < 1, "config.momentum", config.momentum, "use a momentum in [0, 1), e.g. 0.9")
   _require(config.optimizer == "sgd" or config.momentum == 0.9, "config.momentum", config.momentum,
            f"only optimizer='sgd' reads it ({config.optimizer!r} has its own): add --config.optimizer=sgd, or drop it")
+  for field in ("adam_b1", "adam_b2"):
+    _require(0 <= config[field] < 1, f"config.{field}", config[field], "use a decay rate in [0, 1), e.g. 0.9")
+  _require(config.optimizer != "sgd" or (config.adam_b1, config.adam_b2) == (0.9, 0.999), "config.adam_b1",
+           (config.adam_b1, config.adam_b2), "only optimizer='adam' or 'adamw' reads adam_b1 and adam_b2: drop them")
   _require(not config.data.standardize or "rbm" in config, "config.data.standardize", config.data.standardize,
            "only models of Gaussian pixels read the pixel statistics (rbm, dbn with --config.rbm.visible=gaussian): "
            "drop it")

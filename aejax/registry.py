@@ -18,6 +18,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import optax
 from ml_collections import config_dict
 
 from aejax import images
@@ -44,6 +45,8 @@ CarryFn = Callable[[nn.Module, Config, jax.Array, jax.Array], Any]
 # (model, config, params, key, labels: int32 (N,)) -> float32 (N, H, W, C) samples in [0, 1]; a conditional model
 # draws sample i of class labels[i], an unconditional one reads only their number.
 SampleFn = Callable[[nn.Module, Config, Params, jax.Array, jax.Array], jax.Array]
+# (config, the shared optimiser of a config: `train.make_optimizer`) -> the run's optimiser
+OptimizerFn = Callable[[Config, Callable[[Config], optax.GradientTransformation]], optax.GradientTransformation]
 # (restored run: `aejax.evaluation.suites.Run`) -> ({name: number}, {name: `images.Grid`})
 SuiteFn = Callable[[Any], tuple[dict[str, float], dict[str, images.Grid]]]
 
@@ -74,9 +77,9 @@ class Variant:
   """What the train loop needs of a variant."""
   build_model: Callable[[Config, tuple[int, ...]], nn.Module]
   hparams: Callable[[Config], dict[str, float]]
-  loss: LossFn
   evaluate: EvalFn
   images: ImagesFn
+  loss: LossFn | None = None  # What the shared gradient step descends; None where `train_step` needs none.
   init: Callable[[nn.Module, jax.Array, jax.Array], Params] = default_init
   train_step: TrainStepFn | None = None  # None: one optimiser step on `loss`.
   validate: Callable[[Config], None] = no_checks  # Variant-specific config checks.
@@ -84,6 +87,9 @@ class Variant:
   config_fields: Callable[[Config], Config] = no_fields  # Adds the family's config sections, with defaults.
   suites: Mapping[str, SuiteFn] = dataclasses.field(default_factory=dict)  # Evaluation suites of its own.
   sample: SampleFn | None = None  # A generative variant's draws from its model (the samples suite scores them).
+  # None: `train.make_optimizer(config)`. Players of their own (a GAN's generator and discriminator) build theirs from
+  # it, e.g. one per player through `optax.transforms.partition`; a bundle member's rate scales what it returns.
+  optimizer: OptimizerFn | None = None
   conditional: bool = False  # Whether `sample` draws the class it is given (the samples suite scores its accuracy).
 
 
@@ -94,6 +100,8 @@ def register(name: str, variant: Variant) -> None:
   """Makes `variant` available as `config.variant = name`."""
   if name in _REGISTRY:
     raise ValueError(f"variant {name!r} is registered twice")
+  if variant.loss is None and variant.train_step is None:
+    raise ValueError(f"variant {name!r} needs a loss for the shared gradient step, or its own train_step")
   _REGISTRY[name] = variant
 
 

@@ -67,14 +67,14 @@ def make_optimizer(config: config_dict.ConfigDict) -> optax.GradientTransformati
     schedule = optax.join_schedules(
         [optax.linear_schedule(0.0, lr, config.warmup_steps), optax.constant_schedule(lr)], [config.warmup_steps])
   if config.optimizer == "adamw":
-    tx = optax.adamw(schedule, weight_decay=config.weight_decay)
+    tx = optax.adamw(schedule, config.adam_b1, config.adam_b2, weight_decay=config.weight_decay)
   elif config.optimizer == "sgd":
     tx = optax.sgd(schedule, momentum=config.momentum or None)
     if config.weight_decay > 0:  # An L2 cost on the weight matrices, not the biases (Hinton's practical guide).
       weights_only = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)  # noqa: E731
       tx = optax.chain(optax.add_decayed_weights(config.weight_decay, mask=weights_only), tx)
   else:
-    tx = optax.adam(schedule)
+    tx = optax.adam(schedule, config.adam_b1, config.adam_b2)
   if config.grad_clip_norm > 0:
     tx = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), tx)
   if config.on_nonfinite == "skip":  # optax leaves params and optimiser state as they were, and counts.
@@ -87,7 +87,8 @@ def create_state(variant: registry.Variant, model: nn.Module, config: config_dic
   """Fresh parameters and optimiser state (call under `jax.jit`: eager init compiles every small op)."""
   params = variant.init(model, key, example)
   hparams = {k: jnp.asarray(v, jnp.float32) for k, v in variant.hparams(config).items()}
-  return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config), hparams=hparams,
+  tx = make_optimizer(config) if variant.optimizer is None else variant.optimizer(config, make_optimizer)
+  return TrainState.create(apply_fn=model.apply, params=params, tx=tx, hparams=hparams,
                            carry=variant.carry(model, config, jax.random.fold_in(key, 1), example))
 
 

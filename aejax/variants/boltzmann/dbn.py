@@ -233,13 +233,6 @@ def train_step(model: DBN, config: Config, state: Any, batch: Batch, key: jax.Ar
                                            **metrics}
 
 
-def loss(model: DBN, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
-         step: jax.Array) -> tuple[jax.Array, dict]:
-  """Not trained by its gradient (`train_step` is): the images' squared error through the stack, for reports."""
-  del model, key, hp, step
-  return stack_recon_error(config, params, batch).mean(), {}
-
-
 def stack_recon_error(config: Config, params: Params, batch: Batch) -> jax.Array:
   """Per example, the squared error (pixels' units) of the mean-field up-down reconstruction through every RBM."""
   layers = unpack(params, len(layer_dims(config)))
@@ -412,5 +405,5 @@ def validate(config: Config) -> None:
 
 
 registry.register("dbn", registry.Variant(
-    build_model=build_model, hparams=rbm.hparams, loss=loss, evaluate=evaluate, images=images, train_step=train_step,
+    build_model=build_model, hparams=rbm.hparams, evaluate=evaluate, images=images, train_step=train_step,
     validate=validate, carry=carry, config_fields=fields.add, suites={"ais": ais_suite}))

@@ -218,14 +218,6 @@ def one_step_metrics(config: Config, batch: Batch, weights: jax.Array, visible_b
           "hidden_activation": probs.mean(-1)}
 
 
-def loss(model: RBM, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
-         step: jax.Array) -> tuple[jax.Array, dict]:
-  """Not trained by its gradient (`train_step` is): the one-step reconstruction error, for reports."""
-  del model, hp, step
-  metrics = one_step_metrics(config, batch, *unpack(params), visible_inputs(config, batch), key)
-  return metrics["recon_error"].mean(), {}
-
-
 def evaluate(model: RBM, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams) -> dict:
   """Per test example: `one_step_metrics`, and with the loop's paired train images the free-energy gap."""
   del model, hp
@@ -365,5 +357,5 @@ def validate(config: Config) -> None:
 
 
 registry.register("rbm", registry.Variant(
-    build_model=build_model, hparams=hparams, loss=loss, evaluate=evaluate, images=images, train_step=train_step,
+    build_model=build_model, hparams=hparams, evaluate=evaluate, images=images, train_step=train_step,
     validate=validate, carry=carry, config_fields=fields.add, suites={"ais": ais_suite}))
