@@ -1,0 +1,225 @@
+"""The adversarial family: each loss against its formula in NumPy, the penalties against finite differences, each
+player's update against Adam's first step (the other player untouched), the moving average, eight-mode coverage on a
+2-D mixture, conditioning, resume and bundles by behaviour, and bad input."""
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from aejax import bundle, config as config_lib, registry, train
+from aejax.errors import ConfigError
+from aejax.variants.adversarial import fields as fields_lib, gan, losses
+
+from conftest import REPO
+
+REAL = np.array([-3.0, -0.5, 0.0, 0.7, 4.0], np.float32)
+FAKE = np.array([2.5, -1.0, 0.3, -4.0, 0.0], np.float32)
+
+
+def _softplus(x):
+  return np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0)
+
+
+def _log_sigmoid(x):
+  return -_softplus(-x)
+
+
+NUMPY_LOSSES = {  # (discriminator's, generator's), per example, from the papers' formulas.
+    "non_saturating": (lambda r, f: -_log_sigmoid(r) - np.log1p(-1 / (1 + np.exp(-f))), lambda f: -_log_sigmoid(f)),
+    "minimax": (lambda r, f: -_log_sigmoid(r) - np.log1p(-1 / (1 + np.exp(-f))),
+                lambda f: np.log1p(-1 / (1 + np.exp(-f)))),
+    "hinge": (lambda r, f: np.maximum(0, 1 - r) + np.maximum(0, 1 + f), lambda f: -f),
+    "least_squares": (lambda r, f: 0.5 * (r - 1) ** 2 + 0.5 * f ** 2, lambda f: 0.5 * (f - 1) ** 2),
+    "wasserstein": (lambda r, f: f - r, lambda f: -f),
+}
+
+
+@pytest.mark.parametrize("kind", fields_lib.LOSSES)
+def test_each_loss_is_its_formula(kind):
+  d_loss, g_loss = NUMPY_LOSSES[kind]
+  np.testing.assert_allclose(losses.discriminator_loss(kind, REAL, FAKE), d_loss(REAL.astype(np.float64), FAKE),
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(losses.generator_loss(kind, FAKE), g_loss(FAKE.astype(np.float64)), rtol=1e-5, atol=1e-6)
+
+
+W = np.random.default_rng(0).normal(size=(2, 3, 1, 4)).astype(np.float32)
+
+
+def _score(x):
+  """A smooth score of each image (no batch statistics), in JAX or NumPy."""
+  xp = jnp if isinstance(x, jax.Array) else np
+  return xp.sum(xp.sin(x[..., None] * W) ** 2, axis=(1, 2, 3, 4)) + xp.sum(x ** 3, axis=(1, 2, 3))
+
+
+def _numeric_gradients(x, eps=1e-5):
+  """Central differences of `_score` in float64, per image: (B, pixels)."""
+  x = x.astype(np.float64)
+  grads = np.zeros((len(x), x[0].size))
+  for i in range(x[0].size):
+    step = np.zeros(x[0].size)
+    step[i] = eps
+    step = step.reshape(x.shape[1:])
+    grads[:, i] = (_score(x + step) - _score(x - step)) / (2 * eps)
+  return grads
+
+
+def test_gradient_penalty_is_the_finite_difference_norm_at_the_interpolates():
+  rng = np.random.default_rng(1)
+  real, fake = rng.normal(size=(2, 5, 2, 3, 1)).astype(np.float32)
+  key = jax.random.key(3)
+  eps = np.asarray(jax.random.uniform(key, (5, 1, 1, 1)))  # The draw `gradient_penalty` makes with this key.
+  between = eps * real + (1 - eps) * fake
+  expected = (np.linalg.norm(_numeric_gradients(between), axis=-1) - 1) ** 2
+  got = losses.gradient_penalty(_score, jnp.asarray(real), jnp.asarray(fake), key)
+  np.testing.assert_allclose(got, expected, rtol=2e-4)
+  np.testing.assert_allclose(losses.r1_penalty(_score, jnp.asarray(real)),
+                             np.sum(_numeric_gradients(real) ** 2, -1), rtol=2e-4)
+
+
+def _config(variant="gan", **fields):
+  c = config_lib.from_file(f"{REPO}/experiments/{variant}.py:smoke")
+  c.update_from_flattened_dict(fields)
+  train.check_config(c)
+  return c
+
+
+def _state(config, shape=(28, 28, 1)):
+  variant = registry.get(config.variant)
+  model = variant.build_model(config, shape)
+  state = train.init_state(variant, model, config, jax.random.key(0), jnp.zeros((1, *shape)))
+  return variant, model, state
+
+
+def _leaves(tree):
+  return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+@pytest.mark.parametrize("player,other", [("discriminator", "generator"), ("generator", "discriminator")])
+def test_a_player_update_is_adams_first_step_at_its_rate_and_leaves_the_other_as_it_was(player, other):
+  # Adam's first update of a constant-sign gradient is -lr per parameter (m̂ / √v̂ = ±1): it reads out the rate.
+  config = _config("gan", learning_rate=1e-3, **{"gan.d_rate_scale": 4.0})
+  _, _, state = _state(config)
+  grads = jax.tree.map(jnp.ones_like, state.params["params"][player])
+  new = gan.update_player(state, player, grads)
+  rate = 4e-3 if player == "discriminator" else 1e-3
+  for before, after in zip(_leaves(state.params["params"][player]), _leaves(new.params["params"][player])):
+    np.testing.assert_allclose(before - after, rate, rtol=1e-3)
+  for before, after in zip(_leaves((state.params["params"][other], state.opt_state.inner_states[other])),
+                           _leaves((new.params["params"][other], new.opt_state.inner_states[other]))):
+    np.testing.assert_array_equal(before, after)
+  assert not all(np.array_equal(a, b) for a, b in zip(_leaves(state.opt_state.inner_states[player]),
+                                                      _leaves(new.opt_state.inner_states[player])))
+
+
+def test_the_moving_average_follows_the_generator_by_its_decay():
+  config = _config("gan", **{"gan.ema_decay": 0.9})
+  variant, model, state = _state(config)
+  assert all(np.array_equal(a, b) for a, b in zip(_leaves(state.params["ema"]),
+                                                  _leaves(state.params["params"]["generator"])))
+  step = jax.jit(train.make_train_step(variant, model, config))
+  batch = {"image": jax.random.uniform(jax.random.key(1), (16, 28, 28, 1)), "label": jnp.zeros(16, jnp.int32)}
+  new, metrics = step(state, batch, jax.random.key(2))
+  assert int(new.step) == 1 and float(metrics["finite"]) == 1.0
+  for old_ema, ema, generator in zip(_leaves(state.params["ema"]), _leaves(new.params["ema"]),
+                                     _leaves(new.params["params"]["generator"])):
+    np.testing.assert_allclose(ema, 0.9 * old_ema + 0.1 * generator, rtol=1e-5, atol=1e-7)
+
+
+def _mixture(key, n, modes=8, radius=0.8, std=0.05):
+  """n points of a ring of `modes` Gaussians in [-1, 1]², as (n, 1, 1, 2) 'images' in [0, 1], and their modes."""
+  mode_key, noise_key = jax.random.split(key)
+  modes_of = jax.random.randint(mode_key, (n,), 0, modes)
+  angles = 2 * jnp.pi * modes_of / modes
+  points = radius * jnp.stack([jnp.cos(angles), jnp.sin(angles)], -1) + std * jax.random.normal(noise_key, (n, 2))
+  return ((points + 1) / 2).reshape(n, 1, 1, 2), modes_of
+
+
+def _nearest_mode(images, modes=8, radius=0.8):
+  points = 2 * np.asarray(images).reshape(-1, 2) - 1
+  angles = 2 * np.pi * np.arange(modes) / modes
+  centres = radius * np.stack([np.cos(angles), np.sin(angles)], -1)
+  distances = np.linalg.norm(points[:, None] - centres[None], axis=-1)
+  return distances.argmin(-1), distances.min(-1)
+
+
+def _train_on_mixture(variant_name, steps, **fields):
+  config = _config(variant_name, **{"latent_dim": 2, "learning_rate": 1e-3, "batch_size": 256, "model.kind": "mlp",
+                                    "model.encoder_widths": (128, 128), **fields})
+  variant, model, state = _state(config, (1, 1, 2))
+  step = jax.jit(train.make_train_step(variant, model, config), donate_argnums=0)
+
+  def one(state, key):
+    data_key, step_key = jax.random.split(key)
+    images, modes_of = _mixture(data_key, config.batch_size)
+    return step(state, {"image": images, "label": modes_of}, step_key)
+
+  for key in jax.random.split(jax.random.key(1), steps):
+    state, _ = one(state, key)
+  return config, variant, model, state
+
+
+def test_gan_covers_all_eight_modes_of_a_ring_of_gaussians():
+  config, variant, model, state = _train_on_mixture("gan", 2_000)
+  samples = variant.sample(model, config, state.params, jax.random.key(7), jnp.zeros(4_000, jnp.int32))
+  nearest, distance = _nearest_mode(samples)
+  close = distance < 4 * 0.05
+  shares = np.bincount(nearest[close], minlength=8) / len(nearest)
+  assert close.mean() > 0.8, close.mean()
+  assert shares.min() > 0.05, shares  # 0.125 each when every mode is matched; a dropped mode has none.
+
+
+def test_cgan_draws_the_mode_it_is_given():
+  config, variant, model, state = _train_on_mixture("cgan", 1_500, **{"gan.conditioning": "projection"})
+  labels = jnp.repeat(jnp.arange(8), 250)
+  nearest, distance = _nearest_mode(variant.sample(model, config, state.params, jax.random.key(7), labels))
+  assert np.mean(nearest == np.asarray(labels)) > 0.9
+
+
+def _checkpoint(workdir, step):
+  with ocp.CheckpointManager(workdir / "checkpoints") as manager:
+    return manager.restore(step)
+
+
+TWO_OPTIMISERS = {"num_steps": 40, "checkpoint_every": 20, "eval_every": 20, "gan__ema_decay": 0.9, "gan__d_steps": 2}
+
+
+def test_resumed_two_player_run_equals_uninterrupted(smoke_config, tmp_path):
+  train.train_and_evaluate(smoke_config("gan", **TWO_OPTIMISERS), tmp_path / "whole")
+  train.train_and_evaluate(smoke_config("gan", **{**TWO_OPTIMISERS, "num_steps": 20}), tmp_path / "resumed")
+  train.train_and_evaluate(smoke_config("gan", **TWO_OPTIMISERS), tmp_path / "resumed")
+  whole, resumed = _checkpoint(tmp_path / "whole", 40), _checkpoint(tmp_path / "resumed", 40)
+  assert set(whole["params"]) == {"params", "ema"}
+  for x, y in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed), strict=True):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_a_seed_and_rate_sweep_runs_as_one_bundle_as_if_alone(smoke_config, tmp_path):
+  members = [{"num_steps": 20}, {"num_steps": 20, "learning_rate": 5e-4, "seed": 1}]
+  configs = [smoke_config("gan", **m) for m in members]
+  bundle.train_bundle(configs, [tmp_path / f"member{k}" for k in range(2)])
+  train.train_and_evaluate(configs[1], tmp_path / "alone")
+  for x, y in zip(jax.tree.leaves(_checkpoint(tmp_path / "alone", 20)),
+                  jax.tree.leaves(_checkpoint(tmp_path / "member1", 20)), strict=True):
+    np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant,fields,message", [
+    ("gan", {"gan.d_steps": 0}, "config.gan.d_steps=0: the discriminator needs at least one update"),
+    ("gan", {"gan.gp_weight": 10.0}, "config.gan.gp_weight=10.0: the gradient penalty keeps a Wasserstein critic"),
+    ("gan", {"gan.loss": "wasserstein"}, "config.gan.loss='wasserstein': an unconstrained Wasserstein critic"),
+    ("gan", {"gan.loss": "wgan"}, "config.gan.loss='wgan': use one of non_saturating, minimax, hinge"),
+    ("dcgan", {"model.kind": "mlp"}, "config.model.kind='mlp': config.variant='dcgan' has convolutional players"),
+    ("gan", {"adam_b1": 0.5, "optimizer": "sgd"}, "config.adam_b1=(0.5, 0.999): only optimizer='adam' or 'adamw'"),
+])
+def test_bad_gan_fields_are_one_line_errors(variant, fields, message):
+  with pytest.raises(ConfigError, match="^" + re.escape(message)):
+    _config(variant, **fields)
+
+
+def test_a_generator_that_cannot_reach_the_image_size_is_one_line():
+  config = _config("dcgan", **{"model.conv_features": (8, 16, 32)})
+  with pytest.raises(ConfigError, match=re.escape("28×28 images are not a multiple of 8 on each side")):
+    registry.get("dcgan").build_model(config, (28, 28, 1))
