@@ -167,3 +167,11 @@ def test_smoke_run_through_aejax_main(digits_dir, tmp_path):
   summary = json.loads((tmp_path / "run" / "summary.json").read_text())
   assert summary["step"] == 20 and np.isfinite(summary["test/loss"])
   assert "aejax: prepared" not in result.stderr  # Read from the prepared data dir.
+
+
+def test_data_dir_inside_a_dataset_of_builder_configs_is_named(digits_dir):
+  root = digits_dir
+  for inside in ("aejax_uci_digits", "aejax_uci_digits/28x28", "aejax_uci_digits/28x28/1.0.0"):
+    with pytest.raises(ConfigError, match=rf"^data\.data_dir='{re.escape(str(root / inside))}' is a dataset "
+                       rf"(version )?folder: point it at '{re.escape(str(root))}'$"):
+      datasets.load_split("uci_digits", "test", data_dir=str(root / inside))

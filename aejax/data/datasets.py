@@ -90,7 +90,7 @@ def load_split(
   config = dataset.builder_config(resize)
   prepared = root / f"aejax_{name}" / (config or "") / FORMAT_VERSION
   if not (prepared / _INFO_FILE).exists():
-    stock = _stock_builder(name, root) if from_idx and shape == dataset.image_shape else None
+    stock = _stock_builder(name, root) if from_idx else None  # IDX data sets come in their native size only.
     if stock is not None:
       return _read_stock(stock, split, num_examples, shape)
     _prepare(name, config, root, prepared, shown, manual_dir, download)
@@ -98,13 +98,19 @@ def load_split(
 
 
 def _check_data_dir(root: pathlib.Path, shown: str) -> None:
-  """Rejects a data_dir that is a file, a dataset's own folder, or a folder of raw IDX files."""
+  """Rejects a data_dir that is a file, a dataset's own folder (or one of its builder configs' or versions'), or a
+  folder of raw IDX files."""
   if root.exists() and not root.is_dir():
     raise ConfigError(f"{shown} is a file: point it at a TFDS data folder, or None for the default")
   check_folder(root, "data.data_dir")
+  configs = {f"{height}x{width}" for name in catalog.names() for height, width in catalog.get(name).sizes}
   if (root / _INFO_FILE).exists():
-    raise ConfigError(f"{shown} is a dataset version folder: point it at {str(root.parents[1])!r}")
+    above = root.parents[2] if root.parent.name in configs else root.parents[1]
+    raise ConfigError(f"{shown} is a dataset version folder: point it at {str(above)!r}")
   if any(root.glob(f"*/{_INFO_FILE}")):
+    above = root.parents[1] if root.name in configs else root.parent
+    raise ConfigError(f"{shown} is a dataset folder: point it at {str(above)!r}")
+  if any(any((root / config).glob(f"*/{_INFO_FILE}")) for config in configs):
     raise ConfigError(f"{shown} is a dataset folder: point it at {str(root.parent)!r}")
   if any((root / file).exists() for file in _IDX_FILES):
     raise ConfigError(
