@@ -26,6 +26,7 @@ ROOT/<run id>, its overrides those of the config file's `get_sweep()`):
 SIGTERM or SIGINT checkpoints every member and exits with 128 + the signal number, as aejax.main does.
 """
 import functools
+import math
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from absl import app, flags
 from ml_collections import config_dict, config_flags
 
 from aejax import config as config_lib, locks, registry, signals, sweep as sweep_lib, train
+from aejax.data import catalog
 from aejax.errors import ConfigError
 
 MEMBER_FIELDS = ("seed", "learning_rate", "wandb.name")  # May differ within a bundle, beside the variant's hparams.
@@ -43,7 +45,6 @@ MEMBER_FIELDS = ("seed", "learning_rate", "wandb.name")  # May differ within a b
 ACCELERATOR_SIZE = 64  # One MNIST model uses a few percent of a GPU; 64 splits over 1, 2, 4, 8... GPUs unpadded.
 CPU_SIZE = 4  # dae.py on 2 cores, 4 members: 1.25x and 0.98x back-to-back's samples/s, and 3 start-ups saved.
 SMALL_NET_MACS = 250_000  # Multiply-adds per image of a "small" dense net: dae.py's 784-128-64-32 and back, 221k.
-_PIXELS = 28 * 28  # MNIST and Fashion-MNIST.
 
 
 def _per_member(config: config_dict.ConfigDict) -> set[str]:
@@ -60,8 +61,9 @@ def bundle_key(config: config_dict.ConfigDict) -> tuple[tuple[str, Any], ...]:
 
 def _dense_macs(config: config_dict.ConfigDict) -> int:
   """Multiply-adds per image of a dense encoder and decoder (the decoder mirrors the encoder unless given)."""
-  encoder = (_PIXELS, *config.model.encoder_widths, config.latent_dim)
-  decoder = (config.latent_dim, *(config.model.decoder_widths or config.model.encoder_widths[::-1]), _PIXELS)
+  pixels = math.prod(catalog.image_shape(config.data.name, config.data.resize))
+  encoder = (pixels, *config.model.encoder_widths, config.latent_dim)
+  decoder = (config.latent_dim, *(config.model.decoder_widths or config.model.encoder_widths[::-1]), pixels)
   return sum(a * b for layers in (encoder, decoder) for a, b in zip(layers, layers[1:]))
 
 

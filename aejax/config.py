@@ -18,6 +18,7 @@ from typing import Any
 from absl import flags, logging
 from ml_collections import config_dict
 
+from aejax.data import catalog
 from aejax.errors import ConfigError
 
 NONFINITE = ("stop", "skip")
@@ -31,13 +32,10 @@ MODEL_KINDS = ("mlp", "conv")
 UPSAMPLES = ("nearest", "transpose")
 CONV_IMPLS = ("auto", "xla", "cpu")
 WANDB_MODES = ("online", "offline", "disabled")
-DATASETS = ("mnist", "fashion_mnist")
 STACK_INPUTS = ("codes", "concat")
 # The shared evaluation suites (aejax/evaluation/suites.py); a family may bring its own (`registry.Variant.suites`),
 # and aejax/evaluation/selection.py checks `eval.suites` against both.
 EVAL_SUITES = ("recon", "anomaly", "denoise", "impute", "generate", "nll")
-NUM_CLASSES = 10  # MNIST and Fashion-MNIST.
-IMAGE_SHAPE = (28, 28, 1)  # Theirs: height, width, channels.
 
 
 def base_config() -> config_dict.ConfigDict:
@@ -106,10 +104,13 @@ def base_config() -> config_dict.ConfigDict:
   c.seed = 0
 
   c.data = config_dict.ConfigDict()
-  c.data.name = "mnist"
+  c.data.name = "mnist"  # A data set of aejax/data/catalog.py: mnist, fashion_mnist, uci_digits.
   c.data.data_dir = config_dict.placeholder(str)  # TFDS data dir; None: $TFDS_DATA_DIR or TFDS default.
-  c.data.manual_dir = config_dict.placeholder(str)  # Folder with the four IDX .gz files (offline).
-  c.data.download = True
+  c.data.manual_dir = config_dict.placeholder(str)  # Folder with the four IDX .gz files (offline; IDX data sets).
+  c.data.download = True  # Whether preparing may download the IDX files when manual_dir is None.
+  # (height, width) of the images, one of the sizes the data set is prepared at (catalog.py: uci_digits' 8x8 at
+  # (28, 28) or (32, 32)); None: its native size.
+  c.data.resize = config_dict.placeholder(tuple)
   c.data.binarize = "none"
   c.data.num_train = config_dict.placeholder(int)  # None: the whole split.
   c.data.num_test = config_dict.placeholder(int)
@@ -378,10 +379,11 @@ def validate(config: config_dict.ConfigDict) -> None:
   for field, choices in (("loss", LOSSES), ("noise_type", NOISE_TYPES), ("optimizer", OPTIMIZERS),
                          ("lr_schedule", SCHEDULES), ("model.kind", MODEL_KINDS),
                          ("model.activation", ACTIVATIONS), ("model.code_activation", ACTIVATIONS),
-                         ("model.upsample", UPSAMPLES), ("model.conv_impl", CONV_IMPLS), ("data.name", DATASETS),
+                         ("model.upsample", UPSAMPLES), ("model.conv_impl", CONV_IMPLS),
                          ("data.binarize", BINARIZE), ("wandb.mode", WANDB_MODES), ("stack_input", STACK_INPUTS),
                          ("on_nonfinite", NONFINITE)):
     _choice(config, field, choices)
+  catalog.image_shape(config.data.name, config.data.resize)  # A known data set, at a size it is prepared at.
   _require(config.latent_dim > 0, "config.latent_dim", config.latent_dim,
            "the code size must be a positive integer, e.g. --config.latent_dim=32")
   _require(config.beta >= 0, "config.beta", config.beta,
@@ -419,10 +421,11 @@ def validate(config: config_dict.ConfigDict) -> None:
            "every layer width must be a positive integer")
   _require(config.iwae_samples >= 1, "config.iwae_samples", config.iwae_samples,
            "use 1 (the ELBO) or more importance samples, e.g. --config.iwae_samples=50")
+  num_classes = catalog.get(config.data.name).num_classes
   labels = tuple(config.data.train_labels)
-  _require(all(isinstance(d, int) and 0 <= d < NUM_CLASSES for d in labels) and len(set(labels)) == len(labels),
+  _require(all(isinstance(d, int) and 0 <= d < num_classes for d in labels) and len(set(labels)) == len(labels),
            "config.data.train_labels", labels,
-           f"use distinct class labels in 0..{NUM_CLASSES - 1}, e.g. --config.data.train_labels='(3,)', or () for all")
+           f"use distinct class labels in 0..{num_classes - 1}, e.g. --config.data.train_labels='(3,)', or () for all")
   validate_eval(config.eval)
   m = config.model
   _require(not m.spatial_code or m.kind == "conv", "config.model.spatial_code", m.spatial_code,

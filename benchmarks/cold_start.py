@@ -40,7 +40,7 @@ def prepare_data(config_path: pathlib.Path, manual_dir: str, data_dir: str | Non
   """Prepares the experiment's dataset in `data_dir` now, so that no timed run pays for it."""
   data = config_lib.from_file(f"{config_path}:smoke").data
   datasets.load_split(data.name, "test", data_dir=data_dir, manual_dir=manual_dir, download=data.download,
-                      num_examples=1)
+                      num_examples=1, resize=data.resize)
 
 
 def time_run(config: str, workdir: pathlib.Path, cache_dir: pathlib.Path, manual_dir: str,

@@ -129,7 +129,8 @@ class Sweep:
   name: str  # The W&B group.
   flags: tuple[str, ...]  # `--config.FIELD=VALUE` for every member.
   members: tuple[Member, ...]
-  datasets: tuple[tuple[str, str | None, str | None, bool], ...]  # (name, data_dir, manual_dir, download) read.
+  # (name, data_dir, manual_dir, download, resize) of each data set read.
+  datasets: tuple[tuple[str, str | None, str | None, bool, tuple[int, int] | None], ...]
 
 
 def flag(field: str, value: Any) -> str:
@@ -157,15 +158,16 @@ def resolve(config: config_dict.ConfigDict, spec: str, overrides: dict[str, Any]
                flags=tuple(flag(field, value) for field, value in overrides.items()),
                members=tuple(Member(run_id, o, configs[run_id].num_steps, root / run_id,
                                     bool(configs[run_id].eval.suites)) for run_id, o in members.items()),
-               datasets=tuple(dict.fromkeys((c.data.name, c.data.data_dir, c.data.manual_dir, c.data.download)
-                                            for c in configs.values())))
+               datasets=tuple(dict.fromkeys((c.data.name, c.data.data_dir, c.data.manual_dir, c.data.download,
+                                             c.data.resize) for c in configs.values())))
 
 
 def prepare_data(sweep: Sweep) -> None:
   """Prepares each dataset the members read once, before they start (at once they would race to write it)."""
   from aejax.data import datasets  # pylint: disable=g-import-not-at-top  (TFDS is slow to import; not for --dry_run)
-  for name, data_dir, manual_dir, download in sweep.datasets:
-    datasets.load_split(name, "test", data_dir=data_dir, manual_dir=manual_dir, download=download, num_examples=1)
+  for name, data_dir, manual_dir, download, resize in sweep.datasets:
+    datasets.load_split(name, "test", data_dir=data_dir, manual_dir=manual_dir, download=download, num_examples=1,
+                        resize=resize)
 
 
 def from_flags() -> Sweep:

@@ -1,4 +1,4 @@
-"""MNIST and Fashion-MNIST as numpy arrays, prepared through tensorflow-datasets but without TensorFlow.
+"""The data sets of `aejax.data.catalog` as numpy arrays, prepared through tensorflow-datasets but without TensorFlow.
 
 A prepared aejax dataset is read straight from its array_record files with protobuf: TFDS (with requests and
 PIL), whose import took about 0.15 s of every run's start, is imported only to prepare a dataset or to read TFDS's
@@ -25,7 +25,7 @@ import numpy as np
 from array_record.python import array_record_module
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from aejax import config as config_lib
+from aejax.data import catalog
 from aejax.errors import ConfigError, check_folder
 
 # The (images, labels) IDX files of each split, as named on the download sites.
@@ -35,8 +35,6 @@ IDX_FILES: Mapping[str, tuple[str, str]] = {
 }
 # The version of the aejax builders' datasets (`aejax.data.tfds_builders`), whose layout `_read_prepared` reads.
 FORMAT_VERSION = "1.0.0"
-# Each name's title in messages; its aejax builder is `aejax_<name>`, and TFDS's stock builder has the same name.
-_TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 _IDX_FILES = tuple(name for files in IDX_FILES.values() for name in files)
 _INFO_FILE = "dataset_info.json"
 
@@ -48,29 +46,33 @@ def load_split(
   manual_dir: str | None = None,
   download: bool = True,
   num_examples: int | None = None,
+  resize: catalog.Size | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-  """Returns one split's images, uint8 (N, 28, 28, 1), and labels, int32 (N,).
+  """Returns one split's images, uint8 (N, H, W, C) as `catalog.image_shape(name, resize)` gives, and labels, int32
+  (N,).
 
   Looks in `data_dir` for, in this order (times on 2 CPUs):
-  1. the aejax builder's dataset (`aejax_<name>/1.0.0`: raw bytes, IDX order): ~1.5 s for all 70k examples;
-  2. the stock TFDS dataset (`<name>/3.0.1`: PNG, TFDS's shuffled order): ~0.15 ms an example (~10 s for 70k),
-     nearly all of it PNG decoding; `tfds.data_source` takes ~0.3 ms.
-  With neither, it prepares the aejax one there (5-8 s, once) from `manual_dir` (no network), else by download,
-  and says so in one line.
+  1. the aejax builder's dataset (`aejax_<name>/1.0.0`, or `aejax_<name>/<H>x<W>/1.0.0` for a builder with a
+     config per size: raw bytes, the builder's order): ~1.5 s for all 70k examples of MNIST;
+  2. for data sets prepared from IDX files, the stock TFDS dataset (`<name>/3.0.1`: PNG, TFDS's shuffled order):
+     ~0.15 ms an example (~10 s for 70k), nearly all of it PNG decoding; `tfds.data_source` takes ~0.3 ms.
+  With neither, it prepares the aejax one there (5-8 s for MNIST, once) and says so in one line: from `manual_dir`
+  (no network), else by download; a data set that a package installs (uci_digits) from that copy, with neither.
 
   Args:
-    name: 'mnist' or 'fashion_mnist'.
+    name: a name registered in `aejax.data.catalog`: 'mnist', 'fashion_mnist', 'uci_digits', ...
     split: 'train' or 'test'.
     data_dir: TFDS data dir; None means $TFDS_DATA_DIR, else ~/tensorflow_datasets.
-    manual_dir: folder holding the four IDX .gz files, used instead of downloading them.
-    download: whether preparing may download the files when `manual_dir` is None.
+    manual_dir: folder holding the four IDX .gz files, used instead of downloading them (IDX data sets only).
+    download: whether preparing may download the files when `manual_dir` is None (IDX data sets only).
     num_examples: read only the first this many examples (all if None or more than the split has).
+    resize: the images' (height, width), one the data set is prepared at (`catalog`); None for the native size.
 
   Raises:
-    ConfigError: a bad name, split, num_examples, data_dir or manual_dir.
+    ConfigError: a bad name, split, num_examples, resize, data_dir or manual_dir.
   """
-  if name not in _TITLES:
-    raise ConfigError(f"data.name={name!r} is not a known dataset: use one of {', '.join(map(repr, _TITLES))}")
+  dataset = catalog.get(name)
+  shape = catalog.image_shape(name, resize)
   if split not in IDX_FILES:
     raise ConfigError(f"split={split!r} is not a split: use 'train' or 'test'")
   if num_examples is not None and num_examples < 1:
@@ -82,25 +84,33 @@ def load_split(
   root = pathlib.Path(data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")).expanduser()
   shown = f"data.data_dir={data_dir!r}" if data_dir else f"data.data_dir=None (TFDS default {str(root)!r})"
   _check_data_dir(root, shown)
-  if manual_dir is not None:
+  from_idx = dataset.source == catalog.IDX
+  if manual_dir is not None and from_idx:
     _check_manual_dir(manual_dir, name)
-  prepared = root / f"aejax_{name}" / FORMAT_VERSION
+  config = dataset.builder_config(resize)
+  prepared = root / f"aejax_{name}" / (config or "") / FORMAT_VERSION
   if not (prepared / _INFO_FILE).exists():
-    stock = _stock_builder(name, root)
+    stock = _stock_builder(name, root) if from_idx else None  # IDX data sets come in their native size only.
     if stock is not None:
-      return _read_stock(stock, split, num_examples)
-    _prepare(name, root, prepared, shown, manual_dir, download)
-  return _read_prepared(prepared, split, num_examples)
+      return _read_stock(stock, split, num_examples, shape)
+    _prepare(name, config, root, prepared, shown, manual_dir, download)
+  return _read_prepared(prepared, split, num_examples, shape)
 
 
 def _check_data_dir(root: pathlib.Path, shown: str) -> None:
-  """Rejects a data_dir that is a file, a dataset's own folder, or a folder of raw IDX files."""
+  """Rejects a data_dir that is a file, a dataset's own folder (or one of its builder configs' or versions'), or a
+  folder of raw IDX files."""
   if root.exists() and not root.is_dir():
     raise ConfigError(f"{shown} is a file: point it at a TFDS data folder, or None for the default")
   check_folder(root, "data.data_dir")
+  configs = {f"{height}x{width}" for name in catalog.names() for height, width in catalog.get(name).sizes}
   if (root / _INFO_FILE).exists():
-    raise ConfigError(f"{shown} is a dataset version folder: point it at {str(root.parents[1])!r}")
+    above = root.parents[2] if root.parent.name in configs else root.parents[1]
+    raise ConfigError(f"{shown} is a dataset version folder: point it at {str(above)!r}")
   if any(root.glob(f"*/{_INFO_FILE}")):
+    above = root.parents[1] if root.name in configs else root.parent
+    raise ConfigError(f"{shown} is a dataset folder: point it at {str(above)!r}")
+  if any(any((root / config).glob(f"*/{_INFO_FILE}")) for config in configs):
     raise ConfigError(f"{shown} is a dataset folder: point it at {str(root.parent)!r}")
   if any((root / file).exists() for file in _IDX_FILES):
     raise ConfigError(
@@ -115,7 +125,7 @@ def _check_manual_dir(manual_dir: str, name: str) -> None:
   Sizes cost one `stat` each, so they are checked on every run, whether or not the dataset is prepared already: a
   truncated or wrong file is named at once, not when a fresh data dir needs it. Preparing checks the sha256 too.
   """
-  title = _TITLES[name]
+  title = catalog.get(name).title
   fix = f"point it at a folder holding the four {title} IDX .gz files"
   path = pathlib.Path(manual_dir).expanduser()
   if not path.is_dir():
@@ -147,16 +157,18 @@ def _stock_builder(name: str, root: pathlib.Path) -> Any:
   return stock if stock.is_prepared() else None
 
 
-def _prepare(name: str, root: pathlib.Path, prepared: pathlib.Path, shown: str, manual_dir: str | None,
-             download: bool) -> None:
-  """Prepares the aejax dataset `name` as `prepared` in `root` and says so in one line.
+def _prepare(name: str, config: str | None, root: pathlib.Path, prepared: pathlib.Path, shown: str,
+             manual_dir: str | None, download: bool) -> None:
+  """Prepares the aejax dataset `name` (its builder config `config`, if it has configs) as `prepared` in `root` and
+  says so in one line.
 
   TFDS works in a folder of its own inside `root`, whose dataset is moved into place once complete: a failed
   attempt (no network, a wrong file, a signal) leaves nothing behind, and neither does a killed one once the next
   attempt starts.
   """
-  title = _TITLES[name]
-  if manual_dir is None and not download:
+  dataset = catalog.get(name)
+  title, from_idx = dataset.title, dataset.source == catalog.IDX
+  if from_idx and manual_dir is None and not download:
     state = f"holds no prepared {name}" if root.is_dir() else "does not exist"
     raise ConfigError(
       f"{shown} {state} and download is off: point it at a prepared TFDS data folder, "
@@ -167,41 +179,54 @@ def _prepare(name: str, root: pathlib.Path, prepared: pathlib.Path, shown: str, 
     if (prepared / _INFO_FILE).exists():  # Another process prepared it while this one waited.
       return
     # pylint: disable=g-import-not-at-top  (only to prepare)
-    import requests
     import tensorflow_datasets as tfds
-    from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
 
     from aejax.data import tfds_builders
     # pylint: enable=g-import-not-at-top
-    builder_class = tfds_builders.BUILDERS[name]
+    builder_class = getattr(tfds_builders, dataset.builder)
     staging_prefix = f".aejax_{name}-"
     for leftover in root.glob(f"{staging_prefix}*"):  # Of a process killed while preparing.
       shutil.rmtree(leftover, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix=staging_prefix, dir=root) as staging:
-      builder = builder_class(data_dir=staging)
+      builder = builder_class(data_dir=staging, config=config)
       tfds.display_progress_bar(False)  # Some 20 lines of bars (532,442,173 MiB/s from a local file): one line says it.
-      try:
-        if manual_dir is None:
-          _connect_once(builder_class.URL)
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-      except (_Unreachable, requests.exceptions.ConnectionError) as e:
-        raise ConfigError(
-          f"data.name={name!r}: {builder_class.URL} could not be reached ({e}): offline, set data.manual_dir to a "
-          f"folder of the four {title} IDX .gz files, or data.data_dir to a TFDS data folder where it is prepared"
-        ) from e
-      except NonMatchingChecksumError as e:
-        if manual_dir is None:
-          raise
-        bad = next((file for file in _IDX_FILES if file in str(e)), "an IDX file")
-        raise ConfigError(
-          f"data.manual_dir={manual_dir!r}: {bad} differs in size or sha256 from the published file: "
-          f"replace it with the original {title} file"
-        ) from e
-      prepared.parent.mkdir(exist_ok=True)
+      if from_idx:
+        _prepare_from_idx(builder, name, manual_dir)
+      else:  # Nothing to download, and no prepared copy to look for on TFDS's servers either.
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+      prepared.parent.mkdir(parents=True, exist_ok=True)
       pathlib.Path(builder.data_dir).rename(prepared)
-  source = manual_dir if manual_dir is not None else builder_class.URL
+  source = (manual_dir if manual_dir is not None else builder_class.URL) if from_idx else builder_class.SOURCE
   print(f"aejax: prepared {title} in {prepared} from {source} in {time.perf_counter() - start:.1f} s",
         file=sys.stderr, flush=True)
+
+
+def _prepare_from_idx(builder: Any, name: str, manual_dir: str | None) -> None:
+  """Has `builder` (an IDX data set's) take the four files from `manual_dir`, else download them (after one
+  connection to the site, so that an offline machine is told at once), then write the dataset."""
+  # pylint: disable=g-import-not-at-top  (only to prepare)
+  import requests
+  import tensorflow_datasets as tfds
+  from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
+  # pylint: enable=g-import-not-at-top
+  title, url = catalog.get(name).title, type(builder).URL
+  try:
+    if manual_dir is None:
+      _connect_once(url)
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  except (_Unreachable, requests.exceptions.ConnectionError) as e:
+    raise ConfigError(
+      f"data.name={name!r}: {url} could not be reached ({e}): offline, set data.manual_dir to a "
+      f"folder of the four {title} IDX .gz files, or data.data_dir to a TFDS data folder where it is prepared"
+    ) from e
+  except NonMatchingChecksumError as e:
+    if manual_dir is None:
+      raise
+    bad = next((file for file in _IDX_FILES if file in str(e)), "an IDX file")
+    raise ConfigError(
+      f"data.manual_dir={manual_dir!r}: {bad} differs in size or sha256 from the published file: "
+      f"replace it with the original {title} file"
+    ) from e
 
 
 class _Unreachable(Exception):
@@ -302,7 +327,8 @@ def _read_records(paths: list[pathlib.Path], lengths: list[int], count: int) -> 
   return records
 
 
-def _read_prepared(prepared: pathlib.Path, split: str, num_examples: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _read_prepared(prepared: pathlib.Path, split: str, num_examples: int | None,
+                   shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
   """Reads the first num_examples records of a split of an aejax dataset straight from its array_record shards
   (named in its dataset_info.json) and parses them in bulk: several times faster than `tfds.data_source`, which
   decodes each example through the generic feature code, and without TFDS's import."""
@@ -314,17 +340,18 @@ def _read_prepared(prepared: pathlib.Path, split: str, num_examples: int | None)
                       "delete that folder to prepare it again")
   count = sum(lengths) if num_examples is None else min(num_examples, sum(lengths))
   encoded, labels = _parse(_read_records(paths, lengths, count))
-  return np.frombuffer(bytearray().join(encoded), np.uint8).reshape(count, *config_lib.IMAGE_SHAPE), labels
+  return np.frombuffer(bytearray().join(encoded), np.uint8).reshape(count, *shape), labels
 
 
-def _read_stock(builder: Any, split: str, num_examples: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _read_stock(builder: Any, split: str, num_examples: int | None,
+                shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
   """Reads the first num_examples records of a split of TFDS's stock dataset and decodes their PNGs."""
   from PIL import Image  # pylint: disable=g-import-not-at-top  (only for the stock dataset's PNGs)
   info = builder.info.splits[split]
   count = info.num_examples if num_examples is None else min(num_examples, info.num_examples)
   encoded, labels = _parse(_read_records(info.filepaths, info.shard_lengths, count))
   images = np.stack([np.asarray(Image.open(io.BytesIO(png))) for png in encoded])
-  return images.reshape(count, *config_lib.IMAGE_SHAPE), labels
+  return images.reshape(count, *shape), labels
 
 
 def _parse(records: list[bytes]) -> tuple[list[bytes], np.ndarray]:

@@ -51,7 +51,8 @@ def load(data: config_dict.ConfigDict) -> tuple[Split, Split]:
   for split, limit in (("train", data.num_train), ("test", data.num_test)):
     filtered = split == "train" and bool(keep)
     images, labels = datasets.load_split(data.name, split, data_dir=data.data_dir, manual_dir=data.manual_dir,
-                                         download=data.download, num_examples=None if filtered else limit)
+                                         download=data.download, num_examples=None if filtered else limit,
+                                         resize=data.resize)
     if filtered:
       kept = np.flatnonzero(np.isin(labels, keep))[:limit]
       images, labels = images[kept], labels[kept]

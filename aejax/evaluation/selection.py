@@ -7,6 +7,7 @@ from ml_collections import config_dict
 
 import aejax.variants.all  # noqa: F401  (registers the variants)
 from aejax import config as config_lib, registry
+from aejax.data import catalog
 from aejax.errors import ConfigError
 from aejax.nn import models
 
@@ -71,7 +72,8 @@ def _shared_suites(config: config_dict.ConfigDict, variant: registry.Variant, na
   (`own`: the variant's own suites that fit it, named in the error of a model without an encoder)."""
   if not names:
     return []
-  model = variant.build_model(config, config_lib.IMAGE_SHAPE)
+  shape = catalog.image_shape(config.data.name, config.data.resize)
+  model = variant.build_model(config, shape)
   missing = [method for method in ("encode", "decode") if not hasattr(model, method)]
   if missing and all_that_fit:
     return []
@@ -92,7 +94,7 @@ def _shared_suites(config: config_dict.ConfigDict, variant: registry.Variant, na
     if name == "anomaly" and not one_class:
       raise ConfigError("suite 'anomaly' needs a one-class run: train with --config.data.train_labels='(3,)' "
                         "(the normal digits)")
-  height, width = config_lib.IMAGE_SHAPE[:2]
+  height, width = shape[:2]
   if "impute" in names and config.eval.block_size > min(height, width):
     raise ConfigError(f"config.eval.block_size={config.eval.block_size}: the imputation block must fit in the "
                       f"{height}x{width} images; use at most {min(height, width)}")

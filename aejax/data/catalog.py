@@ -1,0 +1,90 @@
+"""Data sets by name, registered as variants are (`aejax.registry`): what aejax needs of each to check a config,
+prepare the data set once through its TFDS builder and read it back.
+
+`aejax.config` checks `config.data` here, `aejax.data.datasets` prepares and reads; neither needs more than this
+module knows of a data set. It imports nothing heavy (no TFDS, no numpy): `aejax.config` imports it.
+"""
+import dataclasses
+
+from aejax.errors import ConfigError
+
+Size = tuple[int, int]  # (height, width)
+
+# How preparing gets a data set's examples (`Dataset.source`).
+IDX = "idx"  # The four IDX .gz files, from data.manual_dir or by download (`aejax.data.datasets.IDX_FILES`).
+PACKAGE = "package"  # A copy that a Python package installs: no file to give, nothing to download.
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """A data set of labelled uint8 images (values 0..255) with a train and a test split."""
+  title: str  # Its name in messages.
+  # The TFDS builder class in `aejax.data.tfds_builders` (imported only to prepare), registered as `aejax_<name>`.
+  builder: str
+  image_shape: tuple[int, int, int]  # Native (height, width, channels).
+  num_classes: int  # Labels are 0..num_classes - 1.
+  # IDX: data.manual_dir and data.download apply, and TFDS's stock builder of the same name (PNG images) is read
+  # where it is prepared. PACKAGE: both flags are unused and preparing never reaches the network.
+  source: str
+  # Sizes (height, width) its builder also prepares, resized from the native ones: one builder config 'HxW' for each
+  # and for the native size. () for a builder without configs, which has the native size only.
+  sizes: tuple[Size, ...] = ()
+
+  def shape(self, resize: Size | None) -> tuple[int, int, int]:
+    """The image shape with `resize` ((height, width), None for the native size)."""
+    return self.image_shape if resize is None else (*resize, self.image_shape[2])
+
+  def builder_config(self, resize: Size | None) -> str | None:
+    """The name of the builder config that prepares images of size `resize`, None for a builder without configs."""
+    if not self.sizes:
+      return None
+    height, width = self.shape(resize)[:2]
+    return f"{height}x{width}"
+
+
+_REGISTRY: dict[str, Dataset] = {}
+
+
+def register(name: str, dataset: Dataset) -> None:
+  """Makes `dataset` available as `config.data.name = name`."""
+  if name in _REGISTRY:
+    raise ValueError(f"dataset {name!r} is registered twice")
+  _REGISTRY[name] = dataset
+
+
+def names() -> list[str]:
+  """The registered names, in the order they were registered."""
+  return list(_REGISTRY)
+
+
+def get(name: str) -> Dataset:
+  """The data set registered as `name`, or a `ConfigError` listing the known ones."""
+  if name not in _REGISTRY:
+    raise ConfigError(f"data.name={name!r} is not a known dataset: use one of {', '.join(map(repr, names()))}")
+  return _REGISTRY[name]
+
+
+def image_shape(name: str, resize: Size | None = None) -> tuple[int, int, int]:
+  """The shape (height, width, channels) of data set `name`'s images at size `resize` (None: native), or a
+  `ConfigError` naming the sizes it comes in."""
+  dataset = get(name)
+  native = dataset.image_shape[:2]
+  if resize is not None:
+    resize = tuple(resize)
+    if len(resize) != 2 or not all(isinstance(side, int) and side > 0 for side in resize):
+      raise ConfigError(f"config.data.resize={resize!r}: give (height, width) in pixels, e.g. "
+                        f"--config.data.resize='(28,28)', or None for the native size")
+    if resize != native and resize not in dataset.sizes:
+      sizes = ", ".join(f"({h}, {w})" for h, w in dict.fromkeys((native, *dataset.sizes)))
+      raise ConfigError(f"config.data.resize={resize!r}: {name} is prepared at {sizes} only: use one of those, or "
+                        f"None for its native {native[0]}x{native[1]}")
+  return dataset.shape(resize)
+
+
+register("mnist", Dataset(title="MNIST", builder="AejaxMnist", image_shape=(28, 28, 1), num_classes=10, source=IDX))
+register("fashion_mnist", Dataset(title="Fashion-MNIST", builder="AejaxFashionMnist", image_shape=(28, 28, 1),
+                                  num_classes=10, source=IDX))
+# scikit-learn's copy of the UCI handwritten digits (`sklearn.datasets.load_digits`), 1,797 images in 8x8 and,
+# resized, in MNIST's 28x28 (CycleGAN's MNIST <-> UCI digits) and 32x32 (the DCGAN and StyleGAN nets' size).
+register("uci_digits", Dataset(title="UCI digits", builder="AejaxUciDigits", image_shape=(8, 8, 1), num_classes=10,
+                               source=PACKAGE, sizes=((8, 8), (28, 28), (32, 32))))
