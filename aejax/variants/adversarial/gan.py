@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from aejax import config as config_lib, registry
+from aejax import registry
+from aejax.data import catalog
 from aejax.errors import ConfigError
 from aejax.registry import Batch, Config, HParams, Params
 from aejax.variants import common
@@ -46,7 +47,7 @@ def make_build_model(conv: bool | None, conditional: bool):
   def build_model(config: Config, input_shape: tuple[int, ...]) -> networks.GAN:
     is_conv = config.model.kind == "conv" if conv is None else conv
     d_widths, g_widths = player_widths(config, is_conv)
-    classes = config_lib.NUM_CLASSES if conditional else 0
+    classes = catalog.get(config.data.name).num_classes if conditional else 0
     if is_conv:
       scale = 2 ** len(g_widths)
       if input_shape[0] % scale or input_shape[1] % scale:
