@@ -9,7 +9,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from aejax import bundle, config as config_lib, registry, train
+from aejax import bundle, config as config_lib, registry, sweep as sweep_lib, train
 from aejax.errors import ConfigError
 from aejax.variants.adversarial import fields as fields_lib, gan, losses
 
@@ -223,3 +223,31 @@ def test_a_generator_that_cannot_reach_the_image_size_is_one_line():
   config = _config("dcgan", **{"model.conv_features": (8, 16, 32)})
   with pytest.raises(ConfigError, match=re.escape("28×28 images are not a multiple of 8 on each side")):
     registry.get("dcgan").build_model(config, (28, 28, 1))
+
+
+def _code_moments(beta, steps=400):
+  """The mean and standard deviation of an `aae`'s codes of random 4×4 images after `steps` steps at `beta`."""
+  config = _config("aae", **{"beta": beta, "latent_dim": 2, "learning_rate": 2e-3, "batch_size": 128,
+                             "model.encoder_widths": (32,), "gan.code_widths": (32, 32)})
+  variant, model, state = _state(config, (4, 4, 1))
+  step = jax.jit(train.make_train_step(variant, model, config), donate_argnums=0)
+  images = jax.random.uniform(jax.random.key(5), (1024, 4, 4, 1))
+  for i, key in enumerate(jax.random.split(jax.random.key(1), steps)):
+    batch = {"image": images[(i % 8) * 128:(i % 8 + 1) * 128], "label": jnp.zeros(128, jnp.int32)}
+    state, metrics = step(state, batch, key)
+  codes = np.asarray(model.apply(state.params, images, method=model.encode))
+  return codes.mean(0), codes.std(0), metrics
+
+
+def test_aae_matches_its_codes_to_the_prior_where_a_plain_autoencoder_does_not():
+  mean, std, metrics = _code_moments(beta=1.0)
+  plain_mean, plain_std, _ = _code_moments(beta=0.0)
+  assert set(metrics) >= {"loss", "recon", "adversarial", "d_loss", "d_real", "d_fake"}
+  gap = np.abs(mean).max() + np.abs(np.log(std)).max()
+  plain_gap = np.abs(plain_mean).max() + np.abs(np.log(plain_std)).max()
+  assert gap < 0.5 and plain_gap > 2 * gap, (mean, std, plain_mean, plain_std)
+
+
+@pytest.mark.parametrize("name", ["gan", "dcgan", "cgan", "aae"])
+def test_every_member_of_each_sweep_passes_the_checks(name):
+  assert len(sweep_lib.load(f"{REPO}/experiments/{name}.py")) >= 8  # Each member checked as a run would be.
