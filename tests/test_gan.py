@@ -248,6 +248,40 @@ def test_aae_matches_its_codes_to_the_prior_where_a_plain_autoencoder_does_not()
   assert gap < 0.5 and plain_gap > 2 * gap, (mean, std, plain_mean, plain_std)
 
 
-@pytest.mark.parametrize("name", ["gan", "dcgan", "cgan", "aae"])
+@pytest.mark.parametrize("name", ["gan", "dcgan", "stylegan", "cgan", "aae"])
 def test_every_member_of_each_sweep_passes_the_checks(name):
   assert len(sweep_lib.load(f"{REPO}/experiments/{name}.py")) >= 8  # Each member checked as a run would be.
+
+
+def test_modulated_convolution_is_the_per_example_modulated_and_demodulated_kernel():
+  from aejax.variants.adversarial import networks  # pylint: disable=g-import-not-at-top
+  layer = networks.ModulatedConv(5)
+  x, w = jax.random.normal(jax.random.key(0), (3, 6, 6, 4)), jax.random.normal(jax.random.key(1), (3, 7))
+  params = layer.init(jax.random.key(2), x, w)
+  got = layer.apply(params, x, w)
+  kernel = np.asarray(params["params"]["kernel"], np.float64)
+  dense = params["params"]["Dense_0"]
+  styles = np.asarray(w, np.float64) @ np.asarray(dense["kernel"]) + np.asarray(dense["bias"])
+  for b in range(3):  # StyleGAN2's eq. 1 and 3: w'_ijk = s_i w_ijk, w''_ijk = w'_ijk / sqrt(Σ_ik w'_ijk² + ε).
+    modulated = kernel * styles[b][None, None, :, None]
+    demodulated = modulated / np.sqrt(np.sum(modulated ** 2, (0, 1, 2)) + 1e-8)
+    expected = jax.lax.conv_general_dilated(jnp.asarray(x[b:b + 1], jnp.float32), jnp.asarray(demodulated, jnp.float32),
+                                            (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(got[b], expected[0], rtol=1e-4, atol=1e-5)
+
+
+def test_stylegan_steps_and_its_samples_depend_on_the_per_pixel_noise():
+  config = _config("stylegan")
+  variant, model, state = _state(config)
+  step = jax.jit(train.make_train_step(variant, model, config))
+  batch = {"image": jax.random.uniform(jax.random.key(1), (8, 28, 28, 1)), "label": jnp.zeros(8, jnp.int32)}
+  state, metrics = step(state, batch, jax.random.key(2))
+  assert float(metrics["finite"]) == 1.0 and {"r1_penalty", "g_loss"} <= set(metrics)
+  strengths = jax.tree_util.tree_map_with_path(
+      lambda path, x: jnp.full_like(x, 0.5) if "noise_strength" in jax.tree_util.keystr(path) else x, state.params)
+  z, labels = jax.random.normal(jax.random.key(3), (4, config.latent_dim)), None
+  generator = gan.sampling_generator(strengths)
+  same = [gan.generate(model, generator, z, labels, jax.random.key(4)) for _ in range(2)]
+  other = gan.generate(model, generator, z, labels, jax.random.key(5))
+  np.testing.assert_array_equal(same[0], same[1])
+  assert float(jnp.abs(same[0] - other).max()) > 1e-3

@@ -34,6 +34,10 @@ def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   # 'embedding': the label's learned embedding joins G's noise and D's input features; 'projection' (Miyato &
   # Koyama 2018): D's output gains <embed(y), φ(x)> of its last features φ(x). Conditional variants only.
   c.gan.conditioning = "projection"
+  # `stylegan`: layers of the mapping network z -> w (w has `latent_dim` dimensions, as z), and the probability that
+  # a training batch's styles switch to a second z's from a random layer on (style mixing regularisation).
+  c.gan.mapping_layers = 4
+  c.gan.style_mixing = 0.9
   # `aae`: the discriminator on codes, leaky-ReLU layers of these widths (Makhzani et al. 2016: 1000, 1000). The
   # shared `beta` weighs the encoder's adversarial term against the reconstruction, as β weighs a VAE's KL term.
   c.gan.code_widths = (512, 512)
@@ -62,6 +66,9 @@ def validate(c: config_dict.ConfigDict) -> None:
   _require(g.r1_weight >= 0, "config.gan.r1_weight", g.r1_weight, "use 0 (off) or a positive weight, e.g. 10")
   _require(0 <= g.ema_decay < 1, "config.gan.ema_decay", g.ema_decay, "use 0 (off) or a decay in (0, 1), e.g. 0.999")
   _require(0 <= g.leaky_slope < 1, "config.gan.leaky_slope", g.leaky_slope, "use a slope in [0, 1), e.g. 0.2")
+  _require(g.mapping_layers >= 1, "config.gan.mapping_layers", g.mapping_layers, "use at least one layer, e.g. 4")
+  _require(0 <= g.style_mixing <= 1, "config.gan.style_mixing", g.style_mixing,
+           "use a probability in [0, 1], e.g. 0.9 (0: off)")
   _require(len(g.code_widths) >= 1 and all(w >= 1 for w in g.code_widths), "config.gan.code_widths", g.code_widths,
            "use one or more positive layer widths, e.g. (512, 512)")
   _require(g.conditioning in ("embedding", "projection"), "config.gan.conditioning", g.conditioning,

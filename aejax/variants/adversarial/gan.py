@@ -1,5 +1,6 @@
-"""`gan` (MLP players), `dcgan` (DCGAN's convolutional players) and `cgan` (both class-conditional, MLP or conv as
-`model.kind` says): two players trained against each other through the one train loop.
+"""`gan` (MLP players), `dcgan` (DCGAN's convolutional players), `stylegan` (a style-based generator against DCGAN's
+discriminator) and `cgan` (class-conditional, MLP or conv players as `model.kind` says): two players trained against
+each other through the one train loop.
 
 Each step of the loop is `gan.d_steps` discriminator updates, each against fresh generated images and the step's
 real batch, then one generator update against the updated discriminator. Each player has its own optimiser (the
@@ -41,11 +42,15 @@ def player_widths(config: Config, conv: bool) -> tuple[tuple[int, ...], tuple[in
   return widths, tuple(config.model.decoder_widths or reversed(widths))
 
 
-def make_build_model(conv: bool | None, conditional: bool):
-  """The `build_model` of a GAN variant: conv nets or MLPs (`conv` None: as `model.kind` says)."""
+GENERATORS = ("mlp", "conv", "style")  # A variant's generator: `gan`'s, `dcgan`'s, `stylegan`'s.
+
+
+def make_build_model(players: str | None, conditional: bool):
+  """The `build_model` of a GAN variant whose generator is one of `GENERATORS` (None: as `model.kind` says)."""
 
   def build_model(config: Config, input_shape: tuple[int, ...]) -> networks.GAN:
-    is_conv = config.model.kind == "conv" if conv is None else conv
+    kind = players or config.model.kind
+    is_conv = kind != "mlp"
     d_widths, g_widths = player_widths(config, is_conv)
     classes = catalog.get(config.data.name).num_classes if conditional else 0
     if is_conv:
@@ -54,6 +59,10 @@ def make_build_model(conv: bool | None, conditional: bool):
         raise ConfigError(f"config.model.conv_features={tuple(config.model.conv_features)!r}: the generator doubles "
                           f"its map {len(g_widths)} times, and {input_shape[0]}×{input_shape[1]} images are not a "
                           f"multiple of {scale} on each side: use fewer conv_features")
+    if kind == "style":
+      generator = networks.StyleGenerator(g_widths, tuple(input_shape), config.gan.mapping_layers,
+                                          config.gan.style_mixing, classes)
+    elif kind == "conv":
       generator = networks.ConvGenerator(g_widths, tuple(input_shape), classes)
     else:
       generator = networks.MLPGenerator(g_widths, tuple(input_shape), classes)
@@ -70,7 +79,7 @@ def hparams(config: Config) -> dict[str, float]:
 
 def init(model: networks.GAN, key: jax.Array, x: jax.Array) -> Params:
   """Both players' parameters, and for a model that keeps one, a copy of the generator's to average."""
-  params = model.init(key, x, jnp.zeros(len(x), jnp.int32))
+  params = model.init({"params": key, "noise": jax.random.fold_in(key, 1)}, x, jnp.zeros(len(x), jnp.int32))
   return {**params, "ema": params["params"]["generator"]} if model.ema else params
 
 
@@ -79,9 +88,12 @@ def labels_of(model: networks.GAN, batch: Batch) -> jax.Array | None:
   return batch["label"] if model.generator.num_classes else None
 
 
-def generate(model: networks.GAN, generator: Params, z: jax.Array, labels: jax.Array | None) -> jax.Array:
-  """Images in [-1, 1] of the generator's parameters `generator`."""
-  return model.apply({"params": {"generator": generator}}, z, labels, method=model.generate)
+def generate(model: networks.GAN, generator: Params, z: jax.Array, labels: jax.Array | None, key: jax.Array,
+             train: bool = False) -> jax.Array:
+  """Images in [-1, 1] of the generator's parameters `generator`; `key` draws what a generator draws beside z
+  (StyleGAN's per-pixel noise and, in training, its mixed styles)."""
+  return model.apply({"params": {"generator": generator}}, z, labels, train, method=model.generate,
+                     rngs={"noise": key})
 
 
 def discriminate(model: networks.GAN, discriminator: Params, x: jax.Array, labels: jax.Array | None) -> jax.Array:
@@ -143,8 +155,9 @@ def train_step(model: networks.GAN, config: Config, state: Any, batch: Batch, ke
   shape = (len(real), config.latent_dim)
   keys = jax.random.split(key, config.gan.d_steps + 1)
   for d_key in keys[:-1]:  # Unrolled: d_steps is small, and convolutions inside lax.scan are slow on the CPU.
-    z_key, penalty_key = jax.random.split(d_key)
-    fake = generate(model, state.params["params"]["generator"], jax.random.normal(z_key, shape), labels)
+    z_key, noise_key, penalty_key = jax.random.split(d_key, 3)
+    fake = generate(model, state.params["params"]["generator"], jax.random.normal(z_key, shape), labels, noise_key,
+                    train=True)
 
     def d_objective(discriminator):
       terms = discriminator_terms(model, config, discriminator, real, fake, labels, penalty_key)
@@ -153,11 +166,12 @@ def train_step(model: networks.GAN, config: Config, state: Any, batch: Batch, ke
     grads, metrics = jax.grad(d_objective, has_aux=True)(state.params["params"]["discriminator"])
     state = update_player(state, "discriminator", grads)
 
-  z = jax.random.normal(keys[-1], shape)
+  z_key, noise_key = jax.random.split(keys[-1])
+  z = jax.random.normal(z_key, shape)
   discriminator = state.params["params"]["discriminator"]
 
   def g_objective(generator):
-    d_fake = discriminate(model, discriminator, generate(model, generator, z, labels), labels)
+    d_fake = discriminate(model, discriminator, generate(model, generator, z, labels, noise_key, train=True), labels)
     return losses.generator_loss(config.gan.loss, d_fake).mean()
 
   g_loss, grads = jax.value_and_grad(g_objective)(state.params["params"]["generator"])
@@ -175,8 +189,9 @@ def evaluate(model: networks.GAN, config: Config, params: Params, batch: Batch, 
   """Per test example: `discriminator_terms` against a generated image of the same class, and G's loss on it."""
   del hp
   real, labels = 2.0 * batch["image"] - 1.0, labels_of(model, batch)
-  z_key, penalty_key = jax.random.split(key)
-  fake = generate(model, sampling_generator(params), jax.random.normal(z_key, (len(real), config.latent_dim)), labels)
+  z_key, noise_key, penalty_key = jax.random.split(key, 3)
+  fake = generate(model, sampling_generator(params), jax.random.normal(z_key, (len(real), config.latent_dim)), labels,
+                  noise_key)
   terms = discriminator_terms(model, config, params["params"]["discriminator"], real, fake, labels, penalty_key)
   return {**terms, "g_loss": losses.generator_loss(config.gan.loss, terms["d_fake"])}
 
@@ -193,8 +208,9 @@ def sample(model: networks.GAN, config: Config, params: Params, key: jax.Array, 
 
   def draw(args):
     key, y = args
-    return generate(model, generator, jax.random.normal(key, (size, config.latent_dim)),
-                    y if model.generator.num_classes else None)
+    z_key, noise_key = jax.random.split(key)
+    return generate(model, generator, jax.random.normal(z_key, (size, config.latent_dim)),
+                    y if model.generator.num_classes else None, noise_key)
 
   out = jax.lax.map(draw, (keys, labels))
   return (out.reshape(chunks * size, *out.shape[2:])[:n] + 1.0) / 2.0
@@ -214,28 +230,29 @@ def images(model: networks.GAN, config: Config, params: Params, batch: Batch, ke
   return {"samples": common.image_grid({"test images": batch["image"], **drawn}, n=n)}
 
 
-def make_validate(conv: bool | None):
+def make_validate(players: str | None):
   """The checks of a GAN variant: the family's fields, and the players' kind."""
 
   def validate(config: Config) -> None:
     fields.validate(config)
-    if conv is None and config.model.kind not in ("mlp", "conv"):
+    if players is None and config.model.kind not in ("mlp", "conv"):
       raise ConfigError(f"config.model.kind={config.model.kind!r}: use 'mlp' or 'conv'")
-    if conv is not None and config.model.kind != ("conv" if conv else "mlp"):
+    if players is not None and config.model.kind != ("mlp" if players == "mlp" else "conv"):
       raise ConfigError(f"config.model.kind={config.model.kind!r}: config.variant={config.variant!r} has "
-                        f"{'convolutional' if conv else 'MLP'} players: drop --config.model.kind, or use "
-                        f"{'gan' if conv else 'dcgan'} (or cgan, which follows model.kind)")
+                        f"{'MLP' if players == 'mlp' else 'convolutional'} players: drop --config.model.kind, or use "
+                        "cgan, which follows model.kind")
 
   return validate
 
 
-def _register(name: str, conv: bool | None, conditional: bool) -> None:
+def _register(name: str, players: str | None, conditional: bool) -> None:
   registry.register(name, registry.Variant(
-      build_model=make_build_model(conv, conditional), hparams=hparams, evaluate=evaluate, images=images,
-      init=init, train_step=train_step, validate=make_validate(conv), config_fields=fields.add, sample=sample,
+      build_model=make_build_model(players, conditional), hparams=hparams, evaluate=evaluate, images=images,
+      init=init, train_step=train_step, validate=make_validate(players), config_fields=fields.add, sample=sample,
       optimizer=optimizer, conditional=conditional))
 
 
-_register("gan", conv=False, conditional=False)
-_register("dcgan", conv=True, conditional=False)
-_register("cgan", conv=None, conditional=True)
+_register("gan", players="mlp", conditional=False)
+_register("dcgan", players="conv", conditional=False)
+_register("stylegan", players="style", conditional=False)
+_register("cgan", players=None, conditional=True)

@@ -11,6 +11,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from aejax.nn import convolution
+
 
 class BatchNorm(nn.Module):
   """Batch normalisation by the statistics of the batch at hand, in training and in sampling alike.
@@ -47,7 +49,8 @@ class MLPGenerator(nn.Module):
   num_classes: int = 0
 
   @nn.compact
-  def __call__(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+  def __call__(self, z: jax.Array, labels: jax.Array | None = None, train: bool = False) -> jax.Array:
+    del train  # Trains and samples alike.
     y = Embed(self.num_classes, z.shape[-1])(labels)
     h = z if y is None else jnp.concatenate([z, y], -1)
     for width in self.widths:
@@ -64,7 +67,8 @@ class ConvGenerator(nn.Module):
   num_classes: int = 0
 
   @nn.compact
-  def __call__(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+  def __call__(self, z: jax.Array, labels: jax.Array | None = None, train: bool = False) -> jax.Array:
+    del train  # Trains and samples alike (batch statistics in both: `BatchNorm`).
     height, width, channels = self.image_shape
     scale = 2 ** len(self.features)
     y = Embed(self.num_classes, z.shape[-1])(labels)
@@ -115,8 +119,8 @@ class GAN(nn.Module):
   latent_dim: int
   ema: bool = False
 
-  def generate(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
-    return self.generator(z, labels)
+  def generate(self, z: jax.Array, labels: jax.Array | None = None, train: bool = False) -> jax.Array:
+    return self.generator(z, labels, train)
 
   def discriminate(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     return self.discriminator(x, labels)
@@ -124,3 +128,88 @@ class GAN(nn.Module):
   def __call__(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     fake = self.generate(jnp.zeros((len(x), self.latent_dim), x.dtype), labels)
     return self.discriminate(x, labels) + self.discriminate(fake, labels)
+
+
+class MappingNetwork(nn.Module):
+  """StyleGAN's mapping z -> w: z normalised to unit mean square, then `layers` leaky-ReLU Dense layers."""
+  layers: int
+  width: int
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    w = z * jax.lax.rsqrt(jnp.mean(z ** 2, -1, keepdims=True) + 1e-8)
+    for _ in range(self.layers):
+      w = nn.leaky_relu(nn.Dense(self.width)(w), 0.2)
+    return w
+
+
+class ModulatedConv(nn.Module):
+  """StyleGAN2's modulated convolution (Karras et al. 2020): the kernel's input channels scaled by the style
+  s = affine(w), then each output channel demodulated to unit expected norm. Computed as the paper's equivalent
+  form, the input scaled by s, one shared convolution, the output scaled by the demodulation, so that a batch of
+  styles is one convolution rather than one per example."""
+  features: int
+  kernel_size: int = 3
+  demodulate: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array, w: jax.Array) -> jax.Array:
+    k = self.kernel_size
+    kernel = self.param("kernel", nn.initializers.variance_scaling(1.0, "fan_in", "normal"),
+                        (k, k, x.shape[-1], self.features))
+    s = nn.Dense(x.shape[-1], bias_init=nn.initializers.ones)(w)  # Styles start at 1: the plain convolution.
+    y = jax.lax.conv_general_dilated(x * s[:, None, None, :], kernel, (1, 1), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    if self.demodulate:
+      y = y * jax.lax.rsqrt(jnp.einsum("bi,io->bo", s ** 2, jnp.sum(kernel ** 2, (0, 1))) + 1e-8)[:, None, None, :]
+    return y
+
+
+class StyleLayer(nn.Module):
+  """A modulated 3×3 convolution, per-pixel noise (one draw per pixel, a learned strength per channel), a bias and
+  leaky ReLU: one of the synthesis network's layers."""
+  features: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, w: jax.Array) -> jax.Array:
+    y = ModulatedConv(self.features)(x, w)
+    noise = jax.random.normal(self.make_rng("noise"), (*y.shape[:3], 1), y.dtype)
+    y = y + self.param("noise_strength", nn.initializers.zeros, (self.features,)) * noise
+    return nn.leaky_relu(y + self.param("bias", nn.initializers.zeros, (self.features,)), 0.2)
+
+
+class StyleGenerator(nn.Module):
+  """A small style-based generator (Karras et al. 2019, 2020): a mapping network z -> w; a learned constant of
+  (H/2^L, W/2^L, `features[-1]`) through a style layer, then L stages, each a 2× nearest upsampling and a style layer
+  (`features` reversed, down to `features[0]`), and a 1×1 modulated convolution to the image's channels (tanh).
+  Every layer reads its own copy of w; in training, with probability `mixing`, the copies from a random layer on
+  are those of a second noise vector (style mixing regularisation). Per-pixel noise comes from the 'noise' rng."""
+  features: Sequence[int]
+  image_shape: tuple[int, ...]
+  mapping_layers: int = 4
+  mixing: float = 0.9
+  num_classes: int = 0
+
+  @nn.compact
+  def __call__(self, z: jax.Array, labels: jax.Array | None = None, train: bool = False) -> jax.Array:
+    height, width, channels = self.image_shape
+    scale = 2 ** len(self.features)
+    stages = (self.features[-1], *reversed(self.features))
+    num_styles = len(stages) + 1  # The style layers and the output's.
+    y = Embed(self.num_classes, z.shape[-1])(labels)
+    mapping = MappingNetwork(self.mapping_layers, z.shape[-1])
+    code = lambda z: z if y is None else jnp.concatenate([z, y], -1)  # noqa: E731
+    w = jnp.broadcast_to(mapping(code(z)), (num_styles, *z.shape[:1], z.shape[-1]))
+    if train and self.mixing > 0:
+      mix_key, cut_key, other_key = jax.random.split(self.make_rng("noise"), 3)
+      w_other = mapping(code(jax.random.normal(other_key, z.shape, z.dtype)))
+      cut = jnp.where(jax.random.bernoulli(mix_key, self.mixing, (len(z),)),
+                      jax.random.randint(cut_key, (len(z),), 1, num_styles), num_styles)
+      w = jnp.where(jnp.arange(num_styles)[:, None, None] < cut[None, :, None], w, w_other[None])
+    constant = self.param("constant", nn.initializers.normal(1.0), (height // scale, width // scale, stages[0]))
+    h = jnp.broadcast_to(constant, (len(z), *constant.shape))
+    for i, features in enumerate(stages):
+      if i:
+        h = convolution.upsample_2x(h)
+      h = StyleLayer(features)(h, w[i])
+    return jnp.tanh(ModulatedConv(channels, kernel_size=1, demodulate=False)(h, w[-1]))
