@@ -90,6 +90,9 @@ class Variant:
   # None: `train.make_optimizer(config)`. Players of their own (a GAN's generator and discriminator) build theirs from
   # it, e.g. one per player through `optax.transforms.partition`; a bundle member's rate scales what it returns.
   optimizer: OptimizerFn | None = None
+  # A variant of two domains (CycleGAN): the `config.data` of the second, whose images each batch also holds
+  # ('other_image', 'other_label'; `aejax.data.input_pipeline.make_batch`). None: one domain.
+  second_data: Callable[[Config], Config] | None = None
   conditional: bool = False  # Whether `sample` draws the class it is given (the samples suite scores its accuracy).
 
 

@@ -462,7 +462,8 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
   workdirs = [pathlib.Path(w) for w in workdirs]
   for workdir in workdirs:
     check_folder(workdir, "member workdir" if stacked else "--workdir")
-  train_split, test_split = parallel.replicate(input_pipeline.load(base.data), mesh)
+  second = variant.second_data(base) if variant.second_data is not None else None
+  train_split, test_split = parallel.replicate(input_pipeline.load_domains(base.data, second), mesh)
   check_batch_fits(base, train_split)
   input_shape = tuple(train_split.images.shape[1:])
   model = variant.build_model(base, input_shape)

@@ -24,11 +24,13 @@ _MIN_STD = 1e-2  # Pixels whose train std is below this (MNIST's always-black bo
 @flax.struct.dataclass
 class Split:
   """uint8 images (N, H, W, C) with values 0..255 and int32 labels (N,), on device; with `data.standardize`, the
-  train split's per-pixel mean and standard deviation (H, W, C) of images in [0, 1] (on both splits)."""
+  train split's per-pixel mean and standard deviation (H, W, C) of images in [0, 1] (on both splits); for a variant
+  of two domains (`registry.Variant.second_data`), the same split of the second domain's data set, `other`."""
   images: jax.Array
   labels: jax.Array
   pixel_mean: jax.Array | None = None
   pixel_std: jax.Array | None = None
+  other: "Split | None" = None
 
   @property
   def size(self) -> int:
@@ -37,6 +39,15 @@ class Split:
 
 def _binarize_once(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   return np.where(rng.random(images.shape) < images / 255.0, 255, 0).astype(np.uint8)
+
+
+def load_domains(data: config_dict.ConfigDict, second: config_dict.ConfigDict | None) -> tuple[Split, Split]:
+  """`load(data)`, with each split's `other` the same split of `second` (None: one domain)."""
+  train, test = load(data)
+  if second is None:
+    return train, test
+  other_train, other_test = load(second)
+  return train.replace(other=other_train), test.replace(other=other_test)
 
 
 def load(data: config_dict.ConfigDict) -> tuple[Split, Split]:
@@ -69,12 +80,18 @@ def load(data: config_dict.ConfigDict) -> tuple[Split, Split]:
 
 def make_batch(split: Split, indices: jax.Array, key: jax.Array, dynamic_binarize: bool) -> Batch:
   """Gathers `indices` as float32 images in [0, 1] (Bernoulli-sampled if `dynamic_binarize`), with the split's
-  pixel statistics where it has them."""
+  pixel statistics where it has them, and with a second domain's split as many of its examples, 'other_image' and
+  'other_label': example i % its size beside example i (unpaired domains: which B image sits beside which A image
+  is arbitrary, and this way it is a function of the step alone, so that resume replays it)."""
   x = split.images[indices].astype(jnp.float32) / 255.0
   if dynamic_binarize:
     x = jax.random.bernoulli(key, x).astype(jnp.float32)
   stats = {} if split.pixel_mean is None else {"pixel_mean": split.pixel_mean, "pixel_std": split.pixel_std}
-  return {"image": x, "label": split.labels[indices], **stats}
+  batch = {"image": x, "label": split.labels[indices], **stats}
+  if split.other is not None:
+    other = make_batch(split.other, indices % split.other.size, jax.random.fold_in(key, 1), dynamic_binarize)
+    batch.update(other_image=other["image"], other_label=other["label"])
+  return batch
 
 
 def epoch_permutation(key: jax.Array, epoch: int | jax.Array, size: int) -> jax.Array:

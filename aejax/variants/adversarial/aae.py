@@ -66,7 +66,7 @@ def train_step(model: AdversarialAutoEncoder, config: Config, state: Any, batch:
     prior_key, penalty_key = jax.random.split(d_key)
 
     def d_objective(discriminator):
-      terms = gan.discriminator_terms(model, config, discriminator, _prior(prior_key, codes), codes, None,
+      terms = gan.discriminator_terms(config, gan.scorer(model, discriminator), _prior(prior_key, codes), codes,
                                       penalty_key)
       return terms["d_loss"].mean(), {k: v.mean() for k, v in terms.items()}
 
@@ -77,7 +77,7 @@ def train_step(model: AdversarialAutoEncoder, config: Config, state: Any, batch:
   def ae_objective(generator):
     out = model.apply({"params": {"generator": generator}}, x, method=lambda m, x: m.generator(x))
     recon = common.reconstruction_loss(config, out["logits"], x).mean()
-    d_codes = gan.discriminate(model, discriminator, out["code"], None)
+    d_codes = gan.scorer(model, discriminator)(out["code"])
     adversarial = losses.generator_loss(config.gan.loss, d_codes).mean()
     return recon + state.hparams["beta"] * adversarial, {"recon": recon, "adversarial": adversarial}
 
@@ -93,8 +93,8 @@ def evaluate(model: AdversarialAutoEncoder, config: Config, params: Params, batc
   x = batch["image"]
   out = model.apply(params, x)
   prior_key, penalty_key = jax.random.split(key)
-  terms = gan.discriminator_terms(model, config, params["params"]["discriminator"], _prior(prior_key, out["code"]),
-                                  out["code"], None, penalty_key)
+  terms = gan.discriminator_terms(config, gan.scorer(model, params["params"]["discriminator"]),
+                                  _prior(prior_key, out["code"]), out["code"], penalty_key)
   recon = common.reconstruction_loss(config, out["logits"], x)
   return {"loss": recon, "recon_error": nn_losses.squared_error(jax.nn.sigmoid(out["logits"]), x),
           "bce": nn_losses.binary_cross_entropy(out["logits"], x),

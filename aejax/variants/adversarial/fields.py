@@ -38,6 +38,14 @@ def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   # a training batch's styles switch to a second z's from a random layer on (style mixing regularisation).
   c.gan.mapping_layers = 4
   c.gan.style_mixing = 0.9
+  # `cyclegan`: domain A is `config.data`, domain B this data set at this size (None: native), unpaired. The
+  # translators' loss adds cycle_weight·(‖G_BA(G_AB(a)) - a‖₁ + ‖G_AB(G_BA(b)) - b‖₁) and identity_weight·(‖G_BA(a) -
+  # a‖₁ + ‖G_AB(b) - b‖₁) (means over pixels; Zhu et al. 2017: 10 and 5) to the adversarial terms.
+  c.gan.domain_b = "uci_digits"
+  c.gan.domain_b_resize = (28, 28)
+  c.gan.cycle_weight = 10.0
+  c.gan.identity_weight = 5.0
+  c.gan.residual_blocks = 2
   # `aae`: the discriminator on codes, leaky-ReLU layers of these widths (Makhzani et al. 2016: 1000, 1000). The
   # shared `beta` weighs the encoder's adversarial term against the reconstruction, as β weighs a VAE's KL term.
   c.gan.code_widths = (512, 512)
@@ -69,6 +77,8 @@ def validate(c: config_dict.ConfigDict) -> None:
   _require(g.mapping_layers >= 1, "config.gan.mapping_layers", g.mapping_layers, "use at least one layer, e.g. 4")
   _require(0 <= g.style_mixing <= 1, "config.gan.style_mixing", g.style_mixing,
            "use a probability in [0, 1], e.g. 0.9 (0: off)")
+  for field in ("cycle_weight", "identity_weight", "residual_blocks"):
+    _require(g[field] >= 0, f"config.gan.{field}", g[field], "use 0 (off) or a positive value")
   _require(len(g.code_widths) >= 1 and all(w >= 1 for w in g.code_widths), "config.gan.code_widths", g.code_widths,
            "use one or more positive layer widths, e.g. (512, 512)")
   _require(g.conditioning in ("embedding", "projection"), "config.gan.conditioning", g.conditioning,

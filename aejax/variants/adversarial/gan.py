@@ -14,7 +14,6 @@ samples. Train metrics: `d_loss` (= `loss`), `g_loss`, `d_real` and `d_fake` (D'
 generated images), and `gradient_penalty` / `r1_penalty` where on. Test metrics: the same, on the test images
 against as many generated ones.
 """
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -96,11 +95,6 @@ def generate(model: networks.GAN, generator: Params, z: jax.Array, labels: jax.A
                      rngs={"noise": key})
 
 
-def discriminate(model: networks.GAN, discriminator: Params, x: jax.Array, labels: jax.Array | None) -> jax.Array:
-  """D's raw score of each image `x` in [-1, 1]."""
-  return model.apply({"params": {"discriminator": discriminator}}, x, labels, method=model.discriminate)
-
-
 def sampling_generator(params: Params) -> Params:
   """The generator that samples: its moving average where kept, else its weights."""
   return params["ema"] if "ema" in params else params["params"]["generator"]
@@ -134,10 +128,17 @@ def update_player(state: Any, player: str, grads: Params) -> Any:
   return state.replace(params=params, opt_state=opt_state._replace(inner_states=inner))
 
 
-def discriminator_terms(model: networks.GAN, config: Config, discriminator: Params, real: jax.Array,
-                        fake: jax.Array, labels: jax.Array | None, key: jax.Array) -> dict[str, jax.Array]:
-  """Per example: D's loss with its penalties ('d_loss'), its raw scores and the penalties on their own."""
-  score = functools.partial(discriminate, model, discriminator, labels=labels)
+def scorer(model: nn.Module, discriminator: Params, labels: jax.Array | None = None,
+           method: str = "discriminate") -> Callable[[jax.Array], jax.Array]:
+  """`x -> d(x)`: the raw scores of the discriminator (of the model's method `method`) with parameters
+  `discriminator`, of images of classes `labels`."""
+  return lambda x: model.apply({"params": {"discriminator": discriminator}}, x, labels, method=method)
+
+
+def discriminator_terms(config: Config, score: Callable[[jax.Array], jax.Array], real: jax.Array, fake: jax.Array,
+                        key: jax.Array) -> dict[str, jax.Array]:
+  """Per example: D's loss with its penalties ('d_loss'), its raw scores `score` of real and generated images, and
+  the penalties on their own."""
   d_real, d_fake = score(real), score(fake)
   terms = {"d_loss": losses.discriminator_loss(config.gan.loss, d_real, d_fake), "d_real": d_real, "d_fake": d_fake}
   if config.gan.gp_weight > 0:
@@ -160,7 +161,7 @@ def train_step(model: networks.GAN, config: Config, state: Any, batch: Batch, ke
                     train=True)
 
     def d_objective(discriminator):
-      terms = discriminator_terms(model, config, discriminator, real, fake, labels, penalty_key)
+      terms = discriminator_terms(config, scorer(model, discriminator, labels), real, fake, penalty_key)
       return terms["d_loss"].mean(), {k: v.mean() for k, v in terms.items()}
 
     grads, metrics = jax.grad(d_objective, has_aux=True)(state.params["params"]["discriminator"])
@@ -171,7 +172,7 @@ def train_step(model: networks.GAN, config: Config, state: Any, batch: Batch, ke
   discriminator = state.params["params"]["discriminator"]
 
   def g_objective(generator):
-    d_fake = discriminate(model, discriminator, generate(model, generator, z, labels, noise_key, train=True), labels)
+    d_fake = scorer(model, discriminator, labels)(generate(model, generator, z, labels, noise_key, train=True))
     return losses.generator_loss(config.gan.loss, d_fake).mean()
 
   g_loss, grads = jax.value_and_grad(g_objective)(state.params["params"]["generator"])
@@ -192,7 +193,8 @@ def evaluate(model: networks.GAN, config: Config, params: Params, batch: Batch, 
   z_key, noise_key, penalty_key = jax.random.split(key, 3)
   fake = generate(model, sampling_generator(params), jax.random.normal(z_key, (len(real), config.latent_dim)), labels,
                   noise_key)
-  terms = discriminator_terms(model, config, params["params"]["discriminator"], real, fake, labels, penalty_key)
+  terms = discriminator_terms(config, scorer(model, params["params"]["discriminator"], labels), real, fake,
+                              penalty_key)
   return {**terms, "g_loss": losses.generator_loss(config.gan.loss, terms["d_fake"])}
 
 

@@ -213,3 +213,81 @@ class StyleGenerator(nn.Module):
         h = convolution.upsample_2x(h)
       h = StyleLayer(features)(h, w[i])
     return jnp.tanh(ModulatedConv(channels, kernel_size=1, demodulate=False)(h, w[-1]))
+
+
+class Translator(nn.Module):
+  """CycleGAN's generator (Zhu et al. 2017) scaled to small images: a 3×3 convolution of `features[0]`, stride-2 4×4
+  convolutions down through `features`, `residual_blocks` residual blocks, stride-2 4×4 transposed convolutions back
+  up, a 3×3 convolution to `channels` and tanh; instance norm and ReLU between."""
+  features: Sequence[int]
+  channels: int
+  residual_blocks: int = 2
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    norm_relu = lambda h: nn.relu(nn.InstanceNorm()(h))  # noqa: E731
+    h = norm_relu(nn.Conv(self.features[0], (3, 3))(x))
+    for features in self.features[1:]:
+      h = norm_relu(nn.Conv(features, (4, 4), strides=(2, 2), padding="SAME")(h))
+    for _ in range(self.residual_blocks):
+      r = norm_relu(nn.Conv(h.shape[-1], (3, 3))(h))
+      h = h + nn.InstanceNorm()(nn.Conv(h.shape[-1], (3, 3))(r))
+    for features in reversed(self.features[:-1]):
+      h = norm_relu(nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME")(h))
+    return jnp.tanh(nn.Conv(self.channels, (3, 3))(h))
+
+
+class TranslatorPair(nn.Module):
+  """CycleGAN's two translators, 'ab' (domain A to B) and 'ba'."""
+  features: Sequence[int]
+  channels: int
+  residual_blocks: int
+
+  def setup(self):
+    self.ab = Translator(self.features, self.channels, self.residual_blocks)
+    self.ba = Translator(self.features, self.channels, self.residual_blocks)
+
+  def __call__(self, a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return self.ab(a), self.ba(b)
+
+
+class DiscriminatorPair(nn.Module):
+  """CycleGAN's two discriminators, 'a' and 'b', each of its own domain's images (DCGAN's)."""
+  features: Sequence[int]
+  leaky_slope: float
+
+  def setup(self):
+    self.a = Discriminator(self.features, True, self.leaky_slope)
+    self.b = Discriminator(self.features, True, self.leaky_slope)
+
+  def __call__(self, a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return self.a(a), self.b(b)
+
+
+class CycleGAN(nn.Module):
+  """The translators as the 'generator' player and the discriminators as the 'discriminator' player."""
+  features: Sequence[int]
+  channels: int
+  residual_blocks: int
+  leaky_slope: float
+
+  def setup(self):
+    self.generator = TranslatorPair(self.features, self.channels, self.residual_blocks)
+    self.discriminator = DiscriminatorPair(self.features, self.leaky_slope)
+
+  def translate_ab(self, x: jax.Array) -> jax.Array:
+    return self.generator.ab(x)
+
+  def translate_ba(self, x: jax.Array) -> jax.Array:
+    return self.generator.ba(x)
+
+  def discriminate_a(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    del labels
+    return self.discriminator.a(x)
+
+  def discriminate_b(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    del labels
+    return self.discriminator.b(x)
+
+  def __call__(self, a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return self.discriminator(*reversed(self.generator(a, b)))
