@@ -248,7 +248,7 @@ def test_aae_matches_its_codes_to_the_prior_where_a_plain_autoencoder_does_not()
   assert gap < 0.5 and plain_gap > 2 * gap, (mean, std, plain_mean, plain_std)
 
 
-@pytest.mark.parametrize("name", ["gan", "dcgan", "stylegan", "cgan", "aae"])
+@pytest.mark.parametrize("name", ["gan", "dcgan", "stylegan", "cgan", "aae", "cyclegan"])
 def test_every_member_of_each_sweep_passes_the_checks(name):
   assert len(sweep_lib.load(f"{REPO}/experiments/{name}.py")) >= 8  # Each member checked as a run would be.
 
@@ -285,3 +285,49 @@ def test_stylegan_steps_and_its_samples_depend_on_the_per_pixel_noise():
   other = gan.generate(model, generator, z, labels, jax.random.key(5))
   np.testing.assert_array_equal(same[0], same[1])
   assert float(jnp.abs(same[0] - other).max()) > 1e-3
+
+
+def test_a_second_domain_sits_beside_each_batch_example_by_index_modulo_its_size():
+  from aejax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  a = input_pipeline.Split(jnp.arange(10, dtype=jnp.uint8).reshape(10, 1, 1, 1), jnp.arange(10, dtype=jnp.int32))
+  b = input_pipeline.Split(jnp.arange(100, 103, dtype=jnp.uint8).reshape(3, 1, 1, 1), jnp.arange(3, dtype=jnp.int32))
+  batch = input_pipeline.make_batch(a.replace(other=b), jnp.array([7, 2, 9]), jax.random.key(0), False)
+  np.testing.assert_array_equal(np.round(batch["image"].ravel() * 255), [7, 2, 9])
+  np.testing.assert_array_equal(np.round(batch["other_image"].ravel() * 255), [101, 102, 100])
+  np.testing.assert_array_equal(batch["other_label"], [1, 2, 0])
+
+
+def test_cyclegan_terms_are_their_formulas_and_a_step_updates_both_translators():
+  from aejax.variants.adversarial import cyclegan  # pylint: disable=g-import-not-at-top
+  config = _config("cyclegan", **{"gan.cycle_weight": 3.0, "gan.identity_weight": 0.5})
+  variant, model, state = _state(config)
+  images = jax.random.uniform(jax.random.key(1), (2, 4, 28, 28, 1))
+  batch = {"image": images[0], "other_image": images[1], "label": jnp.zeros(4, jnp.int32)}
+  a, b = 2 * np.asarray(images) - 1
+  generator = state.params["params"]["generator"]
+  ab = lambda x: np.asarray(model.apply({"params": {"generator": generator}}, x, method="translate_ab"))  # noqa: E731
+  ba = lambda x: np.asarray(model.apply({"params": {"generator": generator}}, x, method="translate_ba"))  # noqa: E731
+  l1 = lambda x, y: np.abs(x - y).reshape(len(x), -1).mean(-1)  # noqa: E731
+  terms = variant.evaluate(model, config, state.params, batch, jax.random.key(2), state.hparams)
+  np.testing.assert_allclose(terms["cycle"], l1(ba(ab(a)), a) + l1(ab(ba(b)), b), rtol=1e-5)
+  np.testing.assert_allclose(terms["identity"], l1(ba(a), a) + l1(ab(b), b), rtol=1e-5)
+  np.testing.assert_allclose(terms["g_loss"], terms["adversarial"] + 3.0 * terms["cycle"] + 0.5 * terms["identity"],
+                             rtol=1e-5)
+  new, metrics = jax.jit(train.make_train_step(variant, model, config))(state, batch, jax.random.key(3))
+  assert float(metrics["finite"]) == 1.0
+  for direction in ("ab", "ba"):
+    before, after = (_leaves(s.params["params"]["generator"][direction]) for s in (state, new))
+    assert not all(np.array_equal(x, y) for x, y in zip(before, after)), direction
+  assert cyclegan.second_data(config).name == "uci_digits"
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"gan.domain_b_resize": None}, "config.gan.domain_b_resize=None: domain B's images are 8×8, domain A's 28×28: "
+                                    "use --config.gan.domain_b_resize='(28, 28)'"),
+    ({"gan.domain_b_resize": (30, 30)}, "config.gan.domain_b_resize=(30, 30): uci_digits is prepared at"),
+    ({"gan.domain_b": "svhn"}, "config.gan.domain_b='svhn' is not a known dataset: use one of 'mnist'"),
+    ({"model.kind": "mlp"}, "config.model.kind='mlp': CycleGAN's translators are convolutional"),
+])
+def test_bad_cyclegan_domains_are_one_line_errors(fields, message):
+  with pytest.raises(ConfigError, match="^" + re.escape(message)):
+    _config("cyclegan", **fields)
