@@ -19,7 +19,7 @@ from absl import flags, logging
 from ml_collections import config_dict
 
 from aejax.data import catalog
-from aejax.errors import ConfigError
+from aejax.errors import ConfigError, require
 
 NONFINITE = ("stop", "skip")
 ACTIVATIONS = ("relu", "gelu", "elu", "leaky_relu", "swish", "tanh", "sigmoid", "linear")
@@ -362,16 +362,12 @@ def flatten(config: config_dict.ConfigDict | dict, prefix: str = "") -> dict[str
   return flat
 
 
-def _require(ok: bool, field: str, value, fix: str) -> None:
-  if not ok:
-    raise ConfigError(f"{field}={value!r}: {fix}")
-
 
 def _choice(config: config_dict.ConfigDict, field: str, choices: tuple[str, ...]) -> None:
   value = config
   for part in field.split("."):
     value = value[part]
-  _require(value in choices, f"config.{field}", value, f"use one of {', '.join(choices)}")
+  require(value in choices, f"config.{field}", value, f"use one of {', '.join(choices)}")
 
 
 def validate(config: config_dict.ConfigDict) -> None:
@@ -384,62 +380,62 @@ def validate(config: config_dict.ConfigDict) -> None:
                          ("on_nonfinite", NONFINITE)):
     _choice(config, field, choices)
   catalog.image_shape(config.data.name, config.data.resize)  # A known data set, at a size it is prepared at.
-  _require(config.latent_dim > 0, "config.latent_dim", config.latent_dim,
+  require(config.latent_dim > 0, "config.latent_dim", config.latent_dim,
            "the code size must be a positive integer, e.g. --config.latent_dim=32")
-  _require(config.beta >= 0, "config.beta", config.beta,
+  require(config.beta >= 0, "config.beta", config.beta,
            "the KL weight must be >= 0 (1 is the plain VAE), e.g. --config.beta=4")
-  _require(config.noise_factor >= 0, "config.noise_factor", config.noise_factor,
+  require(config.noise_factor >= 0, "config.noise_factor", config.noise_factor,
            "the noise level must be >= 0 (0 turns corruption off), e.g. --config.noise_factor=0.5")
-  _require(config.noise_type != "mask" or config.noise_factor <= 1, "config.noise_factor",
+  require(config.noise_type != "mask" or config.noise_factor <= 1, "config.noise_factor",
            config.noise_factor, "with noise_type='mask' it is the fraction of pixels dropped: use a value in [0, 1]")
-  _require(config.decoder_std > 0, "config.decoder_std", config.decoder_std, "use a positive standard deviation")
-  _require(config.kl_warmup_steps >= 0, "config.kl_warmup_steps", config.kl_warmup_steps, "use 0 (off) or a step count")
-  _require(config.batch_size > 0, "config.batch_size", config.batch_size, "use a positive batch size, e.g. 256")
-  _require(config.num_steps > 0, "config.num_steps", config.num_steps, "train for at least one step")
-  _require(config.learning_rate > 0, "config.learning_rate", config.learning_rate, "use a positive rate, e.g. 1e-3")
-  _require(config.warmup_steps >= 0, "config.warmup_steps", config.warmup_steps, "use 0 (off) or a step count")
-  _require(config.lr_schedule != "cosine" or config.warmup_steps < config.num_steps, "config.warmup_steps",
+  require(config.decoder_std > 0, "config.decoder_std", config.decoder_std, "use a positive standard deviation")
+  require(config.kl_warmup_steps >= 0, "config.kl_warmup_steps", config.kl_warmup_steps, "use 0 (off) or a step count")
+  require(config.batch_size > 0, "config.batch_size", config.batch_size, "use a positive batch size, e.g. 256")
+  require(config.num_steps > 0, "config.num_steps", config.num_steps, "train for at least one step")
+  require(config.learning_rate > 0, "config.learning_rate", config.learning_rate, "use a positive rate, e.g. 1e-3")
+  require(config.warmup_steps >= 0, "config.warmup_steps", config.warmup_steps, "use 0 (off) or a step count")
+  require(config.lr_schedule != "cosine" or config.warmup_steps < config.num_steps, "config.warmup_steps",
            config.warmup_steps, f"the cosine schedule decays after the warm-up: use fewer than num_steps="
            f"{config.num_steps} warm-up steps")
-  _require(config.weight_decay >= 0, "config.weight_decay", config.weight_decay, "use 0 (off) or a positive decay")
-  _require(0 <= config.momentum < 1, "config.momentum", config.momentum, "use a momentum in [0, 1), e.g. 0.9")
-  _require(config.optimizer == "sgd" or config.momentum == 0.9, "config.momentum", config.momentum,
+  require(config.weight_decay >= 0, "config.weight_decay", config.weight_decay, "use 0 (off) or a positive decay")
+  require(0 <= config.momentum < 1, "config.momentum", config.momentum, "use a momentum in [0, 1), e.g. 0.9")
+  require(config.optimizer == "sgd" or config.momentum == 0.9, "config.momentum", config.momentum,
            f"only optimizer='sgd' reads it ({config.optimizer!r} has its own): add --config.optimizer=sgd, or drop it")
   for field in ("adam_b1", "adam_b2"):
-    _require(0 <= config[field] < 1, f"config.{field}", config[field], "use a decay rate in [0, 1), e.g. 0.9")
-  _require(config.optimizer != "sgd" or (config.adam_b1, config.adam_b2) == (0.9, 0.999), "config.adam_b1",
+    require(0 <= config[field] < 1, f"config.{field}", config[field], "use a decay rate in [0, 1), e.g. 0.9")
+  require(config.optimizer != "sgd" or (config.adam_b1, config.adam_b2) == (0.9, 0.999), "config.adam_b1",
            (config.adam_b1, config.adam_b2), "only optimizer='adam' or 'adamw' reads adam_b1 and adam_b2: drop them")
-  _require(not config.data.standardize or "rbm" in config, "config.data.standardize", config.data.standardize,
+  require(not config.data.standardize or "rbm" in config, "config.data.standardize", config.data.standardize,
            "only models of Gaussian pixels read the pixel statistics (rbm, dbn with --config.rbm.visible=gaussian): "
            "drop it")
-  _require(config.grad_clip_norm >= 0, "config.grad_clip_norm", config.grad_clip_norm,
+  require(config.grad_clip_norm >= 0, "config.grad_clip_norm", config.grad_clip_norm,
            "use 0 (no clipping) or a positive global norm, e.g. 1.0")
   for field in ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "eval_batch_size", "num_images"):
-    _require(config[field] > 0, f"config.{field}", config[field], "use a positive integer")
+    require(config[field] > 0, f"config.{field}", config[field], "use a positive integer")
   widths = tuple(config.model.encoder_widths) + tuple(config.model.decoder_widths or ())
-  _require(all(w > 0 for w in widths), "config.model.encoder_widths/decoder_widths", widths,
+  require(all(w > 0 for w in widths), "config.model.encoder_widths/decoder_widths", widths,
            "every layer width must be a positive integer")
-  _require(config.iwae_samples >= 1, "config.iwae_samples", config.iwae_samples,
+  require(config.iwae_samples >= 1, "config.iwae_samples", config.iwae_samples,
            "use 1 (the ELBO) or more importance samples, e.g. --config.iwae_samples=50")
   num_classes = catalog.get(config.data.name).num_classes
   labels = tuple(config.data.train_labels)
-  _require(all(isinstance(d, int) and 0 <= d < num_classes for d in labels) and len(set(labels)) == len(labels),
+  require(all(isinstance(d, int) and 0 <= d < num_classes for d in labels) and len(set(labels)) == len(labels),
            "config.data.train_labels", labels,
            f"use distinct class labels in 0..{num_classes - 1}, e.g. --config.data.train_labels='(3,)', or () for all")
   validate_eval(config.eval)
   m = config.model
-  _require(not m.spatial_code or m.kind == "conv", "config.model.spatial_code", m.spatial_code,
+  require(not m.spatial_code or m.kind == "conv", "config.model.spatial_code", m.spatial_code,
            "a spatial code needs the conv encoder: add --config.model.kind=conv")
-  _require(m.code_channels > 0, "config.model.code_channels", m.code_channels, "use a positive channel count")
-  _require(len(m.conv_features) > 0 and all(f > 0 for f in m.conv_features), "config.model.conv_features",
+  require(m.code_channels > 0, "config.model.code_channels", m.code_channels, "use a positive channel count")
+  require(len(m.conv_features) > 0 and all(f > 0 for f in m.conv_features), "config.model.conv_features",
            tuple(m.conv_features), "use one or more positive feature counts, e.g. '(32,64)'")
 
 
 def validate_eval(e: config_dict.ConfigDict) -> None:
   """Checks `config.eval`; raises `ConfigError` on the first bad field."""
-  _require(e.num_train > 0, "config.eval.num_train", e.num_train, "use a positive number of train images, e.g. 10000")
-  _require(len(e.noise_factors) > 0 and all(f > 0 for f in e.noise_factors), "config.eval.noise_factors",
+  require(e.num_train > 0, "config.eval.num_train", e.num_train, "use a positive number of train images, e.g. 10000")
+  require(len(e.noise_factors) > 0 and all(f > 0 for f in e.noise_factors), "config.eval.noise_factors",
            tuple(e.noise_factors), "use one or more positive noise levels, e.g. '(0.25,0.5)'")
-  _require(0 < e.mask_fraction < 1, "config.eval.mask_fraction", e.mask_fraction, "use a fraction in (0, 1), e.g. 0.5")
-  _require(e.block_size > 0, "config.eval.block_size", e.block_size, "use a positive side in pixels, e.g. 12")
-  _require(e.nll_samples >= 1, "config.eval.nll_samples", e.nll_samples, "use at least one sample, e.g. 5000")
+  require(0 < e.mask_fraction < 1, "config.eval.mask_fraction", e.mask_fraction, "use a fraction in (0, 1), e.g. 0.5")
+  require(e.block_size > 0, "config.eval.block_size", e.block_size, "use a positive side in pixels, e.g. 12")
+  require(e.nll_samples >= 1, "config.eval.nll_samples", e.nll_samples, "use at least one sample, e.g. 5000")

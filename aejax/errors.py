@@ -1,9 +1,16 @@
 """The one error type a user sees: bad input, reported as a single line; and the folder check inputs share."""
 import pathlib
+from typing import Any
 
 
 class ConfigError(ValueError):
   """A config field or input path is wrong; the message names the field, the value and the fix."""
+
+
+def require(ok: bool, field: str, value: Any, fix: str) -> None:
+  """A `ConfigError` 'field=value: fix' unless `ok`: the shape of every config check's message."""
+  if not ok:
+    raise ConfigError(f"{field}={value!r}: {fix}")
 
 
 def check_folder(path: pathlib.Path, shown: str) -> None:

@@ -18,7 +18,7 @@ import scipy.special
 from aejax import config as config_lib
 from aejax import registry, signals, sweep as sweep_lib, train
 from aejax.errors import ConfigError
-from aejax.variants.boltzmann import ais, dbn, dbn_ae, fields, rbm
+from aejax.variants.boltzmann import ais, dbn, fields, rbm
 from conftest import REPO
 
 

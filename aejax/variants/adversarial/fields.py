@@ -5,11 +5,10 @@ Light on purpose (no JAX): experiment files and the launchers import it. The gen
 (conv), and the generator's the mirror image (`model.decoder_widths` where given), so sweeps name them as for any
 variant. The generator trains at `learning_rate`, the discriminator at `learning_rate` times `gan.d_rate_scale`.
 """
-from typing import Any
 
 from ml_collections import config_dict
 
-from aejax.errors import ConfigError
+from aejax.errors import require
 
 # Losses (Goodfellow et al. 2014; Lim & Ye 2017; Mao et al. 2017; Gulrajani et al. 2017), of D's raw output d(x):
 # 'non_saturating' and 'minimax' share D's cross-entropy and differ in G's: -log σ(d(G(z))) against log(1 - σ(d(G(z))));
@@ -52,34 +51,30 @@ def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   return c
 
 
-def _require(ok: bool, field: str, value: Any, fix: str) -> None:
-  if not ok:
-    raise ConfigError(f"{field}={value!r}: {fix}")
-
 
 def validate(c: config_dict.ConfigDict) -> None:
   """Checks `config.gan`; raises `ConfigError` on the first bad field."""
   g = c.gan
-  _require(g.loss in LOSSES, "config.gan.loss", g.loss, f"use one of {', '.join(LOSSES)}")
-  _require(isinstance(g.d_steps, int) and g.d_steps >= 1, "config.gan.d_steps", g.d_steps,
+  require(g.loss in LOSSES, "config.gan.loss", g.loss, f"use one of {', '.join(LOSSES)}")
+  require(isinstance(g.d_steps, int) and g.d_steps >= 1, "config.gan.d_steps", g.d_steps,
            "the discriminator needs at least one update per generator update: use d_steps >= 1, e.g. 1 (5 for WGAN-GP)")
-  _require(g.d_rate_scale > 0, "config.gan.d_rate_scale", g.d_rate_scale,
+  require(g.d_rate_scale > 0, "config.gan.d_rate_scale", g.d_rate_scale,
            "use a positive multiple of learning_rate, e.g. 1")
-  _require(g.gp_weight >= 0, "config.gan.gp_weight", g.gp_weight, "use 0 (off) or a positive weight, e.g. 10")
-  _require(g.gp_weight == 0 or g.loss == "wasserstein", "config.gan.gp_weight", g.gp_weight,
+  require(g.gp_weight >= 0, "config.gan.gp_weight", g.gp_weight, "use 0 (off) or a positive weight, e.g. 10")
+  require(g.gp_weight == 0 or g.loss == "wasserstein", "config.gan.gp_weight", g.gp_weight,
            f"the gradient penalty keeps a Wasserstein critic 1-Lipschitz, and gan.loss={g.loss!r} has none: use "
            "--config.gan.loss=wasserstein, or --config.gan.r1_weight for a penalty on real images with any loss")
-  _require(g.loss != "wasserstein" or g.gp_weight > 0, "config.gan.loss", g.loss,
+  require(g.loss != "wasserstein" or g.gp_weight > 0, "config.gan.loss", g.loss,
            "an unconstrained Wasserstein critic grows without bound: add --config.gan.gp_weight=10 (WGAN-GP)")
-  _require(g.r1_weight >= 0, "config.gan.r1_weight", g.r1_weight, "use 0 (off) or a positive weight, e.g. 10")
-  _require(0 <= g.ema_decay < 1, "config.gan.ema_decay", g.ema_decay, "use 0 (off) or a decay in (0, 1), e.g. 0.999")
-  _require(0 <= g.leaky_slope < 1, "config.gan.leaky_slope", g.leaky_slope, "use a slope in [0, 1), e.g. 0.2")
-  _require(g.mapping_layers >= 1, "config.gan.mapping_layers", g.mapping_layers, "use at least one layer, e.g. 4")
-  _require(0 <= g.style_mixing <= 1, "config.gan.style_mixing", g.style_mixing,
+  require(g.r1_weight >= 0, "config.gan.r1_weight", g.r1_weight, "use 0 (off) or a positive weight, e.g. 10")
+  require(0 <= g.ema_decay < 1, "config.gan.ema_decay", g.ema_decay, "use 0 (off) or a decay in (0, 1), e.g. 0.999")
+  require(0 <= g.leaky_slope < 1, "config.gan.leaky_slope", g.leaky_slope, "use a slope in [0, 1), e.g. 0.2")
+  require(g.mapping_layers >= 1, "config.gan.mapping_layers", g.mapping_layers, "use at least one layer, e.g. 4")
+  require(0 <= g.style_mixing <= 1, "config.gan.style_mixing", g.style_mixing,
            "use a probability in [0, 1], e.g. 0.9 (0: off)")
   for field in ("cycle_weight", "identity_weight", "residual_blocks"):
-    _require(g[field] >= 0, f"config.gan.{field}", g[field], "use 0 (off) or a positive value")
-  _require(len(g.code_widths) >= 1 and all(w >= 1 for w in g.code_widths), "config.gan.code_widths", g.code_widths,
+    require(g[field] >= 0, f"config.gan.{field}", g[field], "use 0 (off) or a positive value")
+  require(len(g.code_widths) >= 1 and all(w >= 1 for w in g.code_widths), "config.gan.code_widths", g.code_widths,
            "use one or more positive layer widths, e.g. (512, 512)")
-  _require(g.conditioning in ("embedding", "projection"), "config.gan.conditioning", g.conditioning,
+  require(g.conditioning in ("embedding", "projection"), "config.gan.conditioning", g.conditioning,
            "use 'embedding' or 'projection'")

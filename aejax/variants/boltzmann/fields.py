@@ -7,7 +7,7 @@ from typing import Any
 
 from ml_collections import config_dict
 
-from aejax.errors import ConfigError
+from aejax.errors import ConfigError, require
 
 VISIBLE = ("bernoulli", "gaussian")
 # Salakhutdinov & Murray (2008): β from 0 to 0.5 in steps of 1e-3, to 0.9 in steps of 1e-4, to 1 in steps of 1e-5.
@@ -48,37 +48,33 @@ def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   return c
 
 
-def _require(ok: bool, field: str, value: Any, fix: str) -> None:
-  if not ok:
-    raise ConfigError(f"{field}={value!r}: {fix}")
-
 
 def validate(c: config_dict.ConfigDict) -> None:
   """Checks `config.rbm`, `config.dbn` and `config.eval.ais`; raises `ConfigError` on the first bad field."""
   r = c.rbm
-  _require(r.visible in VISIBLE, "config.rbm.visible", r.visible, f"use one of {', '.join(VISIBLE)}")
-  _require(r.cd_steps >= 1, "config.rbm.cd_steps", r.cd_steps,
+  require(r.visible in VISIBLE, "config.rbm.visible", r.visible, f"use one of {', '.join(VISIBLE)}")
+  require(r.cd_steps >= 1, "config.rbm.cd_steps", r.cd_steps,
            "the negative phase needs at least one Gibbs step: use k >= 1, e.g. --config.rbm.cd_steps=1 (CD-1)")
-  _require(0 < r.sparsity_target < 1, "config.rbm.sparsity_target", r.sparsity_target,
+  require(0 < r.sparsity_target < 1, "config.rbm.sparsity_target", r.sparsity_target,
            "use a mean hidden activation in (0, 1), e.g. 0.05")
-  _require(r.sparsity_cost >= 0, "config.rbm.sparsity_cost", r.sparsity_cost, "use 0 (off) or a positive cost")
-  _require(r.init_scale > 0, "config.rbm.init_scale", r.init_scale, "use a positive standard deviation, e.g. 0.01")
-  _require(r.sample_steps >= 1, "config.rbm.sample_steps", r.sample_steps, "use at least one Gibbs step")
+  require(r.sparsity_cost >= 0, "config.rbm.sparsity_cost", r.sparsity_cost, "use 0 (off) or a positive cost")
+  require(r.init_scale > 0, "config.rbm.init_scale", r.init_scale, "use a positive standard deviation, e.g. 0.01")
+  require(r.sample_steps >= 1, "config.rbm.sample_steps", r.sample_steps, "use at least one Gibbs step")
   if r.visible == "gaussian":
-    _require(c.data.standardize, "config.data.standardize", c.data.standardize,
+    require(c.data.standardize, "config.data.standardize", c.data.standardize,
              "a Gaussian–Bernoulli RBM models visibles of zero mean and unit variance, which pixels in [0, 1] are "
              "not: add --config.data.standardize=True (each pixel standardised with the train split's statistics)")
-    _require(c.data.binarize == "none", "config.data.binarize", c.data.binarize,
+    require(c.data.binarize == "none", "config.data.binarize", c.data.binarize,
              "Gaussian visibles are real-valued: use --config.data.binarize=none, or rbm.visible=bernoulli")
   elif c.data.standardize:
     raise ConfigError("config.data.standardize=True: Bernoulli visibles are probabilities in [0, 1]; drop it, or "
                       "use --config.rbm.visible=gaussian")
   for field in ("top_rate_scale", "finetune_rate_scale"):
-    _require(c.dbn[field] > 0, f"config.dbn.{field}", c.dbn[field], "use a positive multiple of learning_rate, e.g. 1")
+    require(c.dbn[field] > 0, f"config.dbn.{field}", c.dbn[field], "use a positive multiple of learning_rate, e.g. 1")
   check_schedule(c.eval.ais.schedule)
-  _require(c.eval.ais.bound_samples >= 1, "config.eval.ais.bound_samples", c.eval.ais.bound_samples,
+  require(c.eval.ais.bound_samples >= 1, "config.eval.ais.bound_samples", c.eval.ais.bound_samples,
            "use at least one sample of q per image, e.g. 100")
-  _require(c.eval.ais.runs >= 2, "config.eval.ais.runs", c.eval.ais.runs,
+  require(c.eval.ais.runs >= 2, "config.eval.ais.runs", c.eval.ais.runs,
            "the estimate and its spread need at least 2 runs, e.g. 100")
 
 
@@ -89,12 +85,12 @@ def check_schedule(schedule: Any) -> None:
   is_pair = lambda s: isinstance(s, (tuple, list)) and len(s) == 2 and all(  # noqa: E731
       isinstance(x, (int, float)) and not isinstance(x, bool) for x in s)
   ok = isinstance(schedule, (tuple, list)) and len(schedule) > 0 and all(is_pair(s) for s in schedule)
-  _require(ok, field, schedule, "give (end, step) segments from β = 0, e.g. ((0.5, 1e-3), (0.9, 1e-4), (1.0, 1e-5)); "
+  require(ok, field, schedule, "give (end, step) segments from β = 0, e.g. ((0.5, 1e-3), (0.9, 1e-4), (1.0, 1e-5)); "
            "one segment needs its trailing comma, e.g. '((1.0, 1e-3),)'")
   segments = tuple(tuple(s) for s in schedule)
   ends = [s[0] for s in segments]
-  _require(all(a < b for a, b in zip([0.0, *ends], ends)), field, segments,
+  require(all(a < b for a, b in zip([0.0, *ends], ends)), field, segments,
            "the segments' ends must increase from 0, e.g. ((0.5, 1e-3), (0.9, 1e-4), (1.0, 1e-5))")
-  _require(all(s[1] > 0 for s in segments), field, segments, "each segment needs a positive β step")
-  _require(ends[-1] == 1.0, field, segments, f"the schedule ends at β = {ends[-1]}, not at the model (β = 1): "
+  require(all(s[1] > 0 for s in segments), field, segments, "each segment needs a positive β step")
+  require(ends[-1] == 1.0, field, segments, f"the schedule ends at β = {ends[-1]}, not at the model (β = 1): "
            "end the last segment at 1.0, e.g. (1.0, 1e-5)")
