@@ -1,6 +1,7 @@
 """The adversarial family: each loss against its formula in NumPy, the penalties against finite differences, each
 player's update against Adam's first step (the other player untouched), the moving average, eight-mode coverage on a
 2-D mixture, conditioning, resume and bundles by behaviour, and bad input."""
+import dataclasses
 import re
 
 import jax
@@ -217,6 +218,13 @@ def test_a_seed_and_rate_sweep_runs_as_one_bundle_as_if_alone(smoke_config, tmp_
 def test_bad_gan_fields_are_one_line_errors(variant, fields, message):
   with pytest.raises(ConfigError, match="^" + re.escape(message)):
     _config(variant, **fields)
+
+
+def test_a_conditional_model_of_a_data_set_without_classes_is_one_line(monkeypatch):
+  from aejax.data import catalog  # pylint: disable=g-import-not-at-top
+  monkeypatch.setitem(catalog._REGISTRY, "unlabelled", dataclasses.replace(catalog.get("mnist"), num_classes=0))  # pylint: disable=protected-access
+  with pytest.raises(ConfigError, match="^" + re.escape("config.data.name='unlabelled' has no classes to condition")):
+    _config("cgan", **{"data.name": "unlabelled"})
 
 
 def test_a_generator_that_cannot_reach_the_image_size_is_one_line():

@@ -232,11 +232,14 @@ def images(model: networks.GAN, config: Config, params: Params, batch: Batch, ke
   return {"samples": common.image_grid({"test images": batch["image"], **drawn}, n=n)}
 
 
-def make_validate(players: str | None):
-  """The checks of a GAN variant: the family's fields, and the players' kind."""
+def make_validate(players: str | None, conditional: bool):
+  """The checks of a GAN variant: the family's fields, the players' kind, and classes for a conditional one."""
 
   def validate(config: Config) -> None:
     fields.validate(config)
+    if conditional and catalog.get(config.data.name).num_classes < 2:
+      raise ConfigError(f"config.data.name={config.data.name!r} has no classes to condition on: use an "
+                        "unconditional variant (gan, dcgan, stylegan), or a labelled data set such as mnist")
     if players is None and config.model.kind not in ("mlp", "conv"):
       raise ConfigError(f"config.model.kind={config.model.kind!r}: use 'mlp' or 'conv'")
     if players is not None and config.model.kind != ("mlp" if players == "mlp" else "conv"):
@@ -250,7 +253,7 @@ def make_validate(players: str | None):
 def _register(name: str, players: str | None, conditional: bool) -> None:
   registry.register(name, registry.Variant(
       build_model=make_build_model(players, conditional), hparams=hparams, evaluate=evaluate, images=images,
-      init=init, train_step=train_step, validate=make_validate(players), config_fields=fields.add, sample=sample,
+      init=init, train_step=train_step, validate=make_validate(players, conditional), config_fields=fields.add, sample=sample,
       optimizer=optimizer, conditional=conditional))
 
 
