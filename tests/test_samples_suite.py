@@ -87,3 +87,22 @@ def test_samples_suite_fits_generative_variants_only(smoke_config):
     selection.select(smoke_config("ae"), ("samples",))
   with pytest.raises(ConfigError, match=r"config.eval.sample_count=3: precision and recall"):
     train.check_config(smoke_config("vae", eval__sample_count=3))
+
+
+def test_rbm_samples_are_its_gibbs_chains_visible_means(smoke_config):
+  config = smoke_config("rbm", rbm__sample_steps=5)
+  variant = registry.get("rbm")
+  model = variant.build_model(config, (28, 28, 1))
+  params = jax.tree.map(np.zeros_like, model.init(jax.random.key(0), np.zeros((1, 28, 28, 1), np.float32)))
+  bias = np.linspace(-3, 3, 784, dtype=np.float32)
+  params["params"]["visible_bias"] = bias
+  x = variant.sample(model, config, params, jax.random.key(1), np.zeros(6, np.int32))
+  assert x.shape == (6, 28, 28, 1)
+  # Without weights every chain is at its stationary distribution at once: each pixel's mean is sigmoid(its bias).
+  np.testing.assert_allclose(np.asarray(x).reshape(6, 784), np.broadcast_to(1 / (1 + np.exp(-bias)), (6, 784)),
+                             rtol=1e-6)
+  assert "samples" in selection.select(config, None)
+  gaussian = smoke_config("rbm", rbm__visible="gaussian", data__standardize=True, data__binarize="none")
+  assert "samples" not in selection.select(gaussian, None)
+  with pytest.raises(ConfigError, match=r"^suite 'samples' scores images in \[0, 1\], and rbm.visible='gaussian'"):
+    selection.select(gaussian, ("samples",))
