@@ -1,5 +1,6 @@
 """The samples suite end to end on a smoke VAE: its cached classifier (trained once, then reused), its figures
 against an independent computation, and the runs it does not fit."""
+import dataclasses
 import json
 
 import jax
@@ -10,7 +11,7 @@ import scipy.linalg
 from aejax import evaluate, registry, train
 from aejax.data import datasets
 from aejax.errors import ConfigError
-from aejax.evaluation import judge as judge_lib, sample_quality, selection
+from aejax.evaluation import judge as judge_lib, sample_quality, selection, suites
 
 # A VAE of 30 steps; a classifier of 100 steps; 200 samples against 200 reference images.
 _SMALL = dict(num_steps=30, data__num_train=1_024, data__num_test=256, eval__num_train=256, eval__sample_count=200,
@@ -106,3 +107,24 @@ def test_rbm_samples_are_its_gibbs_chains_visible_means(smoke_config):
   assert "samples" not in selection.select(gaussian, None)
   with pytest.raises(ConfigError, match=r"^suite 'samples' scores images in \[0, 1\], and rbm.visible='gaussian'"):
     selection.select(gaussian, ("samples",))
+
+
+def test_a_conditional_sampler_of_real_digits_is_accurate_and_far_closer_to_the_data(vae_run):
+  config, workdir = vae_run
+  images, labels = datasets.load_split("mnist", "train", config.data.data_dir, num_examples=2_000)
+  per_class = min(np.bincount(labels, minlength=10))
+  table = np.stack([images[labels == c][:per_class] for c in range(10)]).astype(np.float32) / 255  # (10, K, H, W, C)
+
+  def real_digits(model, config, params, key, labels):  # Train images of the classes asked for.
+    del model, config, params
+    return jax.numpy.asarray(table)[labels, jax.random.randint(key, labels.shape, 0, per_class)]
+
+  run = evaluate.restore(workdir)
+  real = dataclasses.replace(run, variant=dataclasses.replace(run.variant, sample=real_digits, conditional=True))
+  metrics, pictures = suites.samples(real)
+  model_metrics, _ = suites.samples(run)
+  assert metrics["samples/accuracy"] == pytest.approx(metrics["samples/classifier_accuracy"], abs=0.05)
+  assert metrics["samples/fid"] < 0.2 * model_metrics["samples/fid"]
+  assert metrics["samples/modes_covered"] == 10
+  assert pictures["eval_samples"].labels == tuple(f"class {c}" for c in range(10))
+  assert pictures["eval_samples"].rows.shape == (10, config.num_images, 28, 28, 1)
