@@ -35,7 +35,8 @@ WANDB_MODES = ("online", "offline", "disabled")
 STACK_INPUTS = ("codes", "concat")
 # The shared evaluation suites (aejax/evaluation/suites.py); a family may bring its own (`registry.Variant.suites`),
 # and aejax/evaluation/selection.py checks `eval.suites` against both.
-EVAL_SUITES = ("recon", "anomaly", "denoise", "impute", "generate", "nll")
+EVAL_SUITES = ("recon", "anomaly", "denoise", "impute", "generate", "nll", "samples")
+_MIN_SAMPLES = 10  # The samples suite's fewest samples and reference images: k-NN balls need k + 1 = 4 points.
 
 
 def base_config() -> config_dict.ConfigDict:
@@ -123,12 +124,20 @@ def base_config() -> config_dict.ConfigDict:
 
   # The evaluation suite (`python -m aejax.evaluate`, or at the end of training for the suites named here).
   c.eval = config_dict.ConfigDict()
-  c.eval.suites = ()  # Run after training: any of recon, anomaly, denoise, impute, generate, nll; () none.
+  c.eval.suites = ()  # Run after training: any of recon, anomaly, denoise, impute, generate, nll, samples; () none.
   c.eval.num_train = 10_000  # Train images that PCA and the linear probe are fitted on.
   c.eval.noise_factors = (0.25, 0.5, 0.75)  # Denoising: corruption levels (config.noise_type) to score.
   c.eval.mask_fraction = 0.5  # Imputation: the fraction of pixels hidden by the random mask.
   c.eval.block_size = 12  # Imputation: the side of the hidden square, at a random place in each image.
   c.eval.nll_samples = 5_000  # Importance samples per image of the NLL estimate (5,000 as published).
+  # The samples suite (generative variants): `sample_count` samples scored in the penultimate features of a digit
+  # classifier that aejax trains once per data set for `classifier_steps` steps and caches in
+  # <classifier_dir>/<data set>-<steps>steps, with the features of the first `reference_count` test images (the
+  # reference) and train images (the train-vs-test floor).
+  c.eval.sample_count = 10_000
+  c.eval.reference_count = 10_000
+  c.eval.classifier_dir = "~/.cache/aejax/classifiers"
+  c.eval.classifier_steps = 1_872  # 4 epochs of MNIST (aejax/variants/classifier.py).
 
   c.log_every = 100
   c.eval_every = 2_000
@@ -162,6 +171,8 @@ def smoke(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   c.kl_warmup_steps = min(c.kl_warmup_steps, 20)
   c.eval.num_train = 512
   c.eval.nll_samples = 16
+  c.eval.sample_count = c.eval.reference_count = 512
+  c.eval.classifier_steps = 100  # A classifier of its own, cached beside the full one.
   c.wandb.mode = "disabled"
   return c
 
@@ -439,3 +450,11 @@ def validate_eval(e: config_dict.ConfigDict) -> None:
   require(0 < e.mask_fraction < 1, "config.eval.mask_fraction", e.mask_fraction, "use a fraction in (0, 1), e.g. 0.5")
   require(e.block_size > 0, "config.eval.block_size", e.block_size, "use a positive side in pixels, e.g. 12")
   require(e.nll_samples >= 1, "config.eval.nll_samples", e.nll_samples, "use at least one sample, e.g. 5000")
+  for field in ("sample_count", "reference_count"):
+    require(e[field] >= _MIN_SAMPLES, f"config.eval.{field}", e[field],
+            f"precision and recall (balls to the 3rd nearest neighbour) need more: use at least {_MIN_SAMPLES}, "
+            "e.g. 10000")
+  require(e.classifier_steps > 0, "config.eval.classifier_steps", e.classifier_steps,
+          "train the classifier for at least one step, e.g. 1872")
+  require(bool(e.classifier_dir), "config.eval.classifier_dir", e.classifier_dir,
+          "name the folder that caches the classifier, e.g. ~/.cache/aejax/classifiers")

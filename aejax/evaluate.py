@@ -1,9 +1,10 @@
 """The evaluation suite: what a trained autoencoder is for, measured from its latest checkpoint.
 
-    python -m aejax.evaluate --workdir RUN [--suite recon,anomaly,denoise,impute,generate,nll,ais] [--nll_samples K]
+    python -m aejax.evaluate --workdir RUN [--suite recon,anomaly,denoise,impute,generate,nll,samples,ais]
+                             [--nll_samples K]
 
-The shared suites (recon, anomaly, denoise, impute, generate, nll) are in aejax/evaluation/suites.py; a family
-brings its own (`registry.Variant.suites`: the RBM's and DBN's ais). Without `--suite`, every suite that fits the
+The shared suites (recon, anomaly, denoise, impute, generate, nll, samples) are in aejax/evaluation/suites.py; a
+family brings its own (`registry.Variant.suites`: the RBM's and DBN's ais). Without `--suite`, every suite that fits the
 run runs. Results go to RUN/eval.json, one row of metrics.jsonl at the checkpoint's step, RUN/images/eval_*.png,
 and the W&B run's summary when the run used W&B.
 """

@@ -48,13 +48,16 @@ def data_dir(tmp_path_factory, mnist_manual_dir) -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")  # A pure factory: module fixtures may train with it.
-def smoke_config(data_dir, mnist_manual_dir):
-  """`smoke_config(name, **fields)`: `experiments/<name>.py:smoke` on the session's MNIST, with fields overridden."""
+def smoke_config(data_dir, mnist_manual_dir, tmp_path_factory):
+  """`smoke_config(name, **fields)`: `experiments/<name>.py:smoke` on the session's MNIST, with fields overridden;
+  the samples suite's classifiers are cached in a folder of the session, not the user's."""
   from aejax import config as config_lib  # pylint: disable=g-import-not-at-top
+  classifier_dir = tmp_path_factory.mktemp("classifiers")
 
   def make(name: str, **fields):
     c = config_lib.from_file(f"{REPO}/experiments/{name}.py:smoke")
     c.data.data_dir, c.data.manual_dir = str(data_dir), str(mnist_manual_dir)
+    c.eval.classifier_dir = str(classifier_dir)
     for field, value in fields.items():
       target = c
       *parents, leaf = field.split("__")

@@ -220,8 +220,9 @@ def test_bad_eval_fields_fail_with_one_line(field, value, message):
 def test_an_unknown_suite_in_the_config_fails_before_training_with_one_line():
   config = config_lib.base_config()
   config.eval.suites = ("recon", "fid")
-  with pytest.raises(ConfigError, match=re.escape("config.eval.suites=('recon', 'fid'): suite 'fid' is not known: "
-                                                  "use any of recon, anomaly, denoise, impute, generate, nll, ais")):
+  with pytest.raises(ConfigError, match=re.escape(
+      "config.eval.suites=('recon', 'fid'): suite 'fid' is not known: use any of recon, anomaly, denoise, impute, "
+      "generate, nll, samples, ais")):
     train.check_config(config)
 
 
@@ -240,7 +241,7 @@ def test_command_line_reports_a_bad_suite_in_one_line(tmp_path):
                           cwd=REPO, text=True, capture_output=True, timeout=120)
   assert result.returncode == 1
   assert result.stderr.strip() == ("aejax.evaluate: error: --suite=recon,fid: suite 'fid' is not known: use any of "
-                                   "recon, anomaly, denoise, impute, generate, nll, ais")
+                                   "recon, anomaly, denoise, impute, generate, nll, samples, ais")
 
 
 class _Echo(suites.Run):

@@ -51,7 +51,26 @@ def select(config: config_dict.ConfigDict, names: Sequence[str] | None) -> tuple
     raise ConfigError(next(reason for reason in reasons.values() if reason))
   own = [name for name in own if not reasons[name]]
   shared = [name for name in (config_lib.EVAL_SUITES if names is None else names) if name in config_lib.EVAL_SUITES]
-  return (*_shared_suites(config, variant, shared, names is None, own), *own)
+  samples = _samples_suite(config, variant, shared, names is None)
+  rest = [name for name in shared if name != "samples"]
+  return (*_shared_suites(config, variant, rest, names is None, [*samples, *own]), *samples, *own)
+
+
+def _samples_suite(config: config_dict.ConfigDict, variant: registry.Variant, names: Sequence[str],
+                   all_that_fit: bool) -> list[str]:
+  """['samples'] if `names` has it and it fits the run, [] if not (`all_that_fit`) or a `ConfigError` saying why:
+  it scores what the variant's `sample` draws, and the family's `validate` may say more (as for its own suites)."""
+  if "samples" not in names:
+    return []
+  if variant.sample is None:
+    reason = (f"suite 'samples' scores a generative model's samples, and config.variant={config.variant!r} draws "
+              f"none: drop it from --suite (or config.eval.suites), or evaluate a run of "
+              f"{', '.join(v for v in registry.names() if registry.get(v).sample is not None)}")
+  else:
+    reason = _own_suite_misfit(config, variant, "samples")
+  if reason and not all_that_fit:
+    raise ConfigError(reason)
+  return [] if reason else ["samples"]
 
 
 def _own_suite_misfit(config: config_dict.ConfigDict, variant: registry.Variant, name: str) -> str | None:

@@ -14,6 +14,11 @@ Suites (errors and likelihoods per image, in the units of the README: squared er
 - generate (VAEs): samples from the prior, latent traversals (one row per latent unit), interpolations between
   test images, and a scatter of the test codes coloured by label when latent_dim = 2.
 - nll (VAEs): the importance-weighted estimate of the test NLL with `eval.nll_samples` samples per image.
+- samples (generative variants, `registry.Variant.sample`): `eval.sample_count` samples scored in the penultimate
+  features of a digit classifier trained once per data set (aejax/evaluation/judge.py): the Fréchet distance to the
+  test images ("classifier FID") beside its floor (train images against test images), precision and recall of
+  the sample manifold, the class histogram (modes covered, KL to the test labels' distribution), and for
+  conditional variants the classifier's accuracy on samples against the labels they were drawn for.
 
 Which of them fit a run is known from its config alone (aejax/evaluation/selection.py).
 """
@@ -32,8 +37,9 @@ import scipy.special
 from ml_collections import config_dict
 
 from aejax import images, registry, signals, train
-from aejax.data import corruption
-from aejax.evaluation import metrics, selection
+from aejax.data import catalog, corruption
+from aejax.errors import ConfigError
+from aejax.evaluation import batches, judge as judge_lib, metrics, sample_quality, selection
 from aejax.nn import losses
 from aejax.variants.variational import vae
 
@@ -79,11 +85,11 @@ class Run:
 
   def encode(self, x: np.ndarray) -> np.ndarray:
     """The codes of images `x`, in batches of `eval_batch_size`."""
-    return _batched(functools.partial(self._encode, self.state.params), x, self.config.eval_batch_size)
+    return batches.apply(functools.partial(self._encode, self.state.params), x, self.config.eval_batch_size)
 
   def decode_logits(self, z: np.ndarray) -> np.ndarray:
     """The decoder's logits for codes `z`."""
-    return _batched(functools.partial(self._decode, self.state.params), z, self.config.eval_batch_size)
+    return batches.apply(functools.partial(self._decode, self.state.params), z, self.config.eval_batch_size)
 
   def decode(self, z: np.ndarray) -> np.ndarray:
     """The images of codes `z`: the sigmoid of the decoder's logits."""
@@ -95,16 +101,6 @@ class Run:
   def key(self, name: str) -> jax.Array:
     """A key of its own for each use of randomness, derived from the run's seed."""
     return jax.random.fold_in(jax.random.key(self.config.seed), zlib.crc32(name.encode()))
-
-
-def _batched(fn: Callable[[jax.Array], jax.Array], x: np.ndarray, batch_size: int) -> np.ndarray:
-  """`fn` over `x` in fixed-size batches (the last one padded, so one compilation serves all)."""
-  size = min(batch_size, len(x))
-  parts = []
-  for start in range(0, len(x), size):
-    signals.raise_if_signalled()  # A signal whose exception a library dropped ends the suite here.
-    parts.append(np.asarray(fn(jnp.asarray(_pad(x[start:start + size], size))))[:len(x[start:start + size])])
-  return np.concatenate(parts)
 
 
 def recon(run: Run) -> tuple[Metrics, Pictures]:
@@ -144,7 +140,7 @@ def anomaly(run: Run) -> tuple[Metrics, Pictures]:
   if run.is_vae:
     fn = jax.jit(lambda params, x: vae.log_weights(run.model, run.config, params, x, run.key("anomaly"),
                                                    _ELBO_SAMPLES).T)
-    log_w = _batched(functools.partial(fn, run.state.params), x, run.config.eval_batch_size)
+    log_w = batches.apply(functools.partial(fn, run.state.params), x, run.config.eval_batch_size)
     scores["neg_elbo"] = -log_w.mean(axis=1)
     scores["iwae_nll"] = -np.asarray(vae.iwae_bound(jnp.asarray(log_w.T)))
   out = {f"anomaly/auroc_{name}": metrics.auroc(np.asarray(s), anomalous) for name, s in scores.items()}
@@ -231,15 +227,63 @@ def nll(run: Run) -> tuple[Metrics, Pictures]:
     return vae.importance_weighted_nll(run.model, run.config, params, x, key, num_samples, chunk)
 
   x = run.test_images
-  estimates = _batched(functools.partial(batch_nll, run.state.params), x, batch_size)
+  estimates = batches.apply(functools.partial(batch_nll, run.state.params), x, batch_size)
   elbo = jax.jit(lambda params, x: run.variant.evaluate(run.model, run.config, params, {"image": x, "label": None},
                                                         key, run.state.hparams)["neg_elbo"])
-  neg_elbo = _batched(functools.partial(elbo, run.state.params), x, batch_size)
+  neg_elbo = batches.apply(functools.partial(elbo, run.state.params), x, batch_size)
   return {"nll/iwae_nll": _mean(estimates), "nll/samples": float(num_samples), "nll/neg_elbo": _mean(neg_elbo)}, {}
 
 
+def draw_samples(run: Run, key: jax.Array, labels: np.ndarray) -> np.ndarray:
+  """The run's samples (N, H, W, C) for class `labels` (N,) (read only for their number by an unconditional
+  variant), drawn `eval_batch_size` at a time, each batch with a key of its own."""
+  draw = jax.jit(functools.partial(run.variant.sample, run.model, run.config))
+  size = min(run.config.eval_batch_size, len(labels))
+  parts = []
+  for i, start in enumerate(range(0, len(labels), size)):
+    signals.raise_if_signalled()
+    rows = labels[start:start + size]
+    parts.append(np.asarray(draw(run.state.params, jax.random.fold_in(key, i), jnp.asarray(batches.pad(rows, size))))
+                 [:len(rows)])
+  return np.concatenate(parts)
+
+
+def samples(run: Run) -> tuple[Metrics, Pictures]:
+  """Sample quality in a digit classifier's features, against the test images and the train-vs-test floor."""
+  judge = judge_lib.load(run.config)
+  num_classes, n = catalog.get(run.config.data.name).num_classes, run.config.num_images
+  labels = np.asarray(jax.random.randint(run.key("sample_labels"), (run.config.eval.sample_count,), 0, num_classes))
+  x = draw_samples(run, run.key("samples"), labels)
+  if not np.all(np.isfinite(x)):
+    raise ConfigError(f"suite 'samples': {int(np.sum(~np.isfinite(x).reshape(len(x), -1).all(1)))} of the "
+                      f"{len(x)} samples of config.variant={run.config.variant!r} hold NaN or inf: the checkpoint's "
+                      "parameters do not sample; evaluate a run that trained without diverging")
+  features, predicted = judge.classify(np.clip(x, 0.0, 1.0))
+  precision, recall = sample_quality.precision_recall(judge.test_features, features)
+  histogram = sample_quality.class_histogram(predicted, judge.test_labels, num_classes)
+  out = {"samples/fid": sample_quality.frechet_distance(*sample_quality.gaussian_fit(features),
+                                                        *sample_quality.gaussian_fit(judge.test_features)),
+         "samples/fid_floor": judge.floor["fid"], "samples/precision": precision, "samples/recall": recall,
+         "samples/precision_floor": judge.floor["precision"], "samples/recall_floor": judge.floor["recall"],
+         "samples/modes_covered": histogram["modes_covered"], "samples/class_kl": histogram["kl"],
+         "samples/class_fraction_min": float(histogram["fractions"].min()),
+         "samples/class_fraction_max": float(histogram["fractions"].max()),
+         **{f"samples/class_fraction_{c}": float(f) for c, f in enumerate(histogram["fractions"])},
+         "samples/count": float(len(x)), "samples/classifier_accuracy": judge.accuracy}
+  if run.variant.conditional:
+    out["samples/accuracy"] = float(np.mean(predicted == labels))
+    rows = draw_samples(run, run.key("sample_grid"), np.repeat(np.arange(num_classes), n))
+    grid = images.Grid(np.clip(rows, 0, 1).reshape(num_classes, n, *x.shape[1:]),
+                       tuple(f"class {c}" for c in range(num_classes)))
+  else:
+    shown = max(1, min(n, len(x) // n))  # Rows of n samples (n x n, as the generate suite's prior samples).
+    grid = images.Grid(np.clip(x[:n * shown], 0, 1).reshape(shown, -1, *x.shape[1:]), ("samples",))
+  return out, {"eval_samples": grid}
+
+
 SUITES: dict[str, Callable[[Run], tuple[Metrics, Pictures]]] = {
-    "recon": recon, "anomaly": anomaly, "denoise": denoise, "impute": impute, "generate": generate, "nll": nll}
+    "recon": recon, "anomaly": anomaly, "denoise": denoise, "impute": impute, "generate": generate, "nll": nll,
+    "samples": samples}
 
 
 def _scatter(codes: np.ndarray, labels: np.ndarray) -> images.Grid:
@@ -255,10 +299,6 @@ def _scatter(codes: np.ndarray, labels: np.ndarray) -> images.Grid:
   picture = np.asarray(figure.canvas.buffer_rgba())[..., :3] / 255.0
   plt.close(figure)
   return images.Grid(picture[None, None])
-
-
-def _pad(x: np.ndarray, size: int) -> np.ndarray:
-  return np.concatenate([x, np.zeros((size - len(x), *x.shape[1:]), x.dtype)])
 
 
 def _mean(values) -> float:

@@ -294,6 +294,18 @@ def images(model: RBM, config: Config, params: Params, batch: Batch, key: jax.Ar
           "samples_from_data": sample_pictures(config, params, batch, v, data_key, "from test images")}
 
 
+def sample(model: RBM, config: Config, params: Params, key: jax.Array, labels: jax.Array) -> jax.Array:
+  """As many images as `labels` (read only for their number): Gibbs chains of binary visibles started from
+  Bernoulli(½) noise, after `rbm.sample_steps` sweeps the visible means given their last hidden sample (as the
+  pictures' chains from noise show them)."""
+  weights, visible_bias, hidden_bias = unpack(params)
+  noise_key, chain_key, hidden_key = jax.random.split(key, 3)
+  v = jax.random.bernoulli(noise_key, 0.5, (labels.shape[0], weights.shape[0])).astype(jnp.float32)
+  v = gibbs_chain(weights, visible_bias, hidden_bias, v, chain_key, config.rbm.sample_steps, gaussian=False)
+  _, h = sample_hidden(weights, hidden_bias, v, hidden_key)
+  return sample_visible(weights, visible_bias, h, hidden_key, gaussian=False)[0].reshape(len(v), *model.image_shape)
+
+
 def estimate_log_z(config: Config, layer: tuple[jax.Array, jax.Array, jax.Array], base_inputs: np.ndarray,
                    key: jax.Array) -> tuple[float, float, float, dict[str, float]]:
   """log Ẑ of a Bernoulli RBM `layer` by AIS (`config.eval.ais`) from the base-rate RBM of `base_inputs` (its
@@ -351,6 +363,9 @@ def validate(config: Config) -> None:
   fields.validate(config)
   if "ais" in config.eval.suites:
     check_ais_fits(config)
+  if "samples" in config.eval.suites and config.rbm.visible != "bernoulli":
+    raise ConfigError(f"suite 'samples' scores images in [0, 1], and rbm.visible={config.rbm.visible!r} samples "
+                      "standardised pixels: train with --config.rbm.visible=bernoulli, or drop 'samples'")
   if config.model.kind != "mlp":
     raise ConfigError(f"config.model.kind={config.model.kind!r}: an RBM connects every pixel to every hidden unit; "
                       "use --config.model.kind=mlp")
@@ -358,4 +373,4 @@ def validate(config: Config) -> None:
 
 registry.register("rbm", registry.Variant(
     build_model=build_model, hparams=hparams, evaluate=evaluate, images=images, train_step=train_step,
-    validate=validate, carry=carry, config_fields=fields.add, suites={"ais": ais_suite}))
+    validate=validate, carry=carry, config_fields=fields.add, suites={"ais": ais_suite}, sample=sample))

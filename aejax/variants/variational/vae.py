@@ -123,6 +123,14 @@ def images(model: models.GaussianAutoEncoder, config: Config, params: Params, ba
           "samples": images_lib.Grid(samples.reshape(n, n, *samples.shape[1:]), ("prior samples",))}
 
 
+def sample(model: models.GaussianAutoEncoder, config: Config, params: Params, key: jax.Array,
+           labels: jax.Array) -> jax.Array:
+  """As many images as `labels` (an unconditional model reads only their number): the decoder's means
+  (sigmoid of its logits, as the pictures show them) at draws z ~ N(0, I) of the prior."""
+  z = jax.random.normal(key, (labels.shape[0], config.latent_dim))
+  return jax.nn.sigmoid(model.apply(params, z, method=model.decode))
+
+
 def validate(config: Config) -> None:
   if config.model.spatial_code:
     raise ConfigError("config.model.spatial_code=True: the VAE's latent is a vector (Dense mean and log-variance "
@@ -133,6 +141,6 @@ def validate(config: Config) -> None:
 
 
 VARIANT = registry.Variant(build_model=build_model, hparams=hparams, loss=loss, evaluate=evaluate, images=images,
-                           init=init, validate=validate)
+                           init=init, validate=validate, sample=sample)
 registry.register("vae", VARIANT)
 registry.register("beta_vae", VARIANT)
