@@ -339,3 +339,23 @@ def test_cyclegan_terms_are_their_formulas_and_a_step_updates_both_translators()
 def test_bad_cyclegan_domains_are_one_line_errors(fields, message):
   with pytest.raises(ConfigError, match="^" + re.escape(message)):
     _config("cyclegan", **fields)
+
+
+def test_translation_suite_scores_each_direction_beside_source_only(smoke_config, tmp_path):
+  from aejax.evaluation import judge  # pylint: disable=g-import-not-at-top
+  from aejax.variants.adversarial import cyclegan  # pylint: disable=g-import-not-at-top
+  from aejax import evaluate  # pylint: disable=g-import-not-at-top
+  config = smoke_config("cyclegan", num_steps=10, checkpoint_every=10, eval_every=10)
+  train.train_and_evaluate(config, tmp_path / "run")
+  summary = evaluate.evaluate_run(tmp_path / "run", ["translation"])
+  b_config = config.copy_and_resolve_references()
+  b_config.data = cyclegan.second_data(config)
+  judge_b = judge.load(b_config)
+  assert judge_b.workdir.name.startswith("uci_digits-28x28-")
+  from aejax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  a_test = input_pipeline.load(config.data)[1]
+  untranslated = np.asarray(a_test.images, np.float32) / 255.0
+  expected = np.mean(judge_b.classify(untranslated)[1] == np.asarray(a_test.labels))
+  assert summary["translation/a_to_b_source_only"] == pytest.approx(expected)
+  for name in ("a_to_b", "b_to_a"):
+    assert 0.0 <= summary[f"translation/{name}_accuracy"] <= 1.0

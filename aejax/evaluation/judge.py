@@ -55,9 +55,10 @@ def classifier_fn(model: classifier.Classifier, params: Any,
 
 
 def workdir(config: config_dict.ConfigDict) -> pathlib.Path:
-  """Where the classifier of the data set of run `config` is cached."""
+  """Where the classifier of the data set of run `config` (at its size, where resized) is cached."""
+  size = "" if config.data.resize is None else "-{}x{}".format(*config.data.resize)
   return (pathlib.Path(config.eval.classifier_dir).expanduser()
-          / f"{config.data.name}-{config.eval.classifier_steps}steps")
+          / f"{config.data.name}{size}-{config.eval.classifier_steps}steps")
 
 
 def classifier_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
@@ -65,7 +66,7 @@ def classifier_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
   splits of its data, for `eval.classifier_steps` steps."""
   c = classifier.default_config()
   c.num_steps = config.eval.classifier_steps
-  for field in ("name", "data_dir", "manual_dir", "download"):
+  for field in ("name", "data_dir", "manual_dir", "download", "resize"):
     c.data[field] = config.data[field]
   c.eval_batch_size = config.eval_batch_size
   c.compilation_cache_dir = config.compilation_cache_dir

@@ -12,10 +12,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from aejax import registry
+from aejax import images as images_lib, registry
 from aejax.data import catalog
 from aejax.errors import ConfigError
+from aejax.evaluation import batches
 from aejax.registry import Batch, Config, HParams, Params
 from aejax.variants import common
 from aejax.variants.adversarial import fields, gan, losses, networks
@@ -134,6 +136,33 @@ def images(model: networks.CycleGAN, config: Config, params: Params, batch: Batc
   return {"translations": common.image_grid({k: (v + 1.0) / 2.0 for k, v in rows.items()}, n=config.num_images)}
 
 
+def translation_suite(run: Any) -> tuple[dict[str, float], dict[str, images_lib.Grid]]:
+  """Each direction's translations of the source domain's test images, scored by the target domain's digit
+  classifier (the samples suite's, `aejax.evaluation.judge`) against their labels, beside 'source only': the same
+  classifier on the untranslated images (of the target's size: the domains share one shape)."""
+  from aejax.data import input_pipeline  # pylint: disable=g-import-not-at-top  (the loop's data, light)
+  from aejax.evaluation import judge  # pylint: disable=g-import-not-at-top  (it imports the train loop)
+  config = run.config
+  b_config = config.copy_and_resolve_references()
+  b_config.data = second_data(config)
+  _, b_test = input_pipeline.load(b_config.data)
+  domains = {"a": (np.asarray(run.test_images), np.asarray(run.test_labels)),
+             "b": (np.asarray(b_test.images, np.float32) / 255.0, np.asarray(b_test.labels))}
+  judges = {"a": judge.load(config), "b": judge.load(b_config)}
+  generator = run.state.params["params"]["generator"]
+  metrics, rows = {}, {}
+  for source, target in (("a", "b"), ("b", "a")):
+    x, labels = domains[source]
+    translate = jax.jit(lambda x, d=source + target: (_translate(run.model, generator, 2.0 * x - 1.0, d) + 1.0) / 2.0)
+    translated = batches.apply(translate, x, config.eval_batch_size)
+    name = f"{source}_to_{target}"
+    metrics[f"translation/{name}_accuracy"] = float(np.mean(judges[target].classify(translated)[1] == labels))
+    metrics[f"translation/{name}_source_only"] = float(np.mean(judges[target].classify(x)[1] == labels))
+    rows[source.upper()], rows[f"{source.upper()} to {target.upper()}"] = x, translated
+  metrics.update({f"translation/{d}_classifier_accuracy": j.accuracy for d, j in judges.items()})
+  return metrics, {"eval_translations": common.image_grid(rows, n=config.num_images)}
+
+
 def validate(config: Config) -> None:
   """The family's fields; conv players; two domains of one image shape (the translators keep the shape)."""
   fields.validate(config)
@@ -164,4 +193,5 @@ def validate(config: Config) -> None:
 
 registry.register("cyclegan", registry.Variant(
     build_model=build_model, hparams=hparams, evaluate=evaluate, images=images, init=init, train_step=train_step,
-    validate=validate, config_fields=fields.add, optimizer=gan.optimizer, second_data=second_data))
+    validate=validate, config_fields=fields.add, optimizer=gan.optimizer, second_data=second_data,
+    suites={"translation": translation_suite}))
