@@ -2,3 +2,4 @@
 from aejax.variants.autoencoders import autoencoder, contractive, sparse, stacked  # noqa: F401
 from aejax.variants.variational import vae  # noqa: F401
 from aejax.variants.boltzmann import dbn, dbn_ae, rbm  # noqa: F401
+from aejax.variants.som import som  # noqa: F401
