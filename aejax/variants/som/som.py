@@ -26,6 +26,7 @@ the train images under the final map, with the purity of the train split and bot
 import dataclasses
 import functools
 import json
+import pathlib
 from typing import Any
 
 import flax.linen as nn
@@ -92,8 +93,16 @@ def _inputs(data_json: str, input_workdir: str, pca: bool) -> Inputs:
     run = evaluate.restore(input_workdir)
     autoencoder, params = run.model, jax.device_get(run.state.params)
     x = run.encode(x)
-  x = x.reshape(len(x), -1)
+  return describe(x.reshape(len(x), -1), pca, autoencoder, params)
+
+
+def describe(x: np.ndarray, pca: bool, autoencoder: nn.Module | None = None, params: Any = None) -> Inputs:
+  """`Inputs` of train input vectors `x` (N, D): their mean and standard deviation, and with `pca` their first two
+  principal axes and the standard deviation along each."""
   axes = scales = None
+  if pca and x.shape[1] < 2:
+    raise ConfigError(f"config.som.init='pca': the map's inputs have {x.shape[1]} dimension, and a PCA plane needs 2: "
+                      "use --config.som.init=random")
   if pca:  # Once, on the host: scikit-learn's PCA by the eigenvectors of the D x D covariance (N >> D).
     fitted = decomposition.PCA(n_components=2, svd_solver="covariance_eigh").fit(x)
     axes, scales = fitted.components_.astype(np.float32), np.sqrt(fitted.explained_variance_).astype(np.float32)
@@ -291,7 +300,7 @@ def validate(config: Config) -> None:
   fields.check_input_workdir(config)
   if config.som.input_workdir:
     from aejax import evaluate  # pylint: disable=g-import-not-at-top  (it imports the train loop, which imports us)
-    saved = evaluate.load_config(config.som.input_workdir)
+    saved = evaluate.load_config(pathlib.Path(config.som.input_workdir))
     autoencoder = registry.get(saved.variant).build_model(saved, config_lib.IMAGE_SHAPE)
     if not hasattr(autoencoder, "encode"):
       raise ConfigError(f"config.som.input_workdir={config.som.input_workdir!r}: that run's variant "
