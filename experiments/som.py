@@ -45,9 +45,10 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
 
 def get_sweep() -> list[sweep_lib.Overrides]:
   """Map size × initial radius × learning rate × seed, 3 × 2 × 2 × 2 = 24 runs; the 8 runs of each map size can
-  train as one vmapped bundle (their maps stack):
+  train as one vmapped bundle (their maps stack; the launchers bundle variants with their own step only when
+  asked):
 
-      python -m launch.local --config experiments/som.py --root runs/som_sweep
+      python -m launch.local --config experiments/som.py --root runs/som_sweep --bundle_size 8
   """
   sizes = sweep_lib.zipit(sweep_lib.sweep("som.rows", [10, 20, 30]), sweep_lib.sweep("som.cols", [10, 20, 30]))
   return sweep_lib.product(sizes, sweep_lib.sweep("som.radius", [5.0, 10.0]),

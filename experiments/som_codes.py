@@ -47,7 +47,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
 def get_sweep() -> list[sweep_lib.Overrides]:
   """Map size × initial radius × learning rate × seed, 2 × 2 × 2 × 2 = 16 runs over the same autoencoder's codes:
 
-      python -m launch.local --config experiments/som_codes.py --root runs/som_codes_sweep
+      python -m launch.local --config experiments/som_codes.py --root runs/som_codes_sweep --bundle_size 8
   """
   sizes = sweep_lib.zipit(sweep_lib.sweep("som.rows", [10, 20]), sweep_lib.sweep("som.cols", [10, 20]))
   return sweep_lib.product(sizes, sweep_lib.sweep("som.radius", [3.0, 7.0]),
