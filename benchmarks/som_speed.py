@@ -10,8 +10,9 @@ grid, the same initial prototypes (aejax's PCA plane, copied into MiniSom), the 
 the same radius schedule (σ0 / (1 + (σ0 - 1) t / T) from σ0 = `--radius` to 1 at epoch T: MiniSom's
 'inverse_decay_to_one', aejax's 'inverse_time'; set per epoch: MiniSom's `use_epochs` holds it through an epoch,
 aejax's step is an epoch), for `--epochs` epochs. MiniSom's learning rate decays by the same inverse-time law
-from `--minisom_rate` to 1 % of it (a batch SOM has none: each epoch moves the prototypes all the way). Each of `--rounds` rounds trains each side once from the start, in turn; samples/s = num_train x
-epochs / seconds, medians with min and max. The quantisation error (mean distance of a train image to its
+from `--minisom_rate` to 1 % of it (a batch SOM has none: each epoch moves the prototypes all the way). Each of
+`--rounds` rounds trains each side once from the start, in turn; samples/s = num_train x epochs / seconds, medians
+with min and max. The quantisation error (mean distance of a train image to its
 best-matching prototype) of each side's final map is computed by the same NumPy function. aejax's compilation and
 one untimed warm-up run are not timed; the load average before and after is printed.
 

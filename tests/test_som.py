@@ -15,7 +15,7 @@ import pytest
 
 from aejax import bundle, config as config_lib, registry, signals, train
 from aejax.errors import ConfigError
-from aejax.variants.som import fields, grids, som
+from aejax.variants.som import fields, grids, pictures, som
 
 from conftest import REPO
 
@@ -110,6 +110,15 @@ def test_hexagonal_distances_and_neighbours_by_hand():
   assert set(np.flatnonzero(neighbours[4])) == {1, 2, 3, 5, 7, 8}
   rectangular = np.asarray(grids.grid_distances(3, 3, False))
   assert set(np.flatnonzero(np.asarray(grids.are_neighbours(rectangular[4])) & (rectangular[4] > 0))) == {1, 3, 5, 7}
+
+
+def test_hexagonal_pictures_shift_odd_rows_by_half_a_cell():
+  """Cells of 4 pixels on a 2 x 2 hexagonal grid: row 1's cells start 2 pixels right, the gap background (4)."""
+  index = pictures.cell_index(2, 2, True, 4)
+  assert index.shape == (8, 10)
+  assert index[0].tolist() == [0] * 4 + [1] * 4 + [4] * 2
+  assert index[7].tolist() == [4] * 2 + [2] * 4 + [3] * 4
+  assert pictures.cell_index(2, 2, False, 4)[7].tolist() == [2] * 4 + [3] * 4
 
 
 def _evaluate(config, prototypes, x, labels=None):
@@ -312,6 +321,9 @@ def test_bad_som_fields_are_one_line_errors(tmp_path):
   for overrides, message in cases:
     with pytest.raises(ConfigError, match="^" + re.escape(message)):
       _check(**overrides)
+  with pytest.raises(ConfigError, match="^" + re.escape("config.som.init='pca': the map's inputs have 1 dimension, "
+                                                        "and a PCA plane needs 2: use --config.som.init=random")):
+    som.describe(np.zeros((10, 1), np.float32), pca=True)
 
 
 def test_bad_radius_on_the_command_line_is_one_line_before_any_work(data_dir, mnist_manual_dir, tmp_path):

@@ -15,7 +15,11 @@ Inputs: the pixels, or with `som.input_workdir` the codes of a trained autoencod
 `aejax.evaluate` restores a run; its parameters ride in the SOM's (frozen, under 'autoencoder'), so a SOM run's
 checkpoint holds what its prototypes mean. The initial prototypes come from the train inputs (`som.init`): a
 plane through their mean along their first two principal axes (±1 standard deviation across the grid, the first
-axis along the longer side), or N(mean, std²) per input dimension.
+axis along the longer side), or N(mean, std²) per input dimension; `build_model` reads the train split once on the
+host for these statistics (and restores the autoencoder), cached for the process.
+
+Train metrics: `loss` = `quantization_error`, the batch's mean distance to its BMU before the step; `radius` σ(t)
+and `rate_scale` (α(t) / learning_rate).
 
 Measures, per test example: `quantization_error` (distance to the BMU), `topographic_error` (1 if the first and
 second BMUs are not grid neighbours: 4 of them on a rectangular grid, 6 on a hexagonal one) and
