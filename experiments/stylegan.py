@@ -39,5 +39,5 @@ def get_sweep() -> list[sweep_lib.Overrides]:
 
       python -m launch.local --config experiments/stylegan.py --root runs/stylegan_sweep
   """
-  return sweep_lib.product(sweep_lib.sweep("gan.r1_weight", [1.0, 10.0]), sweep_lib.sweep("gan.style_mixing", [0.0, 0.9]),
-                           sweep_lib.sweep("seed", [0, 1]))
+  return sweep_lib.product(sweep_lib.sweep("gan.r1_weight", [1.0, 10.0]),
+                           sweep_lib.sweep("gan.style_mixing", [0.0, 0.9]), sweep_lib.sweep("seed", [0, 1]))

@@ -222,7 +222,8 @@ def test_bad_gan_fields_are_one_line_errors(variant, fields, message):
 
 def test_a_conditional_model_of_a_data_set_without_classes_is_one_line(monkeypatch):
   from aejax.data import catalog  # pylint: disable=g-import-not-at-top
-  monkeypatch.setitem(catalog._REGISTRY, "unlabelled", dataclasses.replace(catalog.get("mnist"), num_classes=0))  # pylint: disable=protected-access
+  unlabelled = dataclasses.replace(catalog.get("mnist"), num_classes=0)
+  monkeypatch.setitem(catalog._REGISTRY, "unlabelled", unlabelled)  # pylint: disable=protected-access
   with pytest.raises(ConfigError, match="^" + re.escape("config.data.name='unlabelled' has no classes to condition")):
     _config("cgan", **{"data.name": "unlabelled"})
 

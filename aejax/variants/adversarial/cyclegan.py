@@ -74,16 +74,21 @@ def discriminator_terms(model: networks.CycleGAN, config: Config, discriminator:
 
 def translator_terms(model: networks.CycleGAN, config: Config, generator: Params, discriminator: Params,
                      a: jax.Array, b: jax.Array) -> dict[str, jax.Array]:
-  """Per example: the translators' adversarial, cycle and identity terms, and their weighted sum ('g_loss', with
-  the weights of `config`)."""
+  """Per example: the translators' adversarial, cycle and identity terms."""
   fake_b, fake_a = _translate(model, generator, a, "ab"), _translate(model, generator, b, "ba")
   d_fake_a = gan.scorer(model, discriminator, method="discriminate_a")(fake_a)
   d_fake_b = gan.scorer(model, discriminator, method="discriminate_b")(fake_b)
   terms = {"adversarial": losses.generator_loss(config.gan.loss, d_fake_a)
                           + losses.generator_loss(config.gan.loss, d_fake_b),
-           "cycle": _l1(_translate(model, generator, fake_b, "ba"), a) + _l1(_translate(model, generator, fake_a, "ab"), b),
+           "cycle": _l1(_translate(model, generator, fake_b, "ba"), a)
+                    + _l1(_translate(model, generator, fake_a, "ab"), b),
            "identity": _l1(_translate(model, generator, a, "ba"), a) + _l1(_translate(model, generator, b, "ab"), b)}
   return terms
+
+
+def weighted(terms: dict[str, jax.Array], hp: HParams) -> jax.Array:
+  """The translators' loss per example: adversarial + cycle_weight · cycle + identity_weight · identity."""
+  return terms["adversarial"] + hp["gan.cycle_weight"] * terms["cycle"] + hp["gan.identity_weight"] * terms["identity"]
 
 
 def train_step(model: networks.CycleGAN, config: Config, state: Any, batch: Batch,
@@ -104,8 +109,7 @@ def train_step(model: networks.CycleGAN, config: Config, state: Any, batch: Batc
 
   def g_objective(generator):
     terms = translator_terms(model, config, generator, discriminator, a, b)
-    total = terms["adversarial"] + hp["gan.cycle_weight"] * terms["cycle"] + hp["gan.identity_weight"] * terms["identity"]
-    return total.mean(), {k: v.mean() for k, v in terms.items()}
+    return weighted(terms, hp).mean(), {k: v.mean() for k, v in terms.items()}
 
   (g_loss, g_metrics), grads = jax.value_and_grad(g_objective, has_aux=True)(generator)
   state = gan.update_player(state, "generator", grads)
@@ -119,8 +123,7 @@ def evaluate(model: networks.CycleGAN, config: Config, params: Params, batch: Ba
   generator, discriminator = params["params"]["generator"], params["params"]["discriminator"]
   fake_b, fake_a = _translate(model, generator, a, "ab"), _translate(model, generator, b, "ba")
   terms = translator_terms(model, config, generator, discriminator, a, b)
-  terms["g_loss"] = terms["adversarial"] + hp["gan.cycle_weight"] * terms["cycle"] + hp["gan.identity_weight"] * \
-      terms["identity"]
+  terms["g_loss"] = weighted(terms, hp)
   return {**discriminator_terms(model, config, discriminator, a, b, fake_a, fake_b, key), **terms}
 
 

@@ -253,8 +253,8 @@ def make_validate(players: str | None, conditional: bool):
 def _register(name: str, players: str | None, conditional: bool) -> None:
   registry.register(name, registry.Variant(
       build_model=make_build_model(players, conditional), hparams=hparams, evaluate=evaluate, images=images,
-      init=init, train_step=train_step, validate=make_validate(players, conditional), config_fields=fields.add, sample=sample,
-      optimizer=optimizer, conditional=conditional))
+      init=init, train_step=train_step, validate=make_validate(players, conditional), config_fields=fields.add,
+      sample=sample, optimizer=optimizer, conditional=conditional))
 
 
 _register("gan", players="mlp", conditional=False)

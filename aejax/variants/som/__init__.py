@@ -1,0 +1,1 @@
+"""Self-organising maps: `som` (aejax/variants/som/som.py)."""
