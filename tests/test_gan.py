@@ -184,26 +184,27 @@ def _checkpoint(workdir, step):
     return manager.restore(step)
 
 
-TWO_OPTIMISERS = {"num_steps": 40, "checkpoint_every": 20, "eval_every": 20, "gan__ema_decay": 0.9, "gan__d_steps": 2}
+TWO_OPTIMISERS = {"num_steps": 20, "checkpoint_every": 10, "eval_every": 10, "gan__ema_decay": 0.9, "gan__d_steps": 2}
 
 
 def test_resumed_two_player_run_equals_uninterrupted(smoke_config, tmp_path):
   train.train_and_evaluate(smoke_config("gan", **TWO_OPTIMISERS), tmp_path / "whole")
-  train.train_and_evaluate(smoke_config("gan", **{**TWO_OPTIMISERS, "num_steps": 20}), tmp_path / "resumed")
+  train.train_and_evaluate(smoke_config("gan", **{**TWO_OPTIMISERS, "num_steps": 10}), tmp_path / "resumed")
   train.train_and_evaluate(smoke_config("gan", **TWO_OPTIMISERS), tmp_path / "resumed")
-  whole, resumed = _checkpoint(tmp_path / "whole", 40), _checkpoint(tmp_path / "resumed", 40)
+  whole, resumed = _checkpoint(tmp_path / "whole", 20), _checkpoint(tmp_path / "resumed", 20)
   assert set(whole["params"]) == {"params", "ema"}
   for x, y in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed), strict=True):
     np.testing.assert_array_equal(x, y)
 
 
 def test_a_seed_and_rate_sweep_runs_as_one_bundle_as_if_alone(smoke_config, tmp_path):
-  members = [{"num_steps": 20}, {"num_steps": 20, "learning_rate": 5e-4, "seed": 1}]
+  members = [{"num_steps": 10, "eval_every": 10, "checkpoint_every": 10},
+             {"num_steps": 10, "eval_every": 10, "checkpoint_every": 10, "learning_rate": 5e-4, "seed": 1}]
   configs = [smoke_config("gan", **m) for m in members]
   bundle.train_bundle(configs, [tmp_path / f"member{k}" for k in range(2)])
   train.train_and_evaluate(configs[1], tmp_path / "alone")
-  for x, y in zip(jax.tree.leaves(_checkpoint(tmp_path / "alone", 20)),
-                  jax.tree.leaves(_checkpoint(tmp_path / "member1", 20)), strict=True):
+  for x, y in zip(jax.tree.leaves(_checkpoint(tmp_path / "alone", 10)),
+                  jax.tree.leaves(_checkpoint(tmp_path / "member1", 10)), strict=True):
     np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
 
 
