@@ -373,7 +373,6 @@ def flatten(config: config_dict.ConfigDict | dict, prefix: str = "") -> dict[str
   return flat
 
 
-
 def _choice(config: config_dict.ConfigDict, field: str, choices: tuple[str, ...]) -> None:
   value = config
   for part in field.split("."):

@@ -1,1 +1,2 @@
-"""The adversarial family: a generator and a discriminator trained against each other (`gan`, `dcgan`, `cgan`)."""
+"""The adversarial family: players trained against each other (`gan`, `dcgan`, `stylegan`, `cgan`, `cyclegan`) and
+the adversarial autoencoder (`aae`)."""

@@ -6,7 +6,8 @@ codes of the batch 'generated'; `gan.loss` and its penalties as for the GANs), t
 on its reconstruction loss (`loss`) plus `beta` times the encoder's adversarial loss against the updated
 discriminator. The autoencoder is any of the shared backbones (`model.kind`, widths), with a deterministic code,
 so the shared evaluation suites (recon, anomaly, denoise, impute) and the samples suite (prior draws decoded) run
-on it. Train and test metrics: `recon` (= `loss` at test), `adversarial`, `d_loss`, `d_real`, `d_fake`.
+on it. Train and test metrics: `loss` (the reconstruction's), `objective` (train: the autoencoder's, the
+reconstruction's plus β times `adversarial`), `adversarial`, `d_loss`, `d_real`, `d_fake`.
 """
 from typing import Any
 
@@ -79,11 +80,11 @@ def train_step(model: AdversarialAutoEncoder, config: Config, state: Any, batch:
     recon = common.reconstruction_loss(config, out["logits"], x).mean()
     d_codes = gan.scorer(model, discriminator)(out["code"])
     adversarial = losses.generator_loss(config.gan.loss, d_codes).mean()
-    return recon + state.hparams["beta"] * adversarial, {"recon": recon, "adversarial": adversarial}
+    return recon + state.hparams["beta"] * adversarial, {"loss": recon, "adversarial": adversarial}
 
-  (loss, ae_metrics), grads = jax.value_and_grad(ae_objective, has_aux=True)(state.params["params"]["generator"])
+  (objective, ae_metrics), grads = jax.value_and_grad(ae_objective, has_aux=True)(state.params["params"]["generator"])
   state = gan.update_player(state, "generator", grads)
-  return state.replace(step=state.step + 1), {"loss": loss, **ae_metrics, **metrics}
+  return state.replace(step=state.step + 1), {**ae_metrics, "objective": objective, **metrics}
 
 
 def evaluate(model: AdversarialAutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array,
@@ -120,8 +121,13 @@ def images(model: AdversarialAutoEncoder, config: Config, params: Params, batch:
 
 
 def validate(config: Config) -> None:
-  """The family's fields; a vector code (the prior is over vectors), and no generator average (`aae` has none)."""
+  """The family's fields; an unbounded vector code (the prior is N(0, I) over vectors), and no generator average
+  (`aae` has none)."""
   fields.validate(config)
+  if config.model.code_activation != "linear":
+    raise ConfigError(f"config.model.code_activation={config.model.code_activation!r}: the codes are matched to "
+                      "N(0, I), which a bounded or one-sided code cannot reach: use --config.model.code_activation="
+                      "linear")
   if config.model.spatial_code:
     raise ConfigError("config.model.spatial_code=True: an adversarial autoencoder matches vector codes to N(0, I): "
                       "drop it")

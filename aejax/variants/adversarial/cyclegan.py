@@ -24,11 +24,6 @@ from aejax.variants.adversarial import fields, gan, losses, networks
 
 
 def build_model(config: Config, input_shape: tuple[int, ...]) -> networks.CycleGAN:
-  scale = 2 ** (len(config.model.conv_features) - 1)
-  if input_shape[0] % scale or input_shape[1] % scale:
-    raise ConfigError(f"config.model.conv_features={tuple(config.model.conv_features)!r}: the translators halve the "
-                      f"image {len(config.model.conv_features) - 1} times, and {input_shape[0]}×{input_shape[1]} is "
-                      f"not a multiple of {scale} on each side: use fewer conv_features")
   return networks.CycleGAN(tuple(config.model.conv_features), input_shape[-1], config.gan.residual_blocks,
                            config.gan.leaky_slope)
 
@@ -189,6 +184,7 @@ def validate(config: Config) -> None:
     raise ConfigError(f"config.gan.domain_b_resize={resize_b!r}: domain B's images are {shape_b[0]}×{shape_b[1]}, "
                       f"domain A's {shape_a[0]}×{shape_a[1]}: use --config.gan.domain_b_resize='({shape_a[0]}, "
                       f"{shape_a[1]})'")
+  gan.check_doublings(config, len(config.model.conv_features) - 1, "the translators halve the image")
   if config.gan.ema_decay > 0:
     raise ConfigError(f"config.gan.ema_decay={config.gan.ema_decay!r}: cyclegan keeps no moving average of its "
                       "translators: drop it")

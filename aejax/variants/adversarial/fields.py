@@ -20,7 +20,9 @@ def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   """`c` with the family's section added, at its defaults (DCGAN's: Adam with b1 = 0.5 is set by the experiments)."""
   c.gan = config_dict.ConfigDict()
   c.gan.loss = "non_saturating"
-  c.gan.d_steps = 1  # Discriminator updates per generator update (each on the step's real batch, fresh fakes).
+  # Discriminator updates per generator update, each on the step's real batch (not a fresh one per update, as in
+  # WGAN-GP's paper: the loop gathers one batch a step) against fresh fakes.
+  c.gan.d_steps = 1
   c.gan.d_rate_scale = 1.0  # The discriminator's learning rate over the generator's (TTUR: e.g. 4).
   # WGAN-GP's penalty λ·(‖∇ₓd(x̂)‖ - 1)² at random points x̂ between real and fake images (λ = 10 in the paper).
   c.gan.gp_weight = 0.0
@@ -49,7 +51,6 @@ def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   # shared `beta` weighs the encoder's adversarial term against the reconstruction, as β weighs a VAE's KL term.
   c.gan.code_widths = (512, 512)
   return c
-
 
 
 def validate(c: config_dict.ConfigDict) -> None:

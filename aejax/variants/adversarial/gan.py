@@ -41,32 +41,24 @@ def player_widths(config: Config, conv: bool) -> tuple[tuple[int, ...], tuple[in
   return widths, tuple(config.model.decoder_widths or reversed(widths))
 
 
-GENERATORS = ("mlp", "conv", "style")  # A variant's generator: `gan`'s, `dcgan`'s, `stylegan`'s.
-
-
 def make_build_model(players: str | None, conditional: bool):
-  """The `build_model` of a GAN variant whose generator is one of `GENERATORS` (None: as `model.kind` says)."""
+  """The `build_model` of a GAN variant whose generator is 'mlp' (`gan`'s), 'conv' (`dcgan`'s) or 'style'
+  (`stylegan`'s); None: as `model.kind` says (`cgan`)."""
 
   def build_model(config: Config, input_shape: tuple[int, ...]) -> networks.GAN:
     kind = players or config.model.kind
     is_conv = kind != "mlp"
     d_widths, g_widths = player_widths(config, is_conv)
     classes = catalog.get(config.data.name).num_classes if conditional else 0
-    if is_conv:
-      scale = 2 ** len(g_widths)
-      if input_shape[0] % scale or input_shape[1] % scale:
-        raise ConfigError(f"config.model.conv_features={tuple(config.model.conv_features)!r}: the generator doubles "
-                          f"its map {len(g_widths)} times, and {input_shape[0]}×{input_shape[1]} images are not a "
-                          f"multiple of {scale} on each side: use fewer conv_features")
     if kind == "style":
       generator = networks.StyleGenerator(g_widths, tuple(input_shape), config.gan.mapping_layers,
-                                          config.gan.style_mixing, classes)
+                                          config.gan.style_mixing)
     elif kind == "conv":
       generator = networks.ConvGenerator(g_widths, tuple(input_shape), classes)
     else:
       generator = networks.MLPGenerator(g_widths, tuple(input_shape), classes)
     discriminator = networks.Discriminator(d_widths, is_conv, config.gan.leaky_slope, classes, config.gan.conditioning)
-    return networks.GAN(generator, discriminator, config.latent_dim, config.gan.ema_decay > 0)
+    return networks.GAN(generator, discriminator, config.latent_dim, config.gan.ema_decay > 0, classes)
 
   return build_model
 
@@ -84,7 +76,7 @@ def init(model: networks.GAN, key: jax.Array, x: jax.Array) -> Params:
 
 def labels_of(model: networks.GAN, batch: Batch) -> jax.Array | None:
   """The batch's classes for a conditional model; None for an unconditional one."""
-  return batch["label"] if model.generator.num_classes else None
+  return batch["label"] if model.num_classes else None
 
 
 def generate(model: networks.GAN, generator: Params, z: jax.Array, labels: jax.Array | None, key: jax.Array,
@@ -200,7 +192,8 @@ def evaluate(model: networks.GAN, config: Config, params: Params, batch: Batch, 
 
 def sample(model: networks.GAN, config: Config, params: Params, key: jax.Array, labels: jax.Array) -> jax.Array:
   """Images in [0, 1] of classes `labels` (an unconditional model reads their number), generated in batches of
-  `eval_batch_size` (the generator's batch norm normalises each batch by its own statistics)."""
+  `eval_batch_size`: DCGAN's batch norm normalises each batch by its own statistics, so its samples (and the
+  samples suite's figures) depend a little on that size, as they would in training on `batch_size`."""
   n = len(labels)
   size = min(config.eval_batch_size, n)
   chunks = -(-n // size)
@@ -212,7 +205,7 @@ def sample(model: networks.GAN, config: Config, params: Params, key: jax.Array, 
     key, y = args
     z_key, noise_key = jax.random.split(key)
     return generate(model, generator, jax.random.normal(z_key, (size, config.latent_dim)),
-                    y if model.generator.num_classes else None, noise_key)
+                    y if model.num_classes else None, noise_key)
 
   out = jax.lax.map(draw, (keys, labels))
   return (out.reshape(chunks * size, *out.shape[2:])[:n] + 1.0) / 2.0
@@ -220,16 +213,27 @@ def sample(model: networks.GAN, config: Config, params: Params, key: jax.Array, 
 
 def images(model: networks.GAN, config: Config, params: Params, batch: Batch, key: jax.Array,
            hp: HParams) -> dict:
-  """Test images beside samples: rows of fresh noise, or one row per class for a conditional model."""
+  """Test images beside samples, drawn as one batch: rows of fresh noise, or one row per class for a conditional
+  model."""
   del hp
   n = config.num_images
-  if model.generator.num_classes:
-    rows = {f"class {c}": jnp.full((n,), c, jnp.int32) for c in range(model.generator.num_classes)}
+  if model.num_classes:
+    names = [f"class {c}" for c in range(model.num_classes)]
   else:
-    rows = {f"samples {r + 1}": jnp.zeros((n,), jnp.int32) for r in range(max(n - 1, 1))}
-  keys = jax.random.split(key, len(rows))
-  drawn = {name: sample(model, config, params, k, y) for (name, y), k in zip(rows.items(), keys)}
-  return {"samples": common.image_grid({"test images": batch["image"], **drawn}, n=n)}
+    names = [f"samples {r + 1}" for r in range(max(n - 1, 1))]
+  labels = jnp.repeat(jnp.arange(len(names), dtype=jnp.int32), n)
+  drawn = sample(model, config, params, key, labels).reshape(len(names), n, *batch["image"].shape[1:])
+  return {"samples": common.image_grid({"test images": batch["image"], **dict(zip(names, drawn))}, n=n)}
+
+
+def check_doublings(config: Config, times: int, what: str) -> None:
+  """A `ConfigError` unless the images of `config.data` halve (or double up to their size) `times` times."""
+  height, width, _ = catalog.image_shape(config.data.name, config.data.resize)
+  scale = 2 ** times
+  if height % scale or width % scale:
+    raise ConfigError(f"config.model.conv_features={tuple(config.model.conv_features)!r}: {what} {times} times, "
+                      f"and {height}×{width} images are not a multiple of {scale} on each side: use fewer "
+                      "conv_features")
 
 
 def make_validate(players: str | None, conditional: bool):
@@ -240,8 +244,8 @@ def make_validate(players: str | None, conditional: bool):
     if conditional and catalog.get(config.data.name).num_classes < 2:
       raise ConfigError(f"config.data.name={config.data.name!r} has no classes to condition on: use an "
                         "unconditional variant (gan, dcgan, stylegan), or a labelled data set such as mnist")
-    if players is None and config.model.kind not in ("mlp", "conv"):
-      raise ConfigError(f"config.model.kind={config.model.kind!r}: use 'mlp' or 'conv'")
+    if config.model.kind == "conv":
+      check_doublings(config, len(config.model.conv_features), "the generator doubles its map")
     if players is not None and config.model.kind != ("mlp" if players == "mlp" else "conv"):
       raise ConfigError(f"config.model.kind={config.model.kind!r}: config.variant={config.variant!r} has "
                         f"{'MLP' if players == 'mlp' else 'convolutional'} players: drop --config.model.kind, or use "

@@ -15,20 +15,30 @@ from aejax.nn import convolution
 
 
 class BatchNorm(nn.Module):
-  """Batch normalisation by the statistics of the batch at hand, in training and in sampling alike.
+  """Batch normalisation by the statistics of the batch at hand, in training and in sampling alike; for a
+  conditional generator class-conditional (de Vries et al. 2017, as in Miyato & Koyama 2018's generator): each
+  class's own scale and shift, so that the class survives the normalisation even of a batch of one class (a class
+  joined to the noise alone is a constant such a batch's mean removes).
 
   flax's `nn.BatchNorm` also keeps running averages for inference; a generator has no inference mode worth them:
   averages collected for the raw weights do not fit their moving average (`gan.ema_decay`), and samples drawn in
   batches of hundreds normalise as in training. So no state, and samples are drawn in batches (`sample`).
   """
+  num_classes: int = 0
   epsilon: float = 1e-5
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     axes = tuple(range(x.ndim - 1))
     mean, var = jnp.mean(x, axes), jnp.var(x, axes)
-    scale = self.param("scale", nn.initializers.ones, (x.shape[-1],))
-    bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],))
+    shape = (len(x),) + (1,) * (x.ndim - 2) + (x.shape[-1],)
+    if self.num_classes:
+      scale = 1.0 + nn.Embed(self.num_classes, x.shape[-1], embedding_init=nn.initializers.zeros)(labels)
+      bias = nn.Embed(self.num_classes, x.shape[-1], embedding_init=nn.initializers.zeros)(labels)
+      scale, bias = scale.reshape(shape), bias.reshape(shape)
+    else:
+      scale = self.param("scale", nn.initializers.ones, (x.shape[-1],))
+      bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],))
     return (x - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
 
 
@@ -61,7 +71,8 @@ class MLPGenerator(nn.Module):
 class ConvGenerator(nn.Module):
   """DCGAN's generator (Radford et al. 2016) scaled to small images: noise to a (H/2^L, W/2^L, `features[-1]`) map by a
   Dense layer, then L stride-2 4×4 transposed convolutions, each doubling the size, through `features` reversed to
-  the image's channels; batch norm and ReLU after every layer but the last, tanh at the end."""
+  the image's channels; batch norm (class-conditional for a conditional model) and ReLU after every layer but the
+  last, tanh at the end."""
   features: Sequence[int]
   image_shape: tuple[int, ...]
   num_classes: int = 0
@@ -74,11 +85,11 @@ class ConvGenerator(nn.Module):
     y = Embed(self.num_classes, z.shape[-1])(labels)
     h = z if y is None else jnp.concatenate([z, y], -1)
     h = nn.Dense(height // scale * width // scale * self.features[-1])(h)
-    h = nn.relu(BatchNorm()(h)).reshape(-1, height // scale, width // scale, self.features[-1])
+    h = nn.relu(BatchNorm(self.num_classes)(h, labels)).reshape(-1, height // scale, width // scale, self.features[-1])
     outputs = (*reversed(self.features[:-1]), channels)
     for i, features in enumerate(outputs):
       h = nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME")(h)
-      h = jnp.tanh(h) if i == len(outputs) - 1 else nn.relu(BatchNorm()(h))
+      h = jnp.tanh(h) if i == len(outputs) - 1 else nn.relu(BatchNorm(self.num_classes)(h, labels))
     return h
 
 
@@ -86,7 +97,8 @@ class Discriminator(nn.Module):
   """Images to one raw score each: an MLP (`conv` False: leaky-ReLU layers of `widths` over the flattened image) or
   DCGAN's discriminator (stride-2 4×4 convolutions of `widths` features, leaky ReLU, no batch norm, so that
   gradient penalties stay per image), then a linear output. Conditional: 'embedding' joins the class's embedding
-  to the input features, 'projection' adds <embed(y), φ(x)> to the output (Miyato & Koyama 2018)."""
+  to the input (an MLP's flattened pixels; a conv net's image as one more channel, an embedding of H·W numbers),
+  'projection' adds <embed(y), φ(x)> of the last features φ(x) to the output (Miyato & Koyama 2018)."""
   widths: Sequence[int]
   conv: bool
   leaky_slope: float = 0.2
@@ -96,12 +108,16 @@ class Discriminator(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     h = x
+    if self.num_classes and self.conditioning == "embedding":
+      if self.conv:
+        plane = Embed(self.num_classes, math.prod(x.shape[1:3]))(labels).reshape(*x.shape[:3], 1)
+        h = jnp.concatenate([x, plane], -1)
+      else:
+        h = jnp.concatenate([x.reshape(len(x), -1), Embed(self.num_classes, 64)(labels)], -1)
     if self.conv:
       for features in self.widths:
         h = nn.leaky_relu(nn.Conv(features, (4, 4), strides=(2, 2), padding="SAME")(h), self.leaky_slope)
     h = h.reshape(len(x), -1)
-    if self.num_classes and self.conditioning == "embedding":
-      h = jnp.concatenate([h, Embed(self.num_classes, 64)(labels)], -1)
     if not self.conv:
       for width in self.widths:
         h = nn.leaky_relu(nn.Dense(width)(h), self.leaky_slope)
@@ -113,11 +129,13 @@ class Discriminator(nn.Module):
 
 class GAN(nn.Module):
   """A generator and a discriminator, applied by `generate` and `discriminate` (`__call__`, for `init`, runs both);
-  `ema`: the run keeps a moving average of the generator's weights beside them."""
+  `ema`: the run keeps a moving average of the generator's weights beside them; `num_classes`: the classes both
+  players are conditioned on (0: unconditional)."""
   generator: nn.Module
   discriminator: nn.Module
   latent_dim: int
   ema: bool = False
+  num_classes: int = 0
 
   def generate(self, z: jax.Array, labels: jax.Array | None = None, train: bool = False) -> jax.Array:
     return self.generator(z, labels, train)
@@ -188,21 +206,19 @@ class StyleGenerator(nn.Module):
   image_shape: tuple[int, ...]
   mapping_layers: int = 4
   mixing: float = 0.9
-  num_classes: int = 0
 
   @nn.compact
   def __call__(self, z: jax.Array, labels: jax.Array | None = None, train: bool = False) -> jax.Array:
+    del labels  # Unconditional.
     height, width, channels = self.image_shape
     scale = 2 ** len(self.features)
     stages = (self.features[-1], *reversed(self.features))
     num_styles = len(stages) + 1  # The style layers and the output's.
-    y = Embed(self.num_classes, z.shape[-1])(labels)
     mapping = MappingNetwork(self.mapping_layers, z.shape[-1])
-    code = lambda z: z if y is None else jnp.concatenate([z, y], -1)  # noqa: E731
-    w = jnp.broadcast_to(mapping(code(z)), (num_styles, *z.shape[:1], z.shape[-1]))
+    w = jnp.broadcast_to(mapping(z), (num_styles, *z.shape[:1], z.shape[-1]))
     if train and self.mixing > 0:
       mix_key, cut_key, other_key = jax.random.split(self.make_rng("noise"), 3)
-      w_other = mapping(code(jax.random.normal(other_key, z.shape, z.dtype)))
+      w_other = mapping(jax.random.normal(other_key, z.shape, z.dtype))
       cut = jnp.where(jax.random.bernoulli(mix_key, self.mixing, (len(z),)),
                       jax.random.randint(cut_key, (len(z),), 1, num_styles), num_styles)
       w = jnp.where(jnp.arange(num_styles)[:, None, None] < cut[None, :, None], w, w_other[None])

@@ -48,7 +48,6 @@ def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   return c
 
 
-
 def validate(c: config_dict.ConfigDict) -> None:
   """Checks `config.rbm`, `config.dbn` and `config.eval.ais`; raises `ConfigError` on the first bad field."""
   r = c.rbm

@@ -43,7 +43,6 @@ def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   return c
 
 
-
 def validate(c: config_dict.ConfigDict) -> None:
   """Checks `config.som` and the optimiser settings the SOM's update needs; raises `ConfigError` on the first bad
   field."""
