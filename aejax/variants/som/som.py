@@ -38,7 +38,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_dict
-from sklearn import decomposition
 
 from aejax import images as images_lib, registry
 from aejax.data import catalog, input_pipeline
@@ -107,6 +106,7 @@ def describe(x: np.ndarray, pca: bool, autoencoder: nn.Module | None = None, par
     raise ConfigError(f"config.som.init='pca': the map's inputs have {x.shape[1]} dimension, and a PCA plane needs 2: "
                       "use --config.som.init=random")
   if pca:  # Once, on the host: scikit-learn's PCA by the eigenvectors of the D x D covariance (N >> D).
+    from sklearn import decomposition  # pylint: disable=g-import-not-at-top  (only a PCA start pays its import)
     fitted = decomposition.PCA(n_components=2, svd_solver="covariance_eigh").fit(x)
     axes, scales = fitted.components_.astype(np.float32), np.sqrt(fitted.explained_variance_).astype(np.float32)
   return Inputs(x.shape[1], x.mean(0), x.std(0), axes, scales, autoencoder, params)
