@@ -402,3 +402,13 @@ def test_translation_suite_scores_each_direction_beside_source_only(smoke_config
     assert summary[f"translation/{name}_source_only"] == pytest.approx(np.mean(target_judge.classify(x)[1] == labels))
     assert summary[f"translation/{name}_accuracy"] == pytest.approx(np.mean(target_judge.classify(moved)[1] == labels),
                                                                    abs=2e-3)
+
+
+def test_cyclegan_domains_of_other_channel_counts_are_one_line(monkeypatch):
+  from aejax.data import catalog  # pylint: disable=g-import-not-at-top
+  colour = dataclasses.replace(catalog.get("uci_digits"), image_shape=(8, 8, 3))
+  monkeypatch.setitem(catalog._REGISTRY, "colour_digits", colour)  # pylint: disable=protected-access
+  message = ("config.gan.domain_b='colour_digits': its images have 3 channel(s) and mnist's 1, and the translators "
+             "map no channels onto others")
+  with pytest.raises(ConfigError, match="^" + re.escape(message)):
+    _config("cyclegan", **{"gan.domain_b": "colour_digits"})
