@@ -109,6 +109,20 @@ def test_rbm_samples_are_its_gibbs_chains_visible_means(smoke_config):
     selection.select(gaussian, ("samples",))
 
 
+def test_dbn_samples_are_its_top_chains_propagated_down(smoke_config):
+  config = smoke_config("dbn", rbm__sample_steps=5)
+  variant = registry.get("dbn")
+  model = variant.build_model(config, (28, 28, 1))
+  params = jax.tree.map(np.zeros_like, model.init(jax.random.key(0), np.zeros((1, 28, 28, 1), np.float32)))
+  bias = np.linspace(-3, 3, 784, dtype=np.float32)
+  params["params"]["rbms_0"]["visible_bias"] = bias
+  x = variant.sample(model, config, params, jax.random.key(1), np.zeros(6, np.int32))
+  # Without weights the top chain's state reaches no pixel: each pixel's mean is sigmoid(RBM 0's visible bias).
+  np.testing.assert_allclose(np.asarray(x).reshape(6, 784), np.broadcast_to(1 / (1 + np.exp(-bias)), (6, 784)),
+                             rtol=1e-6)
+  assert "samples" in selection.select(config, None)
+
+
 def test_a_conditional_sampler_of_real_digits_is_accurate_and_far_closer_to_the_data(vae_run):
   config, workdir = vae_run
   images, labels = datasets.load_split("mnist", "train", config.data.data_dir, num_examples=2_000)

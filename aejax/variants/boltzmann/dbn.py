@@ -272,6 +272,20 @@ def sample_pictures(config: Config, layers: list[Layer], batch: Batch, key: jax.
           for steps, h in rbm.chain_snapshots(layers[-1], v, key, config.rbm.sample_steps, gaussian, gaussian_hidden)}
 
 
+def sample(model: DBN, config: Config, params: Params, key: jax.Array, labels: jax.Array) -> jax.Array:
+  """As many images as `labels` (read only for their number): the top RBM's Gibbs chains from noise after
+  `rbm.sample_steps` sweeps, each chain's last hidden sample propagated down to the pixels' means, mean-field (the
+  last row of the pictures' samples)."""
+  layers = unpack(params, len(layer_dims(config)))
+  gaussian, gaussian_hidden = units(config, len(layers) - 1)
+  noise_key, chain_key = jax.random.split(key)
+  shape = (len(labels), layers[-1][0].shape[0])
+  v = jax.random.normal(noise_key, shape) if gaussian else jax.random.bernoulli(noise_key, 0.5, shape).astype(
+      jnp.float32)
+  _, h = rbm.chain_snapshots(layers[-1], v, chain_key, config.rbm.sample_steps, gaussian, gaussian_hidden)[-1]
+  return visible_mean(config, down_pass(layers, h)).reshape(len(labels), *model.image_shape)
+
+
 def images(model: DBN, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams) -> dict:
   """RBM 0's filters, reconstructions through 1..L RBMs, and samples of the top RBM propagated down."""
   del hp
@@ -402,8 +416,9 @@ def validate(config: Config) -> None:
   validate_stack(config, "a DBN", 1)
   if "ais" in config.eval.suites:
     check_ais_fits(config)
+  rbm.check_samples_fit(config)
 
 
 registry.register("dbn", registry.Variant(
     build_model=build_model, hparams=rbm.hparams, evaluate=evaluate, images=images, train_step=train_step,
-    validate=validate, carry=carry, config_fields=fields.add, suites={"ais": ais_suite}))
+    validate=validate, carry=carry, config_fields=fields.add, suites={"ais": ais_suite}, sample=sample))

@@ -357,15 +357,20 @@ def _free_energies(weights: np.ndarray, visible_bias: np.ndarray, hidden_bias: n
   return np.concatenate([np.asarray(energy(v[i:i + batch_size])) for i in range(0, len(v), batch_size)])
 
 
+def check_samples_fit(config: Config) -> None:
+  """A `ConfigError` if the run names the samples suite and its pixels are not Bernoulli (an RBM's or a DBN's)."""
+  if "samples" in config.eval.suites and config.rbm.visible != "bernoulli":
+    raise ConfigError(f"suite 'samples' scores images in [0, 1], and rbm.visible={config.rbm.visible!r} samples "
+                      "standardised pixels: train with --config.rbm.visible=bernoulli, or drop 'samples'")
+
+
 def validate(config: Config) -> None:
   """The family's fields, a dense model, and what the `ais` suite needs when the run names it (an RBM reads none of
   the autoencoders' widths, activations or loss)."""
   fields.validate(config)
   if "ais" in config.eval.suites:
     check_ais_fits(config)
-  if "samples" in config.eval.suites and config.rbm.visible != "bernoulli":
-    raise ConfigError(f"suite 'samples' scores images in [0, 1], and rbm.visible={config.rbm.visible!r} samples "
-                      "standardised pixels: train with --config.rbm.visible=bernoulli, or drop 'samples'")
+  check_samples_fit(config)
   if config.model.kind != "mlp":
     raise ConfigError(f"config.model.kind={config.model.kind!r}: an RBM connects every pixel to every hidden unit; "
                       "use --config.model.kind=mlp")
