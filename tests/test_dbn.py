@@ -345,4 +345,4 @@ def test_a_gaussian_dbn_gets_no_shared_suite_that_would_feed_it_unstandardised_p
   assert selection.select(config, None) == ()
   with pytest.raises(ConfigError, match="its model has no encode\\(\\), which suite 'recon' needs"):
     selection.select(config, ("recon",))
-  assert selection.select(_config(data__binarize="dynamic"), None) == ("recon", "impute", "ais")
+  assert selection.select(_config(data__binarize="dynamic"), None) == ("recon", "impute", "samples", "ais")
