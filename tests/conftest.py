@@ -28,6 +28,13 @@ def mnist_manual_dir() -> pathlib.Path:
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
+def saved_checkpoint(workdir: pathlib.Path, step: int) -> dict:
+  """The whole train state a run in `workdir` checkpointed at `step`, as orbax restores it (nested dicts of arrays)."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  with ocp.CheckpointManager(workdir / "checkpoints") as manager:
+    return manager.restore(step)
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory, mnist_manual_dir) -> pathlib.Path:
   """A TFDS data dir with aejax_mnist prepared once per session from the IDX files, with the network blocked."""

@@ -7,14 +7,13 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from aejax import bundle, config as config_lib, registry, sweep as sweep_lib, train
 from aejax.errors import ConfigError
 from aejax.variants.adversarial import fields as fields_lib, gan, losses
 
-from conftest import REPO
+from conftest import REPO, saved_checkpoint
 
 REAL = np.array([-3.0, -0.5, 0.0, 0.7, 4.0], np.float32)
 FAKE = np.array([2.5, -1.0, 0.3, -4.0, 0.0], np.float32)
@@ -179,11 +178,6 @@ def test_cgan_draws_the_mode_it_is_given():
   assert np.mean(nearest == np.asarray(labels)) > 0.9
 
 
-def _checkpoint(workdir, step):
-  with ocp.CheckpointManager(workdir / "checkpoints") as manager:
-    return manager.restore(step)
-
-
 TWO_OPTIMISERS = {"num_steps": 20, "checkpoint_every": 10, "eval_every": 10, "gan__ema_decay": 0.9, "gan__d_steps": 2}
 
 
@@ -191,7 +185,7 @@ def test_resumed_two_player_run_equals_uninterrupted(smoke_config, tmp_path):
   train.train_and_evaluate(smoke_config("gan", **TWO_OPTIMISERS), tmp_path / "whole")
   train.train_and_evaluate(smoke_config("gan", **{**TWO_OPTIMISERS, "num_steps": 10}), tmp_path / "resumed")
   train.train_and_evaluate(smoke_config("gan", **TWO_OPTIMISERS), tmp_path / "resumed")
-  whole, resumed = _checkpoint(tmp_path / "whole", 20), _checkpoint(tmp_path / "resumed", 20)
+  whole, resumed = saved_checkpoint(tmp_path / "whole", 20), saved_checkpoint(tmp_path / "resumed", 20)
   assert set(whole["params"]) == {"params", "ema"}
   for x, y in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed), strict=True):
     np.testing.assert_array_equal(x, y)
@@ -205,8 +199,8 @@ def test_a_seed_and_rate_sweep_runs_as_one_bundle_as_if_alone(smoke_config, tmp_
   configs = [smoke_config("gan", **m) for m in members]
   bundle.train_bundle(configs, [tmp_path / f"member{k}" for k in range(2)])
   train.train_and_evaluate(configs[1], tmp_path / "alone")
-  for x, y in zip(jax.tree.leaves(_checkpoint(tmp_path / "alone", 10)),
-                  jax.tree.leaves(_checkpoint(tmp_path / "member1", 10)), strict=True):
+  for x, y in zip(jax.tree.leaves(saved_checkpoint(tmp_path / "alone", 10)),
+                  jax.tree.leaves(saved_checkpoint(tmp_path / "member1", 10)), strict=True):
     # Float noise of the vmapped program; Adam moves a weight by about its rate a step (D here: 2e-3, not 5e-4).
     np.testing.assert_allclose(x, y, rtol=1e-3, atol=5e-5)
 

@@ -9,7 +9,6 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from aejax import bundle, config as config_lib, registry, train
@@ -17,7 +16,7 @@ from aejax.data import input_pipeline
 from aejax.errors import ConfigError
 from aejax.variants.boltzmann import fields as fields_lib, rbm
 
-from conftest import REPO
+from conftest import REPO, saved_checkpoint
 
 SHAPE = (2, 3, 1)  # Six visible units, as images.
 NAMES = ("weights", "visible_bias", "hidden_bias")
@@ -246,11 +245,6 @@ def test_gaussian_reconstruction_error_is_in_the_images_units():
   np.testing.assert_allclose(errors[1], 4 * errors[0], rtol=1e-5)
 
 
-def _checkpoint(workdir, step):
-  with ocp.CheckpointManager(workdir / "checkpoints") as manager:
-    return manager.restore(step)
-
-
 @pytest.fixture(scope="module")
 def pcd_run(smoke_config, tmp_path_factory):
   """The workdir of an uninterrupted PCD run of 40 steps."""
@@ -262,7 +256,7 @@ def pcd_run(smoke_config, tmp_path_factory):
 def test_pcd_resumed_run_equals_uninterrupted_parameters_and_chains(pcd_run, smoke_config, tmp_path):
   train.train_and_evaluate(smoke_config("rbm", **{**PCD, "num_steps": 20}), tmp_path)
   train.train_and_evaluate(smoke_config("rbm", **PCD), tmp_path)
-  whole, resumed = _checkpoint(pcd_run, 40), _checkpoint(tmp_path, 40)
+  whole, resumed = saved_checkpoint(pcd_run, 40), saved_checkpoint(tmp_path, 40)
   assert whole["carry"]["chains"].shape == (64, 784)
   for x, y in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed), strict=True):
     np.testing.assert_array_equal(x, y)
@@ -272,7 +266,7 @@ def test_pcd_resumed_run_equals_uninterrupted_parameters_and_chains(pcd_run, smo
   init_key = train.make_keys(jnp.asarray(config.seed), False)[0]
   fresh = train.create_state(variant, variant.build_model(config, (28, 28, 1)), config, init_key,
                              jnp.zeros((1, 28, 28, 1)))
-  saved = _checkpoint(tmp_path, 20)["carry"]["chains"]
+  saved = saved_checkpoint(tmp_path, 20)["carry"]["chains"]
   assert saved.shape == fresh.carry["chains"].shape and not np.array_equal(saved, fresh.carry["chains"])
 
 
@@ -293,12 +287,12 @@ def test_bundle_members_end_as_if_trained_alone(pcd_run, smoke_config, tmp_path)
   for k, member in enumerate(MEMBERS):
     if k:
       train.train_and_evaluate(config(member), alone[k])
-    for x, y in zip(jax.tree.leaves(_checkpoint(alone[k], 40)), jax.tree.leaves(_checkpoint(workdirs[k], 40)),
-                    strict=True):
+    for x, y in zip(jax.tree.leaves(saved_checkpoint(alone[k], 40)),
+                    jax.tree.leaves(saved_checkpoint(workdirs[k], 40)), strict=True):
       np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
     row = [r for r in _rows(alone[k]) if "test/recon_error" in r][-1]
     assert summaries[k]["test/recon_error"] == pytest.approx(row["test/recon_error"], rel=1e-4)
-  weights = [_checkpoint(w, 40)["params"]["params"]["weights"] for w in workdirs]
+  weights = [saved_checkpoint(w, 40)["params"]["params"]["weights"] for w in workdirs]
   assert not np.allclose(weights[0], weights[1], rtol=1e-2) and not np.allclose(weights[0], weights[2], rtol=1e-2)
 
 

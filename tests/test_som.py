@@ -10,14 +10,13 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from aejax import bundle, config as config_lib, registry, signals, train
 from aejax.errors import ConfigError
 from aejax.variants.som import fields, grids, pictures, som
 
-from conftest import REPO
+from conftest import REPO, saved_checkpoint
 
 VARIANT = registry.get("som")
 
@@ -207,11 +206,6 @@ RUN = dict(eval__suites=(), num_images=2, som__mode="online", learning_rate=0.5,
            checkpoint_every=10)
 
 
-def _checkpoint(workdir, step):
-  with ocp.CheckpointManager(workdir / "checkpoints") as manager:
-    return manager.restore(step)
-
-
 @pytest.fixture(scope="module")
 def whole_run(smoke_config, tmp_path_factory):
   workdir = tmp_path_factory.mktemp("som") / "whole"
@@ -236,7 +230,7 @@ def test_run_resumed_after_sigterm_equals_uninterrupted(whole_run, smoke_config,
     train.train_and_evaluate(smoke_config("som", **RUN), tmp_path)
   monkeypatch.undo()
   train.train_and_evaluate(smoke_config("som", **RUN), tmp_path)
-  whole, resumed = _checkpoint(whole_run[0], 20), _checkpoint(tmp_path, 20)
+  whole, resumed = saved_checkpoint(whole_run[0], 20), saved_checkpoint(tmp_path, 20)
   for x, y in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed), strict=True):
     np.testing.assert_array_equal(x, y)
 
@@ -253,10 +247,11 @@ def test_bundle_of_equal_maps_ends_as_if_trained_alone(whole_run, smoke_config, 
   bundle.train_bundle([config({}), config(other)], [tmp_path / "m0", tmp_path / "m1"])
   train.train_and_evaluate(config(other), tmp_path / "alone1")
   for alone, member in ((whole_run[0], tmp_path / "m0"), (tmp_path / "alone1", tmp_path / "m1")):
-    for x, y in zip(jax.tree.leaves(_checkpoint(alone, 20)), jax.tree.leaves(_checkpoint(member, 20)), strict=True):
+    for x, y in zip(jax.tree.leaves(saved_checkpoint(alone, 20)), jax.tree.leaves(saved_checkpoint(member, 20)),
+                    strict=True):
       np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
-  assert not np.allclose(_checkpoint(tmp_path / "m0", 20)["params"]["prototypes"],
-                         _checkpoint(tmp_path / "m1", 20)["params"]["prototypes"], atol=1e-2)
+  assert not np.allclose(saved_checkpoint(tmp_path / "m0", 20)["params"]["prototypes"],
+                         saved_checkpoint(tmp_path / "m1", 20)["params"]["prototypes"], atol=1e-2)
 
 
 def test_map_of_an_autoencoders_codes(smoke_config, tmp_path):
@@ -268,8 +263,8 @@ def test_map_of_an_autoencoders_codes(smoke_config, tmp_path):
   config = smoke_config("som_codes", som__input_workdir=str(ae_dir), num_images=2, data__num_train=512,
                         batch_size=512, data__num_test=256, eval__num_train=512)
   summary = train.train_and_evaluate(config, tmp_path / "som")
-  restored = _checkpoint(tmp_path / "som", 10)["params"]
-  ae = _checkpoint(ae_dir, 10)["params"]
+  restored = saved_checkpoint(tmp_path / "som", 10)["params"]
+  ae = saved_checkpoint(ae_dir, 10)["params"]
   for x, y in zip(jax.tree.leaves(ae), jax.tree.leaves(restored["autoencoder"]), strict=True):
     np.testing.assert_array_equal(x, y)  # Frozen.
   assert restored["prototypes"].shape == (36, 32)
