@@ -28,6 +28,17 @@ def mnist_manual_dir() -> pathlib.Path:
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
+def _session_dir(tmp_path_factory, name: str) -> pathlib.Path:
+  """A folder of this test session that pytest-xdist's workers share (their temp folders sit side by side), so the
+  prepared MNIST and the samples suite's classifiers are made once, not once per worker: aejax's own locks make
+  the second worker wait for the first (or take what it left)."""
+  base = tmp_path_factory.getbasetemp()
+  root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+  path = root / name
+  path.mkdir(exist_ok=True)
+  return path
+
+
 def saved_checkpoint(workdir: pathlib.Path, step: int) -> dict:
   """The whole train state a run in `workdir` checkpointed at `step`, as orbax restores it (nested dicts of arrays)."""
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
@@ -39,7 +50,7 @@ def saved_checkpoint(workdir: pathlib.Path, step: int) -> dict:
 def data_dir(tmp_path_factory, mnist_manual_dir) -> pathlib.Path:
   """A TFDS data dir with aejax_mnist prepared once per session from the IDX files, with the network blocked."""
   from aejax.data import datasets  # pylint: disable=g-import-not-at-top
-  root = tmp_path_factory.mktemp("tfds")
+  root = _session_dir(tmp_path_factory, "tfds")
   attempts = []
 
   def no_network(*args, **kwargs):
@@ -59,7 +70,7 @@ def smoke_config(data_dir, mnist_manual_dir, tmp_path_factory):
   """`smoke_config(name, **fields)`: `experiments/<name>.py:smoke` on the session's MNIST, with fields overridden;
   the samples suite's classifiers are cached in a folder of the session, not the user's."""
   from aejax import config as config_lib  # pylint: disable=g-import-not-at-top
-  classifier_dir = tmp_path_factory.mktemp("classifiers")
+  classifier_dir = _session_dir(tmp_path_factory, "classifiers")
 
   def make(name: str, **fields):
     c = config_lib.from_file(f"{REPO}/experiments/{name}.py:smoke")
