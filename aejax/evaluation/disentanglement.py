@@ -187,7 +187,7 @@ def factor_vae_score(truth: GroundTruth, encode: Encode, seed: Seed, *, group_si
   codes, _ = sample_codes(truth, encode, num_variance, rng, batch_size)
   require_units(codes.shape[1], len(truth.factor_sizes), "the FactorVAE score")
   scale = codes.var(axis=0, ddof=1)
-  active = np.sqrt(scale) >= prune_std
+  active = (np.sqrt(scale) >= prune_std) & (scale > 0)  # A constant unit has no normalised variance.
   if not active.any():
     return {"train_accuracy": 0.0, "eval_accuracy": 0.0, "num_active_units": 0.0}
   train_votes = _factor_vae_votes(truth, encode, num_train, group_size, scale, active, rng, batch_size)
