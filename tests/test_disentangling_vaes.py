@@ -91,6 +91,18 @@ def test_tcvae_terms_match_a_numpy_transcription_and_sum_to_the_one_draw_kl(stra
   np.testing.assert_allclose(got["mi"] + got["tc"] + got["dim_kl"], kl, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("stratified", [False, True])
+def test_when_all_posteriors_coincide_mss_finds_no_mi_or_tc_and_mws_reads_log_n(stratified):
+  mean, logvar = jnp.tile(jnp.asarray(MEAN[:1], jnp.float32), (6, 1)), jnp.tile(jnp.asarray(LOGVAR[:1]), (6, 1))
+  z = jnp.asarray(Z, jnp.float32)
+  got = jax.jit(tcvae.decomposition, static_argnums=(3, 4))(z, mean, logvar, 50, stratified)
+  kl = scipy.stats.norm.logpdf(Z, MEAN[:1], np.exp(0.5 * LOGVAR[:1])).sum(-1) - scipy.stats.norm.logpdf(Z).sum(-1)
+  bias = np.log(50) if not stratified else 0.0  # q(z) is each posterior: MI = TC = 0 (diagonal Gaussians).
+  np.testing.assert_allclose(got["mi"], bias, atol=1e-4)
+  np.testing.assert_allclose(got["tc"], 2 * bias, atol=1e-4)
+  np.testing.assert_allclose(got["dim_kl"], kl - 3 * bias, rtol=1e-5, atol=1e-4)
+
+
 def test_stratified_weights_sum_to_one_per_image_and_padding_weighs_nothing():
   valid = jnp.array([1, 1, 1, 1, 0, 0], jnp.float32)
   log_w = np.asarray(tcvae.log_batch_weights(valid, 50, stratified=True))

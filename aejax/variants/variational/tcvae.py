@@ -11,6 +11,11 @@ image's q(z_i|x_j) by 1/(NM); minibatch-stratified sampling (MSS) by 1/N for its
 other (the next in the batch) and 1/M' for the rest, M' = M - 1. The authors' code (rtqichen/beta-tcvae) puts
 that one other weight twice in one row and in none of another (its pull request #1); here each row sums to 1.
 
+Where the posteriors of a batch coincide (as near initialisation), q(z) is each of them: MI and TC are 0. MSS's
+weights sum to 1 and find that; MWS's sum to 1/N, so it reads MI as log N and TC as (D - 1)·log N, and the
+dimension-wise KL as the KL less D·log N (tests/test_disentangling_vaes.py): its terms are biased where its sum
+is not.
+
 The KL warm-up (`kl_warmup_steps`) ramps the three terms together. Test metrics: the terms per image, estimated
 within each evaluation batch (its padding left out), beside the VAE's (the closed-form `kl`, `neg_elbo`).
 """
