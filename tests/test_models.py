@@ -52,7 +52,7 @@ def test_decoder_widths_default_to_the_mirrored_encoder():
 @pytest.mark.parametrize("kind,halvings", [("conv", "2x poolings"), ("strided_conv", "stride-2 convolutions")])
 def test_conv_halvings_must_divide_the_image(kind, halvings):
   c = _config("ae", kind=kind, conv_features=(8, 16, 32))
-  with pytest.raises(ConfigError, match=rf"config.model.conv_features=.*: 3 {halvings} need image sides divisible by 8"):
+  with pytest.raises(ConfigError, match=rf"config.model.conv_features=.*: 3 {halvings} need image sides divisible by"):
     registry.get("ae").build_model(c, (28, 28, 1))
 
 
