@@ -28,7 +28,7 @@ NOISE_TYPES = ("gaussian", "mask")
 BINARIZE = ("none", "static", "dynamic")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
-MODEL_KINDS = ("mlp", "conv")
+MODEL_KINDS = ("mlp", "conv", "strided_conv")
 UPSAMPLES = ("nearest", "transpose")
 CONV_IMPLS = ("auto", "xla", "cpu")
 WANDB_MODES = ("online", "offline", "disabled")
@@ -77,7 +77,11 @@ def base_config() -> config_dict.ConfigDict:
   c.model.decoder_widths = config_dict.placeholder(tuple)  # None: mirror of the encoder.
   c.model.activation = "relu"
   c.model.code_activation = "linear"
-  c.model.conv_features = (32, 64)  # kind='conv': a 3x3 conv + 2x2 max-pool per entry, mirrored by the decoder.
+  # kind='conv': a 3x3 conv + 2x2 max-pool per entry, mirrored by the decoder. kind='strided_conv': a 4x4 stride-2
+  # conv per entry, then Dense layers of `encoder_widths`, mirrored by the decoder (Dense layers, then stride-2
+  # transposed convs); (32, 32, 64, 64) with encoder_widths (256,) on 64x64 images is the net disentanglement papers
+  # share (Higgins et al. 2017; Locatello et al. 2019).
+  c.model.conv_features = (32, 64)
   c.model.upsample = "nearest"  # Or 'transpose': stride-2 transposed convs in the conv decoder.
   # kind='conv': True makes the code spatial, the last pooled map through a 3x3 conv to `code_channels`
   # channels, with no Dense layer (`latent_dim`, the size of a vector code, is then unused); not for VAEs.
@@ -436,6 +440,8 @@ def validate(config: config_dict.ConfigDict) -> None:
   m = config.model
   require(not m.spatial_code or m.kind == "conv", "config.model.spatial_code", m.spatial_code,
            "a spatial code needs the conv encoder: add --config.model.kind=conv")
+  require(m.kind != "strided_conv" or m.conv_impl != "cpu", "config.model.conv_impl", m.conv_impl,
+           "kind='strided_conv' runs XLA's convolution, and 'cpu' is for kind='conv': use auto or xla")
   require(m.code_channels > 0, "config.model.code_channels", m.code_channels, "use a positive channel count")
   require(len(m.conv_features) > 0 and all(f > 0 for f in m.conv_features), "config.model.conv_features",
            tuple(m.conv_features), "use one or more positive feature counts, e.g. '(32,64)'")

@@ -211,6 +211,7 @@ def test_a_seed_and_rate_sweep_runs_as_one_bundle_as_if_alone(smoke_config, tmp_
     ("gan", {"gan.loss": "wasserstein"}, "config.gan.loss='wasserstein': an unconstrained Wasserstein critic"),
     ("gan", {"gan.loss": "wgan"}, "config.gan.loss='wgan': use one of non_saturating, minimax, hinge"),
     ("dcgan", {"model.kind": "mlp"}, "config.model.kind='mlp': config.variant='dcgan' has convolutional players"),
+    ("cgan", {"model.kind": "strided_conv"}, "config.model.kind='strided_conv': cgan's players are MLPs or DCGAN's"),
     ("gan", {"adam_b1": 0.5, "optimizer": "sgd"}, "config.adam_b1=(0.5, 0.999): only optimizer='adam' or 'adamw'"),
 ])
 def test_bad_gan_fields_are_one_line_errors(variant, fields, message):

@@ -18,7 +18,8 @@ def _config(variant: str, **model):
   return c
 
 
-@pytest.mark.parametrize("kind,upsample", [("mlp", "nearest"), ("conv", "nearest"), ("conv", "transpose")])
+@pytest.mark.parametrize("kind,upsample", [("mlp", "nearest"), ("conv", "nearest"), ("conv", "transpose"),
+                                          ("strided_conv", "nearest")])
 @pytest.mark.parametrize("variant", ["ae", "vae"])
 def test_shapes(variant, kind, upsample):
   c = _config(variant, kind=kind, upsample=upsample)
@@ -48,7 +49,42 @@ def test_decoder_widths_default_to_the_mirrored_encoder():
   assert kernels("decoder") == [(7, 16), (16, 32), (32, 784)]
 
 
-def test_conv_poolings_must_divide_the_image():
-  c = _config("ae", kind="conv", conv_features=(8, 16, 32))
-  with pytest.raises(ConfigError, match=r"config.model.conv_features=.*divisible by 8"):
+@pytest.mark.parametrize("kind,halvings", [("conv", "2x poolings"), ("strided_conv", "stride-2 convolutions")])
+def test_conv_halvings_must_divide_the_image(kind, halvings):
+  c = _config("ae", kind=kind, conv_features=(8, 16, 32))
+  with pytest.raises(ConfigError, match=rf"config.model.conv_features=.*: 3 {halvings} need image sides divisible by"):
     registry.get("ae").build_model(c, (28, 28, 1))
+
+
+def _conv(k, cin, cout):
+  return k * k * cin * cout + cout
+
+
+def _dense(n_in, n_out):
+  return n_in * n_out + n_out
+
+
+def test_the_disentanglement_papers_64x64_net_has_their_layers():
+  # Higgins et al. 2017 / Locatello et al. 2019: 4x4 stride-2 convs 32-32-64-64, Dense 256, a 10-d Gaussian code;
+  # the decoder Dense 256, Dense 4x4x64, 4x4 stride-2 transposed convs 64-32-32-1.
+  c = _config("vae", kind="strided_conv", conv_features=(32, 32, 64, 64), encoder_widths=(256,))
+  c.latent_dim = 10
+  v = registry.get("vae")
+  model = v.build_model(c, (64, 64, 1))
+  x = jnp.zeros((3, 64, 64, 1))
+  params = jax.eval_shape(lambda k: v.init(model, k, x), jax.random.key(0))
+  out = jax.eval_shape(lambda p, k: model.apply(p, x, k), params, jax.random.key(1))
+  assert out["logits"].shape == (3, 64, 64, 1) and out["mean"].shape == out["logvar"].shape == (3, 10)
+  p = params["params"]
+  shapes = lambda module: {name: layer["kernel"].shape for name, layer in p[module].items()}  # noqa: E731
+  assert shapes("encoder") == {"Conv_0": (4, 4, 1, 32), "Conv_1": (4, 4, 32, 32), "Conv_2": (4, 4, 32, 64),
+                               "Conv_3": (4, 4, 64, 64), "Dense_0": (4 * 4 * 64, 256)}
+  assert shapes("decoder") == {"Dense_0": (10, 256), "Dense_1": (256, 4 * 4 * 64), "ConvTranspose_0": (4, 4, 64, 64),
+                               "ConvTranspose_1": (4, 4, 64, 32), "ConvTranspose_2": (4, 4, 32, 32),
+                               "ConvTranspose_3": (4, 4, 32, 1)}
+  encoder = _conv(4, 1, 32) + _conv(4, 32, 32) + _conv(4, 32, 64) + _conv(4, 64, 64) + _dense(1024, 256)
+  heads = 2 * _dense(256, 10)
+  decoder = (_dense(10, 256) + _dense(256, 1024) + _conv(4, 64, 64) + _conv(4, 64, 32) + _conv(4, 32, 32)
+             + _conv(4, 32, 1))
+  assert encoder + heads + decoder == 764_245  # 377,792 + 5,140 + 381,313, added up by hand.
+  assert sum(leaf.size for leaf in jax.tree.leaves(params)) == encoder + heads + decoder

@@ -103,6 +103,55 @@ class ConvDecoder(nn.Module):
     return conv3x3(channels, self.conv_impl)(x)
 
 
+def conv4x4_stride2(features: int, transpose: bool = False) -> nn.Module:
+  """A 4x4 'SAME' convolution of stride 2 (XLA's convolution), halving the map, or as a transposed one doubling it."""
+  layer = nn.ConvTranspose if transpose else nn.Conv
+  return layer(features, (4, 4), strides=(2, 2), padding="SAME")
+
+
+class StridedConvEncoder(nn.Module):
+  """Per feature count a 4x4 stride-2 conv + activation (each halves the map), flattened, then Dense + activation per
+  width. With features (32, 32, 64, 64) and widths (256,), the 64x64 encoder that disentanglement papers share
+  (Higgins et al. 2017, Burgess et al. 2018, Kim & Mnih 2018, Chen et al. 2018, Locatello et al. 2019)."""
+  features: Sequence[int]
+  widths: Sequence[int]
+  activation: str = "relu"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    act = ACTIVATIONS[self.activation]
+    for f in self.features:
+      x = act(conv4x4_stride2(f)(x))
+    x = x.reshape(x.shape[0], -1)
+    for width in self.widths:
+      x = act(nn.Dense(width)(x))
+    return x
+
+
+class StridedConvDecoder(nn.Module):
+  """`StridedConvEncoder`'s mirror: Dense + activation per width, Dense + activation to the smallest map of
+  `features[0]` channels, a 4x4 stride-2 transposed conv + activation per further feature count (each doubles the
+  map), and a last one to the image's channels (logits). The papers' decoder: widths (256,), features (64, 64, 32, 32):
+  Dense 256, Dense 4x4x64, transposed convs 64-32-32-channels."""
+  features: Sequence[int]
+  widths: Sequence[int]
+  output_shape: Shape
+  activation: str = "relu"
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    act = ACTIVATIONS[self.activation]
+    height, width, channels = self.output_shape
+    scale = 2 ** len(self.features)
+    for w in self.widths:
+      z = act(nn.Dense(w)(z))
+    x = act(nn.Dense((height // scale) * (width // scale) * self.features[0])(z))
+    x = x.reshape(z.shape[0], height // scale, width // scale, self.features[0])
+    for f in self.features[1:]:
+      x = act(conv4x4_stride2(f, transpose=True)(x))
+    return conv4x4_stride2(channels, transpose=True)(x)
+
+
 class AutoEncoder(nn.Module):
   """x -> code h = act(Dense(encoder(x))) -> decoder logits; with `latent_dim` None, h = act(encoder(x)).
 
@@ -222,15 +271,20 @@ def build_backbone(config: config_dict.ConfigDict, input_shape: Shape) -> tuple[
   A conv encoder with `model.spatial_code` ends in its code; otherwise the model adds a vector code's layer.
   """
   m = config.model
-  if m.kind == "conv":
+  decoder_widths = m.decoder_widths if m.decoder_widths is not None else tuple(reversed(m.encoder_widths))
+  if m.kind in ("conv", "strided_conv"):
     scale = 2 ** len(m.conv_features)
     if len(input_shape) != 3 or input_shape[0] % scale or input_shape[1] % scale:
+      halvings = "2x poolings" if m.kind == "conv" else "stride-2 convolutions"
       raise ConfigError(
-          f"config.model.conv_features={tuple(m.conv_features)!r}: {len(m.conv_features)} 2x poolings need image "
+          f"config.model.conv_features={tuple(m.conv_features)!r}: {len(m.conv_features)} {halvings} need image "
           f"sides divisible by {scale}, got {input_shape}; use fewer conv layers")
+  if m.kind == "strided_conv":
+    return (StridedConvEncoder(tuple(m.conv_features), tuple(m.encoder_widths), m.activation),
+            StridedConvDecoder(tuple(reversed(m.conv_features)), tuple(decoder_widths), input_shape, m.activation))
+  if m.kind == "conv":
     code_channels = m.code_channels if m.spatial_code else None
     return (ConvEncoder(tuple(m.conv_features), m.activation, m.conv_impl, code_channels),
             ConvDecoder(tuple(reversed(m.conv_features)), input_shape, m.activation, m.upsample, m.conv_impl))
-  decoder_widths = m.decoder_widths if m.decoder_widths is not None else tuple(reversed(m.encoder_widths))
   return (MLPEncoder(tuple(m.encoder_widths), m.activation),
           MLPDecoder(tuple(decoder_widths), input_shape, m.activation))

@@ -29,8 +29,6 @@ from aejax.registry import Batch, Config, HParams, Params
 from aejax.variants import common
 from aejax.variants.adversarial import fields, losses, networks
 
-PLAYERS = ("generator", "discriminator")
-
 
 def player_widths(config: Config, conv: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
   """The discriminator's layers (`model.conv_features` or `model.encoder_widths`) and the generator's (their mirror
@@ -99,25 +97,39 @@ def optimizer(config: Config, make: Callable[[Config], optax.GradientTransformat
   d_config.learning_rate = config.learning_rate * config.gan.d_rate_scale
   d_config.num_steps = config.num_steps * config.gan.d_steps
   d_config.warmup_steps = config.warmup_steps * config.gan.d_steps
+  return players_optimizer(make(config), make(d_config))
+
+
+def players_optimizer(generator: optax.GradientTransformation, discriminator: optax.GradientTransformation,
+                      player_of: Callable[[str], str] = lambda module: module) -> optax.GradientTransformation:
+  """`generator` for the parameters of the 'generator' player, `discriminator` for those of the 'discriminator', and
+  nothing for collections beside 'params' (a moving average). `player_of` names the player of each top-level module
+  of `params['params']`: a GAN's modules are its players."""
 
   def labels(params: Params) -> Params:
     return {**{k: jax.tree.map(lambda _: "frozen", v) for k, v in params.items() if k != "params"},
-            "params": {p: jax.tree.map(lambda _, p=p: p, params["params"][p]) for p in PLAYERS}}
+            "params": {m: jax.tree.map(lambda _, p=player_of(m): p, v) for m, v in params["params"].items()}}
 
   return optax.transforms.partition(
-      {"generator": make(config), "discriminator": make(d_config), "frozen": optax.set_to_zero()}, labels)
+      {"generator": generator, "discriminator": discriminator, "frozen": optax.set_to_zero()}, labels)
+
+
+def update_modules(state: Any, player: str, grads: dict[str, Params]) -> Any:
+  """`state` after one optimiser update of `player`, whose top-level modules' gradients `grads` holds ({module:
+  gradients}); the other player's parameters and optimiser state unchanged (the update computed for its zero
+  gradients is discarded, and XLA drops it)."""
+  full = jax.tree.map(jnp.zeros_like, state.params)
+  full["params"] = {**full["params"], **grads}
+  updates, opt_state = state.tx.update(full, state.opt_state, state.params)
+  moved = optax.apply_updates(state.params, updates)
+  params = {**state.params, "params": {**state.params["params"], **{m: moved["params"][m] for m in grads}}}
+  inner = {**state.opt_state.inner_states, player: opt_state.inner_states[player]}
+  return state.replace(params=params, opt_state=opt_state._replace(inner_states=inner))
 
 
 def update_player(state: Any, player: str, grads: Params) -> Any:
-  """`state` after one optimiser update of `player`'s parameters by `grads`; the other player's parameters and
-  optimiser state unchanged (the update computed for its zero gradients is discarded, and XLA drops it)."""
-  full = jax.tree.map(jnp.zeros_like, state.params)
-  full["params"][player] = grads
-  updates, opt_state = state.tx.update(full, state.opt_state, state.params)
-  moved = optax.apply_updates(state.params, updates)
-  params = {**state.params, "params": {**state.params["params"], player: moved["params"][player]}}
-  inner = {**state.opt_state.inner_states, player: opt_state.inner_states[player]}
-  return state.replace(params=params, opt_state=opt_state._replace(inner_states=inner))
+  """`state` after one optimiser update of `player`'s parameters (the module of its name) by `grads`."""
+  return update_modules(state, player, {player: grads})
 
 
 def scorer(model: nn.Module, discriminator: Params, labels: jax.Array | None = None,
@@ -244,6 +256,9 @@ def make_validate(players: str | None, conditional: bool):
     if conditional and catalog.get(config.data.name).num_classes < 2:
       raise ConfigError(f"config.data.name={config.data.name!r} has no classes to condition on: use an "
                         "unconditional variant (gan, dcgan, stylegan), or a labelled data set such as mnist")
+    if players is None and config.model.kind not in ("mlp", "conv"):
+      raise ConfigError(f"config.model.kind={config.model.kind!r}: cgan's players are MLPs or DCGAN's convolutional "
+                        "nets: use --config.model.kind=mlp or conv")
     if config.model.kind == "conv":
       check_doublings(config, len(config.model.conv_features), "the generator doubles its map")
     if players is not None and config.model.kind != ("mlp" if players == "mlp" else "conv"):

@@ -30,15 +30,20 @@ def hparams(config: Config) -> dict[str, float]:
   return {"beta": float(config.beta), "kl_warmup_steps": float(config.kl_warmup_steps)}
 
 
+def warmup(hp: HParams, step: jax.Array) -> jax.Array:
+  """The KL term's ramp: linear from 0 to 1 over the first `kl_warmup_steps` steps when that is positive, else 1."""
+  steps = hp["kl_warmup_steps"]
+  return jnp.where(steps > 0, jnp.minimum(1.0, (step + 1) / jnp.maximum(steps, 1.0)), 1.0)
+
+
 def kl_weight(hp: HParams, step: jax.Array) -> jax.Array:
   """β, ramped linearly from 0 over the first `kl_warmup_steps` steps when that is positive."""
-  warmup = hp["kl_warmup_steps"]
-  ramp = jnp.where(warmup > 0, jnp.minimum(1.0, (step + 1) / jnp.maximum(warmup, 1.0)), 1.0)
-  return hp["beta"] * ramp
+  return hp["beta"] * warmup(hp, step)
 
 
-def _terms(model: models.GaussianAutoEncoder, config: Config, params: Params, x: jax.Array,
-           key: jax.Array) -> tuple[jax.Array, jax.Array]:
+def nll_and_kl(model: models.GaussianAutoEncoder, config: Config, params: Params, x: jax.Array,
+               key: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Per image: -log p(x|z) at one draw z ~ q(z|x) (of `key`), and the closed-form KL(q(z|x) ‖ p(z))."""
   out = model.apply(params, x, key)
   return common.decoder_nll(config, out["logits"], x), losses.gaussian_kl(out["mean"], out["logvar"])
 
@@ -90,7 +95,7 @@ def loss(model: models.GaussianAutoEncoder, config: Config, params: Params, batc
     log_w = log_weights(model, config, params, batch["image"], key, config.iwae_samples)
     neg_bound = -iwae_bound(log_w).mean()
     return neg_bound, {"neg_iwae_bound": neg_bound, "neg_elbo": -log_w.mean()}
-  nll, kl = _terms(model, config, params, batch["image"], key)
+  nll, kl = nll_and_kl(model, config, params, batch["image"], key)
   weight = kl_weight(hp, step)
   nll, kl = nll.mean(), kl.mean()
   return nll + weight * kl, {"recon": nll, "kl": kl, "neg_elbo": nll + kl, "kl_weight": weight}
@@ -99,7 +104,7 @@ def loss(model: models.GaussianAutoEncoder, config: Config, params: Params, batc
 def evaluate(model: models.GaussianAutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array,
              hp: HParams) -> dict:
   x = batch["image"]
-  nll, kl = _terms(model, config, params, x, key)
+  nll, kl = nll_and_kl(model, config, params, x, key)
   mean, _ = model.apply(params, x, method=model.encode)
   logits = model.apply(params, mean, method=model.decode)
   metrics = {"loss": nll + hp["beta"] * kl, "recon": nll, "kl": kl, "neg_elbo": nll + kl,
