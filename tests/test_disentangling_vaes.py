@@ -242,12 +242,15 @@ def test_the_discriminator_learns_to_tell_dependent_codes_from_their_permutation
 
 
 FOUR_STEPS = {"num_steps": 4, "checkpoint_every": 2, "eval_every": 2, "log_every": 2, "data__num_test": 64}
+# The loop's own checks on a Dense net (seconds): the experiments' strided conv net runs once, in beta_tcvae's smoke.
+DENSE = {"model__kind": "mlp", "model__encoder_widths": (64,)}
 
 
 def test_resumed_factor_vae_equals_uninterrupted(smoke_config, tmp_path):
-  train.train_and_evaluate(smoke_config("factor_vae", **FOUR_STEPS), tmp_path / "whole")
-  train.train_and_evaluate(smoke_config("factor_vae", **{**FOUR_STEPS, "num_steps": 2}), tmp_path / "resumed")
-  train.train_and_evaluate(smoke_config("factor_vae", **FOUR_STEPS), tmp_path / "resumed")
+  fields = {**FOUR_STEPS, **DENSE}
+  train.train_and_evaluate(smoke_config("factor_vae", **fields), tmp_path / "whole")
+  train.train_and_evaluate(smoke_config("factor_vae", **{**fields, "num_steps": 2}), tmp_path / "resumed")
+  train.train_and_evaluate(smoke_config("factor_vae", **fields), tmp_path / "resumed")
   whole, resumed = saved_checkpoint(tmp_path / "whole", 4), saved_checkpoint(tmp_path / "resumed", 4)
   assert "discriminator" in whole["params"]["params"]
   for x, y in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed), strict=True):
@@ -258,7 +261,8 @@ def test_resumed_factor_vae_equals_uninterrupted(smoke_config, tmp_path):
 
 @pytest.mark.parametrize("name", ["beta_tcvae", "beta_vae_capacity"])
 def test_smoke_runs_report_their_terms(smoke_config, tmp_path, name):
-  summary = train.train_and_evaluate(smoke_config(name, **FOUR_STEPS), tmp_path / "run")
+  fields = FOUR_STEPS if name == "beta_tcvae" else {**FOUR_STEPS, **DENSE}
+  summary = train.train_and_evaluate(smoke_config(name, **fields), tmp_path / "run")
   names = {"beta_tcvae": ("test/mi", "test/tc", "test/dim_kl"), "beta_vae_capacity": ("test/kl", "test/neg_elbo")}
   assert all(np.isfinite(summary[k]) for k in names[name]), summary
 
