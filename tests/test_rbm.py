@@ -272,7 +272,7 @@ def test_pcd_resumed_run_equals_uninterrupted_parameters_and_chains(pcd_run, smo
 
 # Three PCD members that differ in every per-member field (sparsity cost, learning rate, seed); the first is
 # `pcd_run`'s config, the third has its learning rate (so that its run alone reuses that compiled step).
-MEMBERS = [{}, {"rbm.sparsity_cost": 0.5, "learning_rate": 0.02}, {"rbm.sparsity_cost": 0.1, "seed": 1}]
+MEMBERS = [{}, {"rbm.sparsity_cost": 0.5, "learning_rate": 0.02, "seed": 1}]  # A member unlike the first in all three.
 
 
 def test_bundle_members_end_as_if_trained_alone(pcd_run, smoke_config, tmp_path):
@@ -293,7 +293,7 @@ def test_bundle_members_end_as_if_trained_alone(pcd_run, smoke_config, tmp_path)
     row = [r for r in _rows(alone[k]) if "test/recon_error" in r][-1]
     assert summaries[k]["test/recon_error"] == pytest.approx(row["test/recon_error"], rel=1e-4)
   weights = [saved_checkpoint(w, 40)["params"]["params"]["weights"] for w in workdirs]
-  assert not np.allclose(weights[0], weights[1], rtol=1e-2) and not np.allclose(weights[0], weights[2], rtol=1e-2)
+  assert not np.allclose(weights[0], weights[1], rtol=1e-2)
 
 
 def _check(**fields):
