@@ -117,8 +117,8 @@ register("uci_digits", Dataset(title="UCI digits", builder="AejaxUciDigits", ima
 # original file: 737,280 64x64 binary images, one for each combination of its factors, labelled by shape (square,
 # ellipse, heart). 'dsprites_small' is a sub-grid of it (1,920 images, `tfds_builders.AejaxDspritesSmall`), prepared
 # and read by the same code, for tests and `:smoke` configs.
-_DSPRITES = dict(image_shape=(64, 64, 1), num_classes=3, source=RENDER, packed=True,
-                 factor_names=("shape", "scale", "orientation", "position_x", "position_y"),
-                 factor_sizes=(3, 6, 40, 32, 32), manual_file="dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz")
+_DSPRITES = {"image_shape": (64, 64, 1), "num_classes": 3, "source": RENDER, "packed": True,
+             "factor_names": ("shape", "scale", "orientation", "position_x", "position_y"),
+             "factor_sizes": (3, 6, 40, 32, 32), "manual_file": "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"}
 register("dsprites", Dataset(title="dSprites", builder="AejaxDsprites", **_DSPRITES))
 register("dsprites_small", Dataset(title="dSprites (small)", builder="AejaxDspritesSmall", **_DSPRITES))

@@ -11,13 +11,15 @@ Factors, in the original's order and index layout:
 
 Image k has the factor indices `to_factors(k)` (`np.unravel_index(k, FACTOR_SIZES)`: position_y varies fastest). The
 original file (`dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`) has a sixth factor first, color, of one value: its
-row k has `latents_classes[k, 1:] == to_factors(k)`. Its orientations are linspace(0, 2π, 40) with the endpoint, so
-its first and last orientation are one angle; aejax's 40 are distinct and evenly spaced, as the same indices.
+row k has `latents_classes[k, 1:] == to_factors(k)`. Its orientation index k has the value 2πk/39 (linspace(0, 2π, 40)
+with the endpoint, so its first and last are one angle) where aejax's has 2πk/40: 40 distinct angles. Its pixels come
+from a renderer whose sizes and rasterisation are not published, so aejax's images are not its images; `data.manual_dir`
+reads those instead (`aejax.data.tfds_builders.AejaxDsprites`).
 
 How an image is drawn. Pixel (row r, column c) covers [c, c + 1) x [r, r + 1) in pixel units and is 1 if its centre
 (c + 0.5, r + 0.5) lies inside the shape or on its outline, else 0 (no anti-aliasing):
-- Position: position index i (value i / 31) puts the shape's centre on the centre of pixel 16 + i, the column for
-  position_x and the row for position_y: coordinate 16.5 + 31 p. One step moves the shape by exactly one pixel, and
+- Position: position index i (value p = i / 31) puts the shape's centre on the centre of pixel 16 + i, the column
+  for position_x and the row for position_y: coordinate 16.5 + 31 p. One step moves the shape by exactly one pixel, and
   no shape at any setting comes within 2 pixels of the border, so every image shows the whole shape.
 - Frame: a pixel centre is taken relative to the shape's centre, (u, v) = (c - centre column, centre row - r), in
   pixels with v pointing up (integers, both being pixel centres); turned back by the orientation θ (the shape is
@@ -26,7 +28,8 @@ How an image is drawn. Pixel (row r, column c) covers [c, c + 1) x [r, r + 1) in
   2π(k % 10)/40 with cos and sin, so that turns by multiples of 90 degrees are exact on the pixel grid: the image at
   orientation k + 10 is `np.rot90` of the image at k, its position turned with it.
 - Outlines, the inside being where the left side is <= 0:
-  square   max(|x|, |y|) / 10.5 - 1: side 21 pixels at scale 1, 10.5 at scale 0.5, sides along the axes at θ = 0;
+  square   max(|x|, |y|) / 10.5 - 1: side 21 pixels at scale 1 (21 pixel centres across at θ = 0), 10.5 at scale
+           0.5 (11 across), sides along the axes at θ = 0;
   ellipse  (x / 14.5)² + (y / 7.25)² - 1: semi-axes 14.5 and 7.25 pixels at scale 1, long axis horizontal at θ = 0;
   heart    (X² + Y² - 1)³ - X² Y³ with X = x / 9.5, Y = y / 9.5 + 0.12: the algebraic heart, its tip down at θ = 0,
            21.6 pixels wide at scale 1, turning about the middle of its height (Y from -1 to 1.236).
@@ -87,19 +90,38 @@ def to_factors(index: np.ndarray) -> np.ndarray:
 def levels(shape: np.ndarray, scale: np.ndarray, orientation: np.ndarray) -> np.ndarray:
   """Each outline's level (<= 0 inside) at the pixel offsets (v, u) in [-47, 47]² from the shape's centre
   (row, column: v down, u right), float64 (N, 95, 95), for indices `shape`, `scale`, `orientation` (N,) each."""
+  result = np.empty((len(shape), 2 * _REACH + 1, 2 * _REACH + 1))
+  for index, outline in enumerate((_square, _ellipse, _heart)):
+    group = np.flatnonzero(shape == index)
+    result[group] = outline(*_turned_back(scale[group], orientation[group]))
+  return result
+
+
+def _turned_back(scale: np.ndarray, orientation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """The pixel offsets in the frame of shapes of these scale and orientation indices (N,): (x, y), (N, 95, 95) each,
+  turned back by the orientation and divided by the scale."""
   offsets = np.arange(-_REACH, _REACH + 1, dtype=np.float64)
   u, v = np.broadcast_arrays(offsets[None, :], -offsets[:, None])  # Right and up, in pixels.
   quarter_turns = np.stack([(u, v), (v, -u), (-u, -v), (-v, u)])  # (4, 2, 95, 95): back by 0..3 quarter turns.
   u, v = np.moveaxis(quarter_turns[orientation // _QUARTER], 1, 0)
   angle = factor_values()[2][orientation % _QUARTER][:, None, None]
   size = factor_values()[1][scale][:, None, None]
-  x = (u * np.cos(angle) + v * np.sin(angle)) / size
-  y = (v * np.cos(angle) - u * np.sin(angle)) / size
-  square = np.maximum(np.abs(x), np.abs(y)) / _SQUARE_HALF_SIDE - 1
-  ellipse = (x / _ELLIPSE_SEMI_AXES[0]) ** 2 + (y / _ELLIPSE_SEMI_AXES[1]) ** 2 - 1
-  hx, hy = x / _HEART_UNIT, y / _HEART_UNIT + _HEART_CENTRE
-  heart = (hx**2 + hy**2 - 1) ** 3 - hx**2 * hy**3
-  return np.choose(shape[:, None, None], (square, ellipse, heart))
+  cos, sin = np.cos(angle), np.sin(angle)
+  return (u * cos + v * sin) / size, (v * cos - u * sin) / size
+
+
+def _square(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+  return np.maximum(np.abs(x), np.abs(y)) / _SQUARE_HALF_SIDE - 1
+
+
+def _ellipse(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+  return (x / _ELLIPSE_SEMI_AXES[0]) ** 2 + (y / _ELLIPSE_SEMI_AXES[1]) ** 2 - 1
+
+
+def _heart(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+  x, y = x / _HEART_UNIT, y / _HEART_UNIT + _HEART_CENTRE
+  x2, radial = x * x, x * x + y * y - 1
+  return radial * radial * radial - x2 * y * y * y
 
 
 def render(factors: np.ndarray) -> np.ndarray:
