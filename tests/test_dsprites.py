@@ -174,6 +174,9 @@ def test_render_takes_any_subset_in_any_order():
   images = dsprites.render(factors)
   for i in (0, 137, 299):
     np.testing.assert_array_equal(images[i], _image(*factors[i]))
+  all_drawings = dsprites.drawings()
+  assert all_drawings.shape == (720, 95, 95)
+  np.testing.assert_array_equal(dsprites.render(factors, all_drawings), images)
 
 
 def test_the_small_set_is_prepared_and_read_back(small_dir):

@@ -124,14 +124,28 @@ def _heart(x: np.ndarray, y: np.ndarray) -> np.ndarray:
   return radial * radial * radial - x2 * y * y * y
 
 
-def render(factors: np.ndarray) -> np.ndarray:
+def drawings() -> np.ndarray:
+  """Every (shape, scale, orientation)'s drawing on the pixel offsets of `levels`, uint8 (720, 95, 95) of 0 and 1,
+  in index order (6.5 MB): given to `render`, many small calls need not draw them again."""
+  return _draw(np.arange(math.prod(FACTOR_SIZES[:3])))
+
+
+def _draw(drawing: np.ndarray) -> np.ndarray:
+  """The drawings of (shape, scale, orientation) indices raveled as `drawing` (N,): uint8 (N, 95, 95) of 0 and 1."""
+  return (levels(*np.unravel_index(drawing, FACTOR_SIZES[:3])) <= 0).view(np.uint8)
+
+
+def render(factors: np.ndarray, all_drawings: np.ndarray | None = None) -> np.ndarray:
   """The images, uint8 (N, 64, 64) of 0 and 1 (as the original's `imgs`), of factor indices (N, 5) (`FACTOR_NAMES`
-  order): any subset, in any order, without drawing the others."""
+  order): any subset, in any order, without drawing the others. `all_drawings`: `drawings()`, else the drawings
+  these images need are made here."""
   factors = np.asarray(factors).reshape(-1, len(FACTOR_SIZES))
   to_index(factors)  # Checks the ranges.
-  drawings, which = np.unique(np.ravel_multi_index(tuple(factors[:, :3].T), FACTOR_SIZES[:3]), return_inverse=True)
-  inside = (levels(*np.unravel_index(drawings, FACTOR_SIZES[:3])) <= 0).view(np.uint8)
-  # windows[d, a, b] = inside[d, a:a + 64, b:b + 64]: the image of drawing d whose centre is at pixel
+  drawing = np.ravel_multi_index(tuple(factors[:, :3].T), FACTOR_SIZES[:3])
+  if all_drawings is None:
+    needed, drawing = np.unique(drawing, return_inverse=True)
+    all_drawings = _draw(needed)
+  # windows[d, a, b] = all_drawings[d, a:a + 64, b:b + 64]: the image of drawing d whose centre is at pixel
   # (row, column) = (16 + 31 - a, 16 + 31 - b).
-  windows = np.lib.stride_tricks.sliding_window_view(inside, (IMAGE_SIZE, IMAGE_SIZE), axis=(1, 2))
-  return windows[which.reshape(-1), _LAST_POSITION - factors[:, 4], _LAST_POSITION - factors[:, 3]]
+  windows = np.lib.stride_tricks.sliding_window_view(all_drawings, (IMAGE_SIZE, IMAGE_SIZE), axis=(1, 2))
+  return windows[drawing.reshape(-1), _LAST_POSITION - factors[:, 4], _LAST_POSITION - factors[:, 3]]
