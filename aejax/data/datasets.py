@@ -68,8 +68,9 @@ def load_examples(
   factor indices, 'factors': int32 (N, number of factors).
 
   Looks in `data_dir` for, in this order (times on 2 CPUs):
-  1. the aejax builder's dataset (`aejax_<name>/1.0.0`, or `aejax_<name>/<H>x<W>/1.0.0` for a builder with a
-     config per size: raw bytes, the builder's order): ~1.5 s for all 70k examples of MNIST;
+  1. the aejax builder's dataset (`aejax_<name>/1.0.0`, or `aejax_<name>/<config>/1.0.0` for a builder with configs:
+     one per size, 'HxW', or 'rendered' and 'original'; raw bytes, the builder's order): ~1.5 s for all 70k
+     examples of MNIST, ~19 s for both splits of dSprites (747k);
   2. for data sets prepared from IDX files, the stock TFDS dataset (`<name>/3.0.1`: PNG, TFDS's shuffled order):
      ~0.15 ms an example (~10 s for 70k), nearly all of it PNG decoding; `tfds.data_source` takes ~0.3 ms.
   With neither, it prepares the aejax one there (5-8 s for MNIST, once) and says so in one line: from `manual_dir`
