@@ -109,9 +109,12 @@ def base_config() -> config_dict.ConfigDict:
   c.seed = 0
 
   c.data = config_dict.ConfigDict()
-  c.data.name = "mnist"  # A data set of aejax/data/catalog.py: mnist, fashion_mnist, uci_digits.
+  # A data set of aejax/data/catalog.py: mnist, fashion_mnist, uci_digits, dsprites (dsprites_small: a sub-grid).
+  c.data.name = "mnist"
   c.data.data_dir = config_dict.placeholder(str)  # TFDS data dir; None: $TFDS_DATA_DIR or TFDS default.
-  c.data.manual_dir = config_dict.placeholder(str)  # Folder with the four IDX .gz files (offline; IDX data sets).
+  # Folder with the four IDX .gz files (offline; IDX data sets), or with dSprites' original .npz, read instead of
+  # rendering it.
+  c.data.manual_dir = config_dict.placeholder(str)
   c.data.download = True  # Whether preparing may download the IDX files when manual_dir is None.
   # (height, width) of the images, one of the sizes the data set is prepared at (catalog.py: uci_digits' 8x8 at
   # (28, 28) or (32, 32)); None: its native size.

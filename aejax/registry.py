@@ -24,7 +24,8 @@ from ml_collections import config_dict
 from aejax import images
 from aejax.errors import ConfigError
 
-# 'image': float32 (B, H, W, C) in [0, 1]; 'label': int32 (B,); in `train.make_eval_sums`'s batches also 'valid':
+# 'image': float32 (B, H, W, C) in [0, 1]; 'label': int32 (B,); for a data set with ground-truth factors (dSprites)
+# 'factors': int32 (B, number of factors), their indices; in `train.make_eval_sums`'s batches also 'valid':
 # float32 (B,), 1 for an example and 0 for the padding of a last, partial batch (statistics of a batch skip it).
 Batch = dict[str, jax.Array]
 HParams = dict[str, jax.Array]

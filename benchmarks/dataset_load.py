@@ -5,7 +5,7 @@ Each data set is prepared first, once, in a fresh data dir (`--data_dir`, defaul
 time is printed as well; then both splits are read `--rounds` times (default 10) after one untimed read; medians
 with min and max. Data sets prepared from IDX files need `--mnist_dir` / `--fashion_mnist_dir` (folders of the
 four IDX .gz files; mnist defaults to ../shared/data/mnist beside the checkout); one without its folder is left
-out. Nothing is downloaded.
+out. `--names` picks some (preparing dsprites renders 737,280 images). Nothing is downloaded.
 
   python benchmarks/dataset_load.py
 """
@@ -33,13 +33,14 @@ def main() -> None:
   parser.add_argument("--mnist_dir", default=str(_REPO.parent / "shared" / "data" / "mnist"))
   parser.add_argument("--fashion_mnist_dir", default=None)
   parser.add_argument("--rounds", type=int, default=10)
+  parser.add_argument("--names", nargs="*", default=catalog.names(), choices=catalog.names())
   args = parser.parse_args()
 
   manual_dirs = {"mnist": args.mnist_dir, "fashion_mnist": args.fashion_mnist_dir}
   results = []
   with tempfile.TemporaryDirectory() as scratch:
     root = args.data_dir or scratch
-    for name in catalog.names():
+    for name in args.names:
       dataset = catalog.get(name)
       manual_dir = manual_dirs.get(name)
       if dataset.source == catalog.IDX and not (manual_dir and pathlib.Path(manual_dir).is_dir()):

@@ -118,7 +118,7 @@ def test_every_registered_dataset_has_its_builder():
     dataset = catalog.get(name)
     builder = getattr(tfds_builders, dataset.builder)
     assert builder.name == f"aejax_{name}" and builder.DATASET == name
-    assert [c.name for c in builder.BUILDER_CONFIGS] == [f"{h}x{w}" for h, w in dataset.sizes]
+    assert [c.name for c in builder.BUILDER_CONFIGS] == list(dataset.builder_configs())
     assert len(builder._LABEL_NAMES) == dataset.num_classes  # pylint: disable=protected-access
 
 

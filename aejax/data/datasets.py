@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import importlib.util
 import io
+import itertools
 import json
 import os
 import pathlib
@@ -48,22 +49,41 @@ def load_split(
   num_examples: int | None = None,
   resize: catalog.Size | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-  """Returns one split's images, uint8 (N, H, W, C) as `catalog.image_shape(name, resize)` gives, and labels, int32
-  (N,).
+  """One split's images and labels (`load_examples`' 'image' and 'label')."""
+  examples = load_examples(name, split, data_dir, manual_dir, download, num_examples, resize)
+  return examples["image"], examples["label"]
+
+
+def load_examples(
+  name: str,
+  split: str,
+  data_dir: str | None = None,
+  manual_dir: str | None = None,
+  download: bool = True,
+  num_examples: int | None = None,
+  resize: catalog.Size | None = None,
+) -> dict[str, np.ndarray]:
+  """Returns one split's images, 'image': uint8 (N, H, W, C) as `catalog.image_shape(name, resize)` gives, and
+  labels, 'label': int32 (N,); for a data set with factors (`catalog.Dataset.factor_names`) also each example's
+  factor indices, 'factors': int32 (N, number of factors).
 
   Looks in `data_dir` for, in this order (times on 2 CPUs):
-  1. the aejax builder's dataset (`aejax_<name>/1.0.0`, or `aejax_<name>/<H>x<W>/1.0.0` for a builder with a
-     config per size: raw bytes, the builder's order): ~1.5 s for all 70k examples of MNIST;
+  1. the aejax builder's dataset (`aejax_<name>/1.0.0`, or `aejax_<name>/<config>/1.0.0` for a builder with configs:
+     one per size, 'HxW', or 'rendered' and 'original'; raw bytes, the builder's order): ~1.5 s for all 70k
+     examples of MNIST, ~19 s for both splits of dSprites (747k);
   2. for data sets prepared from IDX files, the stock TFDS dataset (`<name>/3.0.1`: PNG, TFDS's shuffled order):
      ~0.15 ms an example (~10 s for 70k), nearly all of it PNG decoding; `tfds.data_source` takes ~0.3 ms.
   With neither, it prepares the aejax one there (5-8 s for MNIST, once) and says so in one line: from `manual_dir`
-  (no network), else by download; a data set that a package installs (uci_digits) from that copy, with neither.
+  (no network), else by download; a data set that a package installs (uci_digits) from that copy, with neither; a
+  data set that aejax renders (dsprites) by rendering it, or from the original file in `manual_dir` when given
+  (prepared apart, as its builder config 'original').
 
   Args:
     name: a name registered in `aejax.data.catalog`: 'mnist', 'fashion_mnist', 'uci_digits', ...
     split: 'train' or 'test'.
     data_dir: TFDS data dir; None means $TFDS_DATA_DIR, else ~/tensorflow_datasets.
-    manual_dir: folder holding the four IDX .gz files, used instead of downloading them (IDX data sets only).
+    manual_dir: folder holding the four IDX .gz files, used instead of downloading them (IDX data sets); or the
+      original file of a data set that aejax renders (`catalog.Dataset.manual_file`), read instead of rendering.
     download: whether preparing may download the files when `manual_dir` is None (IDX data sets only).
     num_examples: read only the first this many examples (all if None or more than the split has).
     resize: the images' (height, width), one the data set is prepared at (`catalog`); None for the native size.
@@ -85,16 +105,18 @@ def load_split(
   shown = f"data.data_dir={data_dir!r}" if data_dir else f"data.data_dir=None (TFDS default {str(root)!r})"
   _check_data_dir(root, shown)
   from_idx = dataset.source == catalog.IDX
-  if manual_dir is not None and from_idx:
-    _check_manual_dir(manual_dir, name)
-  config = dataset.builder_config(resize)
+  if dataset.source == catalog.PACKAGE:
+    manual_dir = None  # Unused (a config shared by several data sets may carry another one's).
+  elif manual_dir is not None:
+    (_check_manual_dir if from_idx else _check_manual_file)(manual_dir, name)
+  config = dataset.builder_config(resize, manual_dir)
   prepared = root / f"aejax_{name}" / (config or "") / FORMAT_VERSION
   if not (prepared / _INFO_FILE).exists():
     stock = _stock_builder(name, root) if from_idx else None  # IDX data sets come in their native size only.
     if stock is not None:
       return _read_stock(stock, split, num_examples, shape)
     _prepare(name, config, root, prepared, shown, manual_dir, download)
-  return _read_prepared(prepared, split, num_examples, shape)
+  return _read_prepared(prepared, split, num_examples, shape, dataset)
 
 
 def _check_data_dir(root: pathlib.Path, shown: str) -> None:
@@ -103,7 +125,7 @@ def _check_data_dir(root: pathlib.Path, shown: str) -> None:
   if root.exists() and not root.is_dir():
     raise ConfigError(f"{shown} is a file: point it at a TFDS data folder, or None for the default")
   check_folder(root, "data.data_dir")
-  configs = {f"{height}x{width}" for name in catalog.names() for height, width in catalog.get(name).sizes}
+  configs = {config for name in catalog.names() for config in catalog.get(name).builder_configs()}
   if (root / _INFO_FILE).exists():
     above = root.parents[2] if root.parent.name in configs else root.parents[1]
     raise ConfigError(f"{shown} is a dataset version folder: point it at {str(above)!r}")
@@ -138,6 +160,19 @@ def _check_manual_dir(manual_dir: str, name: str) -> None:
     if size != published[file]:
       raise ConfigError(f"data.manual_dir={manual_dir!r}: {file} differs in size from the published file ({size:,} "
                         f"bytes, not {published[file]:,}): replace it with the original {title} file")
+
+
+def _check_manual_file(manual_dir: str, name: str) -> None:
+  """Rejects a manual_dir that is not a folder holding the original file of data set `name` (one aejax renders);
+  preparing checks its contents."""
+  dataset = catalog.get(name)
+  fix = (f"point it at a folder holding {dataset.title}'s original {dataset.manual_file}, or drop data.manual_dir to "
+         f"have aejax render {name}")
+  path = pathlib.Path(manual_dir).expanduser()
+  if not path.is_dir():
+    raise ConfigError(f"data.manual_dir={manual_dir!r} is not a folder: {fix}")
+  if not (path / dataset.manual_file).is_file():
+    raise ConfigError(f"data.manual_dir={manual_dir!r} has no {dataset.manual_file}: {fix}")
 
 
 def _published_sizes(name: str) -> dict[str, int]:
@@ -193,10 +228,11 @@ def _prepare(name: str, config: str | None, root: pathlib.Path, prepared: pathli
       if from_idx:
         _prepare_from_idx(builder, name, manual_dir)
       else:  # Nothing to download, and no prepared copy to look for on TFDS's servers either.
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir,
+                                                                                  try_download_gcs=False))
       prepared.parent.mkdir(parents=True, exist_ok=True)
       pathlib.Path(builder.data_dir).rename(prepared)
-  source = (manual_dir if manual_dir is not None else builder_class.URL) if from_idx else builder_class.SOURCE
+  source = manual_dir if manual_dir is not None else builder_class.URL if from_idx else builder_class.SOURCE
   print(f"aejax: prepared {title} in {prepared} from {source} in {time.perf_counter() - start:.1f} s",
         file=sys.stderr, flush=True)
 
@@ -327,11 +363,12 @@ def _read_records(paths: list[pathlib.Path], lengths: list[int], count: int) -> 
   return records
 
 
-def _read_prepared(prepared: pathlib.Path, split: str, num_examples: int | None,
-                   shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _read_prepared(prepared: pathlib.Path, split: str, num_examples: int | None, shape: tuple[int, int, int],
+                   dataset: catalog.Dataset) -> dict[str, np.ndarray]:
   """Reads the first num_examples records of a split of an aejax dataset straight from its array_record shards
   (named in its dataset_info.json) and parses them in bulk: several times faster than `tfds.data_source`, which
-  decodes each example through the generic feature code, and without TFDS's import."""
+  decodes each example through the generic feature code, and without TFDS's import. Packed images are unpacked to
+  0 and 255."""
   info = json.loads((prepared / _INFO_FILE).read_text())
   lengths = next([int(n) for n in s["shardLengths"]] for s in info["splits"] if s["name"] == split)
   paths = sorted(prepared.glob(f"{info['name']}-{split}.{info['fileFormat']}-*"))
@@ -339,8 +376,13 @@ def _read_prepared(prepared: pathlib.Path, split: str, num_examples: int | None,
     raise ConfigError(f"{str(prepared)!r} holds {len(paths)} of the {len(lengths)} files of its {split} split: "
                       "delete that folder to prepare it again")
   count = sum(lengths) if num_examples is None else min(num_examples, sum(lengths))
-  encoded, labels = _parse(_read_records(paths, lengths, count))
-  return np.frombuffer(bytearray().join(encoded), np.uint8).reshape(count, *shape), labels
+  examples = _parse(_read_records(paths, lengths, count), "image_bits" if dataset.packed else "image",
+                    len(dataset.factor_names))
+  images = np.frombuffer(bytearray().join(examples["image"]), np.uint8).reshape(count, -1)
+  if dataset.packed:
+    images = np.unpackbits(images, axis=1)
+    np.multiply(images, 255, out=images)
+  return {**examples, "image": images.reshape(count, *shape)}
 
 
 def _read_stock(builder: Any, split: str, num_examples: int | None,
@@ -349,13 +391,19 @@ def _read_stock(builder: Any, split: str, num_examples: int | None,
   from PIL import Image  # pylint: disable=g-import-not-at-top  (only for the stock dataset's PNGs)
   info = builder.info.splits[split]
   count = info.num_examples if num_examples is None else min(num_examples, info.num_examples)
-  encoded, labels = _parse(_read_records(info.filepaths, info.shard_lengths, count))
-  images = np.stack([np.asarray(Image.open(io.BytesIO(png))) for png in encoded])
-  return images.reshape(count, *shape), labels
+  examples = _parse(_read_records(info.filepaths, info.shard_lengths, count))
+  images = np.stack([np.asarray(Image.open(io.BytesIO(png))) for png in examples["image"]])
+  return {"image": images.reshape(count, *shape), "label": examples["label"]}
 
 
-def _parse(records: list[bytes]) -> tuple[list[bytes], np.ndarray]:
-  """The encoded images and the labels (int32) of tf.Example records."""
+def _parse(records: list[bytes], image: str = "image", num_factors: int = 0) -> dict[str, Any]:
+  """The encoded images (bytes, feature `image`), the labels (int32) and, where `num_factors`, the factor indices
+  (int32 (N, num_factors)) of tf.Example records."""
   features = [_TF_EXAMPLE.FromString(record).features.feature for record in records]
-  labels = np.fromiter((feature["label"].int64_list.value[0] for feature in features), np.int32, len(features))
-  return [feature["image"].bytes_list.value[0] for feature in features], labels
+  examples = {"image": [feature[image].bytes_list.value[0] for feature in features],
+              "label": np.fromiter((feature["label"].int64_list.value[0] for feature in features), np.int32,
+                                   len(features))}
+  if num_factors:
+    factors = itertools.chain.from_iterable(feature["factors"].int64_list.value for feature in features)
+    examples["factors"] = np.fromiter(factors, np.int32, len(features) * num_factors).reshape(-1, num_factors)
+  return examples

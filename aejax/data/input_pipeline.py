@@ -23,11 +23,14 @@ _MIN_STD = 1e-2  # Pixels whose train std is below this (MNIST's always-black bo
 
 @flax.struct.dataclass
 class Split:
-  """uint8 images (N, H, W, C) with values 0..255 and int32 labels (N,), on device; with `data.standardize`, the
-  train split's per-pixel mean and standard deviation (H, W, C) of images in [0, 1] (on both splits); for a variant
-  of two domains (`registry.Variant.second_data`), the same split of the second domain's data set, `other`."""
+  """uint8 images (N, H, W, C) with values 0..255 and int32 labels (N,), on device; for a data set with
+  ground-truth factors (`catalog.Dataset.factor_names`), each image's factor indices, int32 (N, number of factors);
+  with `data.standardize`, the train split's per-pixel mean and standard deviation (H, W, C) of images in [0, 1] (on
+  both splits); for a variant of two domains (`registry.Variant.second_data`), the same split of the second domain's
+  data set, `other`."""
   images: jax.Array
   labels: jax.Array
+  factors: jax.Array | None = None
   pixel_mean: jax.Array | None = None
   pixel_std: jax.Array | None = None
   other: "Split | None" = None
@@ -61,15 +64,18 @@ def load(data: config_dict.ConfigDict) -> tuple[Split, Split]:
   keep = tuple(data.train_labels)
   for split, limit in (("train", data.num_train), ("test", data.num_test)):
     filtered = split == "train" and bool(keep)
-    images, labels = datasets.load_split(data.name, split, data_dir=data.data_dir, manual_dir=data.manual_dir,
-                                         download=data.download, num_examples=None if filtered else limit,
-                                         resize=data.resize)
+    examples = datasets.load_examples(data.name, split, data_dir=data.data_dir, manual_dir=data.manual_dir,
+                                      download=data.download, num_examples=None if filtered else limit,
+                                      resize=data.resize)
     if filtered:
-      kept = np.flatnonzero(np.isin(labels, keep))[:limit]
-      images, labels = images[kept], labels[kept]
+      kept = np.flatnonzero(np.isin(examples["label"], keep))[:limit]
+      examples = {key: value[kept] for key, value in examples.items()}
+    images = examples["image"]
     if data.binarize == "static" or (data.binarize == "dynamic" and split == "test"):
       images = _binarize_once(images, np.random.default_rng(_BINARIZE_SEEDS[split]))
-    splits.append(Split(jnp.asarray(images), jnp.asarray(labels, jnp.int32)))
+    factors = examples.get("factors")
+    splits.append(Split(jnp.asarray(images), jnp.asarray(examples["label"], jnp.int32),
+                        None if factors is None else jnp.asarray(factors, jnp.int32)))
   if data.standardize:
     train = np.asarray(splits[0].images, np.float64) / 255.0
     stats = {"pixel_mean": jnp.asarray(train.mean(0), jnp.float32),
@@ -79,15 +85,18 @@ def load(data: config_dict.ConfigDict) -> tuple[Split, Split]:
 
 
 def make_batch(split: Split, indices: jax.Array, key: jax.Array, dynamic_binarize: bool) -> Batch:
-  """Gathers `indices` as float32 images in [0, 1] (Bernoulli-sampled if `dynamic_binarize`), with the split's
-  pixel statistics where it has them, and with a second domain's split as many of its examples, 'other_image' and
-  'other_label': example i % its size beside example i (unpaired domains: which B image sits beside which A image
-  is arbitrary, and this way it is a function of the step alone, so that resume replays it)."""
+  """Gathers `indices` as float32 images in [0, 1] (Bernoulli-sampled if `dynamic_binarize`), with their factor
+  indices ('factors', int32 (B, number of factors)) where the split has them, with the split's pixel statistics
+  where it has them, and with a second domain's split as many of its examples, 'other_image' and 'other_label':
+  example i % its size beside example i (unpaired domains: which B image sits beside which A image is arbitrary,
+  and this way it is a function of the step alone, so that resume replays it)."""
   x = split.images[indices].astype(jnp.float32) / 255.0
   if dynamic_binarize:
     x = jax.random.bernoulli(key, x).astype(jnp.float32)
   stats = {} if split.pixel_mean is None else {"pixel_mean": split.pixel_mean, "pixel_std": split.pixel_std}
   batch = {"image": x, "label": split.labels[indices], **stats}
+  if split.factors is not None:
+    batch["factors"] = split.factors[indices]
   if split.other is not None:
     other = make_batch(split.other, indices % split.other.size, jax.random.fold_in(key, 1), dynamic_binarize)
     batch.update(other_image=other["image"], other_label=other["label"])

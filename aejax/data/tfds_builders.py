@@ -4,6 +4,7 @@ Each stores its images as raw uint8 bytes in array_record, in a fixed order, and
 the stock names stay free. TFDS's stock `mnist` and `fashion_mnist` builders store PNG images, which need
 TensorFlow to encode and cost ~0.1 ms an image to decode; aejax's read the four IDX `.gz` files with gzip+numpy and
 keep the IDX order. `aejax_uci_digits` reads scikit-learn's installed copy of the UCI digits (no download).
+`aejax_dsprites` renders dSprites (`aejax.data.dsprites`), or reads the original file from a manual dir.
 
 Given `tfds.download.DownloadConfig(manual_dir=...)` holding the four files,
 TFDS takes them from there (checking the sizes and sha256 that TFDS registers
@@ -17,13 +18,16 @@ is versioned there (`datasets.FORMAT_VERSION`).
 import dataclasses
 import gzip
 import os
+import pathlib
+import zipfile
 from collections.abc import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from aejax.data import catalog
+from aejax.data import catalog, dsprites
 from aejax.data.datasets import FORMAT_VERSION, IDX_FILES
+from aejax.errors import ConfigError
 
 _DIGITS = tuple(str(digit) for digit in range(10))
 
@@ -35,7 +39,9 @@ def _stock_url_infos(stock_name: str) -> dict[str, tfds.download.checksums.UrlIn
 
 class _RawImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Raw uint8 images of the shape `catalog` gives `DATASET` (at the builder config's size, if any) and labels, in
-  the order `_generate_examples` yields them."""
+  the order `_generate_examples` yields them; binary images 8 pixels a byte ('image_bits': np.packbits of the image
+  flattened, 1 for 255) where `catalog` says `packed`; and each example's factor indices and values ('factors',
+  'factor_values') for a data set with factors."""
 
   VERSION = tfds.core.Version(FORMAT_VERSION)
   RELEASE_NOTES = {"1.0.0": "Raw uint8 images in a fixed order, written without TensorFlow."}
@@ -61,15 +67,22 @@ class _RawImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     return catalog.image_shape(self.DATASET, size)
 
   def _info(self) -> tfds.core.DatasetInfo:
+    dataset = catalog.get(self.DATASET)
+    # Raw bytes: one bytes_list entry instead of 784 int64s, ~3x faster to prepare and smaller.
+    if dataset.packed:
+      image = "image_bits", tfds.features.Tensor(shape=(np.prod(self.image_shape) // 8,), dtype=np.uint8,
+                                                 encoding="bytes")
+    else:
+      image = "image", tfds.features.Tensor(shape=self.image_shape, dtype=np.uint8, encoding="bytes")
+    features = dict([image, ("label", tfds.features.ClassLabel(names=self._LABEL_NAMES))])
+    if dataset.factor_names:
+      features["factors"] = tfds.features.Tensor(shape=(len(dataset.factor_names),), dtype=np.int64)
+      features["factor_values"] = tfds.features.Tensor(shape=(len(dataset.factor_names),), dtype=np.float32)
     return tfds.core.DatasetInfo(
       builder=self,
       description=self._DESCRIPTION,
-      features=tfds.features.FeaturesDict({
-        # Raw bytes: one bytes_list entry instead of 784 int64s, ~3x faster to prepare and smaller.
-        "image": tfds.features.Tensor(shape=self.image_shape, dtype=np.uint8, encoding="bytes"),
-        "label": tfds.features.ClassLabel(names=self._LABEL_NAMES),
-      }),
-      supervised_keys=("image", "label"),
+      features=tfds.features.FeaturesDict(features),
+      supervised_keys=(image[0], "label"),
       homepage=self._HOMEPAGE,
       disable_shuffling=True,  # Keep the order.
     )
@@ -174,3 +187,124 @@ class AejaxUciDigits(_RawImageBuilder):
   def _generate_examples(self, images: np.ndarray, labels: np.ndarray) -> Iterator[tuple[int, dict]]:
     for index, (image, label) in enumerate(zip(images, labels, strict=True)):
       yield index, {"image": image, "label": int(label)}
+
+
+class AejaxDsprites(_RawImageBuilder):
+  """dSprites' images with their shape as label and their factors' indices and values: rendered by
+  `aejax.data.dsprites` (builder config 'rendered'), or read from the original file in the manual dir ('original').
+
+  The train split is every image of `GRID`, as disentanglement studies train (Locatello et al. 2019): their metrics
+  query the generative grid itself, so nothing is held out. The test split is a fixed random `TEST_SIZE` of them
+  (seed 1), for the evaluations a run makes as it trains (reconstruction error, ELBO): the same images for every run,
+  and few enough to evaluate often; being train images as well, they measure fit, not generalisation. Each split is
+  stored in a fixed random order (the train split's: seed 0), so that its first n examples (data.num_train,
+  data.num_test) are a uniform sample of the grid, not n squares of the smallest scale.
+  """
+
+  DATASET = "dsprites"
+  SOURCE = "aejax.data.dsprites (rendered)"  # Named in the line that says it was prepared.
+  GRID = tuple(range(size) for size in dsprites.FACTOR_SIZES)  # The factor indices it holds: here every one.
+  TEST_SIZE = 10_000
+  BUILDER_CONFIGS = [
+    tfds.core.BuilderConfig(name=catalog.RENDERED, description="Rendered by aejax.data.dsprites."),
+    tfds.core.BuilderConfig(name=catalog.ORIGINAL, description=f"Read from the original {dsprites.NPZ_FILE}."),
+  ]
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (f"For the builder config 'original' only: a folder holding {dsprites.NPZ_FILE} "
+                                  "(https://github.com/deepmind/dsprites-dataset).")
+  _DESCRIPTION = ("dSprites (Matthey et al. 2017): 64x64 binary images of a square, ellipse or heart at each "
+                  "combination of 6 scales, 40 orientations and 32 x 32 positions, 8 pixels a byte ('image_bits': "
+                  "np.packbits of the flattened image), labelled by shape, with the indices and values of the factors "
+                  "('factors', 'factor_values': shape, scale, orientation, position_x, position_y).")
+  _HOMEPAGE = "https://github.com/deepmind/dsprites-dataset"
+  _LABEL_NAMES = dsprites.SHAPES
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
+    indices = np.ravel_multi_index(np.meshgrid(*self.GRID, indexing="ij"), dsprites.FACTOR_SIZES).reshape(-1)
+    if self.builder_config.name == catalog.ORIGINAL:
+      examples = (indices, *_dsprites_from_npz(pathlib.Path(dl_manager.manual_dir), indices))
+    else:
+      examples = (indices, *_dsprites_rendered(indices))
+    train = np.random.default_rng(0).permutation(len(indices))
+    test = np.random.default_rng(1).choice(len(indices), self.TEST_SIZE, replace=False)
+    return {"train": self._generate_examples(*examples, train), "test": self._generate_examples(*examples, test)}
+
+  def _generate_examples(self, indices: np.ndarray, bits: np.ndarray, values: np.ndarray,
+                         order: np.ndarray) -> Iterator[tuple[int, dict]]:
+    """The examples `order` picks, keyed by their place in it (TFDS writes them sorted by key)."""
+    factors = dsprites.to_factors(indices)
+    for key, i in enumerate(order):
+      yield key, {"image_bits": bits[i], "label": int(factors[i, 0]), "factors": factors[i],
+                  "factor_values": values[i]}
+
+
+class AejaxDspritesSmall(AejaxDsprites):
+  """A sub-grid of dSprites for tests and `:smoke` configs, 1,920 images: every shape, scales 0.5 and 1,
+  orientations 0, 81, 162, 243 and 324 degrees (no two alike for a square or an ellipse), every 4th position."""
+
+  DATASET = "dsprites_small"
+  GRID = (range(3), range(0, 6, 5), range(0, 40, 9), range(0, 32, 4), range(0, 32, 4))
+  TEST_SIZE = 480
+
+
+def _dsprites_rendered(indices: np.ndarray, block: int = 2**15) -> tuple[np.ndarray, np.ndarray]:
+  """The images of image indices `indices`, rendered 8 pixels a byte, and their factor values (float32)."""
+  bits = np.empty((len(indices), dsprites.IMAGE_SIZE**2 // 8), np.uint8)
+  for start in range(0, len(indices), block):
+    images = dsprites.render(dsprites.to_factors(indices[start:start + block]))
+    bits[start:start + block] = np.packbits(images.reshape(len(images), -1), axis=1)
+  return bits, dsprites.values(dsprites.to_factors(indices)).astype(np.float32)
+
+
+def _dsprites_from_npz(manual_dir: pathlib.Path, indices: np.ndarray,
+                       block: int = 2**14) -> tuple[np.ndarray, np.ndarray]:
+  """The images of image indices `indices` in the original file in `manual_dir`, 8 pixels a byte, and their factor
+  values (float32), each found by its row's `latents_classes`; its 3 GB of images are read `block` rows at a time."""
+  path = manual_dir / dsprites.NPZ_FILE
+
+  def bad(why: str) -> ConfigError:
+    return ConfigError(f"data.manual_dir={str(manual_dir)!r}: {dsprites.NPZ_FILE} is not dSprites' file ({why}): "
+                       "replace it with the original (https://github.com/deepmind/dsprites-dataset)")
+
+  try:
+    with np.load(path) as npz:
+      classes, values = npz["latents_classes"], npz["latents_values"]
+  except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+    raise bad(f"{type(e).__name__}: {e}") from e
+  sizes = (1, *dsprites.FACTOR_SIZES)  # The original's factors start with color, of one value.
+  if classes.ndim != 2 or classes.shape[1] != len(sizes) or values.shape != classes.shape:
+    raise bad(f"latents_classes of shape {classes.shape} and latents_values of shape {values.shape}, not (N, 6)")
+  if not ((classes >= 0) & (classes < sizes)).all():
+    raise bad("latents_classes out of the factors' ranges")
+  image_index = dsprites.to_index(classes[:, 1:])
+  if len(np.unique(image_index)) != len(image_index):
+    raise bad("a factor combination in two rows")
+  row_of = np.full(dsprites.NUM_IMAGES, -1)
+  row_of[image_index] = np.arange(len(image_index))
+  rows = row_of[indices]
+  if (rows < 0).any():
+    raise bad(f"no image of {np.sum(rows < 0):,} of the {len(indices):,} factor combinations")
+  try:
+    bits = _npz_image_bits(path, len(classes), rows, block)
+  except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+    raise bad(f"imgs: {type(e).__name__}: {e}") from e
+  return bits, values[rows, 1:].astype(np.float32)
+
+
+def _npz_image_bits(path: pathlib.Path, count: int, rows: np.ndarray, block: int) -> np.ndarray:
+  """Rows `rows` of the npz's 'imgs' (`count`, 64, 64) of 0 and 1, 8 pixels a byte, read `block` rows at a time."""
+  order = np.argsort(rows)
+  wanted = rows[order]
+  bits = np.empty((len(rows), dsprites.IMAGE_SIZE**2 // 8), np.uint8)
+  with zipfile.ZipFile(path) as archive, archive.open("imgs.npy") as f:
+    version = np.lib.format.read_magic(f)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = read_header(f)
+    if shape != (count, dsprites.IMAGE_SIZE, dsprites.IMAGE_SIZE) or dtype != np.uint8 or fortran_order:
+      raise ValueError(f"shape {shape} of {dtype}, not ({count}, 64, 64) of uint8")
+    pixels = dsprites.IMAGE_SIZE**2
+    for start in range(0, count, block):
+      size = min(block, count - start)
+      images = np.frombuffer(f.read(size * pixels), np.uint8).reshape(size, pixels)
+      first, last = np.searchsorted(wanted, (start, start + size))
+      bits[order[first:last]] = np.packbits(images[wanted[first:last] - start] != 0, axis=1)
+  return bits
