@@ -129,7 +129,7 @@ def main(argv: list[str], config_flag: flags.FlagHolder, root: flags.FlagHolder,
   if config_flag.value is None or not root.value or not run_ids.value:
     sys.exit("aejax: error: --config, --root and --members are required, e.g. --config experiments/beta_vae.py "
              "--root runs/beta_sweep --members beta1-seed0,beta1-seed1")
-  train.use_compilation_cache(config_flag.value.compilation_cache_dir)
+  train.configure_jax(config_flag.value.compilation_cache_dir)
   spec = flags.FLAGS["config"].serialize().partition("=")[2]
   workdirs = [pathlib.Path(root.value) / run_id for run_id in run_ids.value]
   try:

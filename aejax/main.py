@@ -34,7 +34,7 @@ def main(argv: list[str]) -> None:
   if _CONFIG.value is None or not _WORKDIR.value:
     sys.exit("aejax: error: --config and --workdir are required, e.g. "
              "--config experiments/vae.py --workdir runs/vae (rerun the same command to resume)")
-  train.use_compilation_cache(_CONFIG.value.compilation_cache_dir)
+  train.configure_jax(_CONFIG.value.compilation_cache_dir)
   parallel.initialize_distributed()  # Several processes (SLURM tasks, TPU hosts) train one run together.
   try:
     summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

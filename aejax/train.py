@@ -49,9 +49,14 @@ DataStepFn = Callable[[TrainState, input_pipeline.Split, jax.Array, jax.Array],
                       tuple[TrainState, Metrics]]  # (state, split, perm, key)
 
 
-def use_compilation_cache(directory: str) -> None:
-  """Turns on JAX's persistent compilation cache in `directory` ('' leaves it off): a sweep's processes, which
-  run programs of the same shapes, then compile each once."""
+def configure_jax(directory: str) -> None:
+  """JAX's settings for a command that trains: the persistent compilation cache in `directory` ('' leaves it off),
+  so that a sweep's processes, which run programs of the same shapes, compile each once; and no Python source
+  locations in the programs JAX lowers (0.2 s of a warm start's 2.7 on a 2-core CPU: `benchmarks/cold_start.py`),
+  unless JAX_TRACEBACK_IN_LOCATIONS_LIMIT asks for them (op source lines in XLA dumps and profiles). The cache
+  key leaves locations out either way."""
+  if "JAX_TRACEBACK_IN_LOCATIONS_LIMIT" not in os.environ:
+    jax.config.update("jax_traceback_in_locations_limit", 0)
   if directory:
     jax.config.update("jax_compilation_cache_dir", os.path.expanduser(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
