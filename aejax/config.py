@@ -35,7 +35,9 @@ WANDB_MODES = ("online", "offline", "disabled")
 STACK_INPUTS = ("codes", "concat")
 # The shared evaluation suites (aejax/evaluation/suites.py); a family may bring its own (`registry.Variant.suites`),
 # and aejax/evaluation/selection.py checks `eval.suites` against both.
-EVAL_SUITES = ("recon", "anomaly", "denoise", "impute", "generate", "nll", "samples")
+EVAL_SUITES = ("recon", "anomaly", "denoise", "impute", "generate", "nll", "samples", "disentanglement")
+SAP_PREDICTORS = ("linear_svc", "threshold", "r2")  # aejax/evaluation/disentanglement.py's `sap`.
+_MIN_FACTOR_SAMPLES = 100  # The disentanglement suite's fewest points per metric.
 _MIN_SAMPLES = 10  # The samples suite's fewest samples and reference images: k-NN balls need k + 1 = 4 points.
 
 
@@ -131,7 +133,7 @@ def base_config() -> config_dict.ConfigDict:
 
   # The evaluation suite (`python -m aejax.evaluate`, or at the end of training for the suites named here).
   c.eval = config_dict.ConfigDict()
-  c.eval.suites = ()  # Run after training: any of recon, anomaly, denoise, impute, generate, nll, samples; () none.
+  c.eval.suites = ()  # Run after training: any of EVAL_SUITES (or the variant's own suites); () none.
   c.eval.num_train = 10_000  # Train images that PCA and the linear probe are fitted on.
   c.eval.noise_factors = (0.25, 0.5, 0.75)  # Denoising: corruption levels (config.noise_type) to score.
   c.eval.mask_fraction = 0.5  # Imputation: the fraction of pixels hidden by the random mask.
@@ -145,6 +147,11 @@ def base_config() -> config_dict.ConfigDict:
   c.eval.reference_count = 10_000
   c.eval.classifier_dir = "~/.cache/aejax/classifiers"
   c.eval.classifier_steps = 1_872  # 4 epochs of MNIST (aejax/variants/classifier.py).
+  # The disentanglement suite (data sets with ground-truth factors: dSprites): each metric's train points (BetaVAE,
+  # FactorVAE, DCI, SAP; half as many to score) and MIG's samples, 10,000 in disentanglement_lib's published
+  # configs. DCI's gradient-boosted trees take about 5 minutes of a 2-core CPU at 10,000.
+  c.eval.factor_samples = 10_000
+  c.eval.sap_predictor = "linear_svc"  # disentanglement_lib's; 'threshold' can reach 1 on dSprites' 32 positions.
 
   c.log_every = 100
   c.eval_every = 2_000
@@ -178,6 +185,7 @@ def smoke(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   c.kl_warmup_steps = min(c.kl_warmup_steps, 20)
   c.eval.num_train = 512
   c.eval.nll_samples = 16
+  c.eval.factor_samples = 500
   c.eval.sample_count = c.eval.reference_count = 512
   c.eval.classifier_steps = 100  # A classifier of its own, cached beside the full one.
   c.wandb.mode = "disabled"
@@ -464,5 +472,9 @@ def validate_eval(e: config_dict.ConfigDict) -> None:
             "e.g. 10000")
   require(e.classifier_steps > 0, "config.eval.classifier_steps", e.classifier_steps,
           "train the classifier for at least one step, e.g. 1872")
+  require(e.factor_samples >= _MIN_FACTOR_SAMPLES, "config.eval.factor_samples", e.factor_samples,
+          f"the metrics' classifiers need more points: use at least {_MIN_FACTOR_SAMPLES}, e.g. 10000")
+  require(e.sap_predictor in SAP_PREDICTORS, "config.eval.sap_predictor", e.sap_predictor,
+          f"use one of {', '.join(SAP_PREDICTORS)}")
   require(bool(e.classifier_dir), "config.eval.classifier_dir", e.classifier_dir,
           "name the folder that caches the classifier, e.g. ~/.cache/aejax/classifiers")

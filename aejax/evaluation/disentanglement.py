@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from sklearn import ensemble, linear_model, svm, tree
 
+from aejax import config as config_lib
 from aejax.errors import ConfigError
 from aejax.evaluation import batches
 
@@ -46,7 +47,7 @@ FACTOR_VAE_NUM_VARIANCE, FACTOR_VAE_PRUNE_STD = 10_000, 0.05
 MIG_NUM_SAMPLES, MIG_NUM_BINS = 10_000, 20
 DCI_NUM_TRAIN, DCI_NUM_TEST = 10_000, 5_000  # dci.gin
 SAP_NUM_TRAIN, SAP_NUM_TEST = 10_000, 5_000  # sap_score.gin, with continuous_factors=False: the "linear_svc" path.
-SAP_PREDICTORS = ("linear_svc", "threshold", "r2")
+SAP_PREDICTORS = config_lib.SAP_PREDICTORS
 _BATCH_SIZE = 256  # Observations per call of `encode`.
 
 

@@ -102,10 +102,15 @@ def _shared_suites(config: config_dict.ConfigDict, variant: registry.Variant, na
                       f"{names[0]!r} needs{instead}")
   vae = is_vae(model)
   one_class = bool(tuple(config.data.train_labels))
+  factors = catalog.get(config.data.name).factor_sizes
   if all_that_fit:
     fits = {"recon": True, "anomaly": one_class, "denoise": config.variant == "dae", "impute": True,
-            "generate": vae, "nll": vae}
+            "generate": vae, "nll": vae, "disentanglement": bool(factors) and config.latent_dim >= len(factors)}
     names = [name for name in names if fits[name]]
+  if "disentanglement" in names:
+    from aejax.evaluation import disentanglement  # pylint: disable=g-import-not-at-top  (scikit-learn, when used)
+    disentanglement.require_factors(factors, config.data.name)
+    disentanglement.require_units(config.latent_dim, len(factors), "the disentanglement suite (MIG, SAP, FactorVAE)")
   for name in names:
     if name in ("generate", "nll") and not vae:
       raise ConfigError(f"suite {name!r} needs a VAE, not config.variant={config.variant!r}: "

@@ -20,6 +20,11 @@ Suites (errors and likelihoods per image, in the units of the README: squared er
   the sample manifold, the class histogram (modes covered, KL to the test labels' distribution), and for
   conditional variants the classifier's accuracy on samples against the labels they were drawn for.
 
+- disentanglement (data sets with ground-truth factors: dSprites): the BetaVAE and FactorVAE scores, MIG, DCI and
+  SAP of the code (a VAE's posterior mean) on `eval.factor_samples` points each (aejax/evaluation/disentanglement.py),
+  the normalised mutual information of each unit with each factor as a heat map, and each unit's traversal
+  labelled with the factor it shares most information with.
+
 Which of them fit a run is known from its config alone (aejax/evaluation/selection.py).
 """
 import dataclasses
@@ -39,7 +44,8 @@ from ml_collections import config_dict
 from aejax import images, registry, signals, train
 from aejax.data import catalog, corruption
 from aejax.errors import ConfigError
-from aejax.evaluation import batches, judge as judge_lib, metrics, sample_quality, selection
+from aejax.evaluation import batches, disentanglement as disentanglement_lib, judge as judge_lib, metrics
+from aejax.evaluation import sample_quality, selection
 from aejax.nn import losses
 from aejax.variants.variational import vae
 
@@ -197,22 +203,28 @@ def generate(run: Run) -> tuple[Metrics, Pictures]:
   n, latent_dim, shape = run.config.num_images, run.config.latent_dim, run.test_images.shape[1:]
   samples = run.decode(np.asarray(jax.random.normal(run.key("prior"), (n * n, latent_dim))))
   base = run.encode(run.test_images[:1])[0]
-  steps = np.linspace(-_TRAVERSAL_RANGE, _TRAVERSAL_RANGE, n)
-  traversals = np.repeat(base[None, None], latent_dim, 0).repeat(n, 1)
-  traversals[np.arange(latent_dim), :, np.arange(latent_dim)] = steps
   ends = run.encode(run.test_images[:2 * n])
   pairs = min(n, len(ends) // 2)
   weights = np.linspace(0.0, 1.0, n)[None, :, None]
   paths = ends[:pairs, None] * (1 - weights) + ends[pairs:2 * pairs, None] * weights
   pictures = {
       "eval_prior_samples": images.Grid(samples.reshape(n, n, *shape), ("prior samples",)),
-      "eval_traversals": images.Grid(run.decode(traversals.reshape(-1, latent_dim)).reshape(latent_dim, n, *shape),
-                                     tuple(f"z{i}" for i in range(latent_dim))),
+      "eval_traversals": _traversals(run, base, tuple(f"z{i}" for i in range(latent_dim))),
       "eval_interpolations": images.Grid(run.decode(paths.reshape(-1, latent_dim)).reshape(pairs, n, *shape),
                                          tuple(f"test {i} to {i + pairs}" for i in range(pairs)))}
   if latent_dim == 2:
     pictures["eval_latent_scatter"] = _scatter(run.encode(run.test_images), run.test_labels)
   return {}, pictures
+
+
+def _traversals(run: Run, base: np.ndarray, labels: tuple[str, ...]) -> images.Grid:
+  """One row per latent unit (labelled by `labels`): the images of code `base` with that unit swept over
+  ±`_TRAVERSAL_RANGE` prior standard deviations in `num_images` steps."""
+  n, latent_dim = run.config.num_images, len(base)
+  traversals = np.repeat(base[None, None], latent_dim, 0).repeat(n, 1)
+  traversals[np.arange(latent_dim), :, np.arange(latent_dim)] = np.linspace(-_TRAVERSAL_RANGE, _TRAVERSAL_RANGE, n)
+  return images.Grid(run.decode(traversals.reshape(-1, latent_dim)).reshape(latent_dim, n, *run.test_images.shape[1:]),
+                     labels)
 
 
 def nll(run: Run) -> tuple[Metrics, Pictures]:
@@ -281,23 +293,95 @@ def samples(run: Run) -> tuple[Metrics, Pictures]:
   return out, {"eval_samples": grid}
 
 
+def ground_truth(config: config_dict.ConfigDict) -> disentanglement_lib.GroundTruth:
+  """The ground truth of run `config`'s data set: its factors, and images of any of their combinations drawn by
+  aejax's renderer (also where the run trained on the original dSprites file, whose images the renderer matches
+  up to its documented orientation values: aejax/data/dsprites.py). A `ConfigError` for a data set without
+  factors."""
+  dataset = catalog.get(config.data.name)
+  sizes = disentanglement_lib.require_factors(dataset.factor_sizes, config.data.name)
+  if dataset.source != catalog.RENDER:
+    raise ConfigError(f"config.data.name={config.data.name!r}: aejax draws no images of chosen factors for it, which "
+                      "the disentanglement metrics need: use a data set it renders (dsprites)")
+  from aejax.data import dsprites  # pylint: disable=g-import-not-at-top  (only for this suite)
+  drawn = dsprites.drawings()
+  return disentanglement_lib.GroundTruth(
+      sizes, lambda factors: dsprites.render(factors, drawn)[..., None].astype(np.float32))
+
+
+def disentanglement(run: Run) -> tuple[Metrics, Pictures]:
+  """The disentanglement metrics of the run's code on its data set's ground truth, the heat map of each unit's
+  normalised mutual information with each factor, and unit traversals labelled by the factor each unit encodes."""
+  truth, n = ground_truth(run.config), run.config.eval.factor_samples
+  names = catalog.get(run.config.data.name).factor_names
+
+  def rng(metric: str) -> np.random.Generator:  # Each metric its own draws, from the run's seed.
+    return np.random.default_rng([run.config.seed, zlib.crc32(metric.encode())])
+
+  beta_vae = disentanglement_lib.beta_vae_score(truth, run.encode, rng("beta_vae"), num_train=n, num_eval=n // 2)
+  factor_vae = disentanglement_lib.factor_vae_score(truth, run.encode, rng("factor_vae"), num_train=n,
+                                                    num_eval=n // 2, num_variance=n)
+  dci = disentanglement_lib.dci(truth, run.encode, rng("dci"), num_train=n, num_test=n // 2)
+  sap = disentanglement_lib.sap(truth, run.encode, rng("sap"), num_train=n, num_test=n // 2,
+                                predictor=run.config.eval.sap_predictor)
+  codes, factors = disentanglement_lib.sample_codes(truth, run.encode, n, rng("mig"))
+  information = disentanglement_lib.normalized_mutual_information(codes, factors)
+  out = {"disentanglement/beta_vae_score": beta_vae["eval_accuracy"],
+         "disentanglement/factor_vae_score": factor_vae["eval_accuracy"],
+         "disentanglement/active_units": float(factor_vae["num_active_units"]),
+         "disentanglement/mig": disentanglement_lib.mutual_information_gap(information),
+         "disentanglement/dci_disentanglement": dci["disentanglement"],
+         "disentanglement/dci_completeness": dci["completeness"],
+         "disentanglement/dci_informativeness": dci["informativeness_test"],
+         "disentanglement/sap": sap["sap"]}
+  best = information.argmax(axis=1)
+  labels = tuple(f"z{i}: {names[f]} {information[i, f]:.2f}" for i, f in enumerate(best))
+  base = run.encode(run.test_images[:1])[0]
+  return out, {"eval_factor_information": _heat_map(information, names),
+               "eval_factor_traversals": _traversals(run, base, labels)}
+
+
 SUITES: dict[str, Callable[[Run], tuple[Metrics, Pictures]]] = {
     "recon": recon, "anomaly": anomaly, "denoise": denoise, "impute": impute, "generate": generate, "nll": nll,
-    "samples": samples}
+    "samples": samples, "disentanglement": disentanglement}
+
+
+def _heat_map(information: np.ndarray, factor_names: tuple[str, ...]) -> images.Grid:
+  """The (units, factors) normalised mutual information as one (1, 1, H, W, 3) picture, annotated."""
+  units, factors = information.shape
+  figure, axis = _pyplot().subplots(figsize=(1.2 * factors + 2.5, 0.45 * units + 1.5), dpi=100)
+  cells = axis.imshow(information, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+  for (i, f), value in np.ndenumerate(information):
+    axis.text(f, i, f"{value:.2f}", ha="center", va="center", color="white" if value < 0.6 else "black", fontsize=8)
+  axis.set(xticks=range(factors), xticklabels=factor_names, yticks=range(units),
+           yticklabels=[f"z{i}" for i in range(units)], title="mutual information / factor entropy")
+  figure.colorbar(cells, ax=axis)
+  figure.tight_layout()
+  return _picture(figure)
 
 
 def _scatter(codes: np.ndarray, labels: np.ndarray) -> images.Grid:
   """A scatter plot of 2-D codes coloured by label, as one (1, 1, H, W, 3) picture without row labels."""
-  import matplotlib  # pylint: disable=g-import-not-at-top  (only for this picture)
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  figure, axis = plt.subplots(figsize=(6, 6), dpi=100)
+  figure, axis = _pyplot().subplots(figsize=(6, 6), dpi=100)
   points = axis.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=2)
   figure.colorbar(points, ax=axis, label="label")
   axis.set(xlabel="z[0] (posterior mean)", ylabel="z[1]")
+  return _picture(figure)
+
+
+def _pyplot():
+  """matplotlib's pyplot on its file-only backend, imported only for the suites' plots."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  return pyplot
+
+
+def _picture(figure) -> images.Grid:
+  """A drawn matplotlib figure as one (1, 1, H, W, 3) picture without row labels; the figure is closed."""
   figure.canvas.draw()
   picture = np.asarray(figure.canvas.buffer_rgba())[..., :3] / 255.0
-  plt.close(figure)
+  _pyplot().close(figure)
   return images.Grid(picture[None, None])
 
 

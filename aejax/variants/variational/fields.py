@@ -1,14 +1,19 @@
 """The config sections of the VAEs that target disentanglement, their defaults and checks: `config.tcvae`
-(`beta_tcvae`), `config.capacity` (`beta_vae_capacity`) and `config.factor` (`factor_vae`).
+(`beta_tcvae`), `config.capacity` (`beta_vae_capacity`) and `config.factor` (`factor_vae`); and the dSprites
+protocol their experiments share (`dsprites_protocol`).
 
 Light on purpose (no JAX): experiment files and the launchers import it. Each variant adds only its own section
 (`registry.Variant.config_fields`).
 """
 from ml_collections import config_dict
 
+from aejax import config as config_lib
 from aejax.errors import require
 
 SAMPLINGS = ("mws", "mss")
+# What a dSprites sweep's curves plot against its swept weight: the disentanglement suite's metrics, reconstruction.
+DSPRITES_CURVES = ["disentanglement/mig", "disentanglement/factor_vae_score", "disentanglement/dci_disentanglement",
+                   "disentanglement/beta_vae_score", "disentanglement/sap", "test/recon_error"]
 
 
 def add_tcvae(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
@@ -96,3 +101,32 @@ def validate_factor(c: config_dict.ConfigDict) -> None:
     require(0 <= f[field] < 1, f"config.factor.{field}", f[field], "use a decay rate in [0, 1), e.g. 0.5 and 0.9")
   require(c.optimizer in ("adam", "adamw"), "config.optimizer", c.optimizer,
            "factor_vae's discriminator trains with Adam (factor.d_adam_b1, d_adam_b2): use adam or adamw")
+
+
+def dsprites_protocol(c: config_dict.ConfigDict, arg: str | None) -> config_dict.ConfigDict:
+  """`c` on disentanglement_lib's dSprites protocol (Locatello et al. 2019), then finalised with `arg`: all 737,280
+  images (rendered by aejax), the papers' net (four 4x4 stride-2 convolutions 32-32-64-64, Dense 256, a 10-d
+  Gaussian code, a Bernoulli decoder), Adam at 5e-4, batch 64, 300,000 steps, scored by the disentanglement suite.
+  `:smoke`: a few steps of a narrower net on `dsprites_small` (1,920 of the images), scored on few samples."""
+  c.data.name = "dsprites"
+  c.data.num_train = 737_280  # All of them: also the N that β-TCVAE's q(z) averages over.
+  c.data.binarize = "none"  # Its images are binary already.
+  c.latent_dim = 10
+  c.model.kind = "strided_conv"
+  c.model.conv_features = (32, 32, 64, 64)
+  c.model.encoder_widths = (256,)
+  c.loss = "bce"
+  c.learning_rate = 5e-4
+  c.batch_size = 64
+  c.num_steps = 300_000
+  c.eval_every = c.checkpoint_every = 20_000
+  c.eval_batch_size = 512
+  c.eval.suites = ("disentanglement",)
+  c.num_images = 10
+  c = config_lib.finalize(c, arg)
+  if arg == "smoke":
+    c.data.name = "dsprites_small"
+    c.data.num_train, c.data.num_test = 1_920, 480
+    c.model.conv_features = (8, 8, 16, 16)
+    c.model.encoder_widths = (32,)
+  return c
