@@ -2,9 +2,9 @@
 β = 6 on the total correlation alone (α = γ = 1), log q(z) by minibatch-weighted sampling; a 10-d code and a
 Bernoulli decoder behind the papers' strided convolutions (4x4, stride 2, then Dense 256, and the mirror).
 
-MNIST stands in until dSprites is prepared by aejax: two stride-2 convolutions (32, 64) for its 28x28 images; on
-64x64 images the papers' four: --config.model.conv_features='(32,32,64,64)'. q(z) averages over the
-`data.num_train` train images (60,000: all of MNIST's; `:smoke` reads and counts 2,048).
+On MNIST here: two stride-2 convolutions (32, 64) for its 28x28 images; q(z) averages over the `data.num_train`
+train images (60,000: all of MNIST's; `:smoke` reads and counts 2,048). On dSprites, with the papers' four
+convolutions and the disentanglement suite: experiments/dsprites_beta_tcvae.py.
 
     python -m aejax.main --config experiments/beta_tcvae.py --workdir runs/beta_tcvae --config.beta=4
 """

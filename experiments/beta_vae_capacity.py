@@ -2,9 +2,9 @@
 growing linearly from 0 to 25 nats (the paper's dSprites setting, there over 100,000 steps); a 10-d code and a
 Bernoulli decoder behind the papers' strided convolutions (4x4, stride 2, then Dense 256, and the mirror).
 
-MNIST stands in until dSprites is prepared by aejax: two stride-2 convolutions (32, 64) for its 28x28 images, C
-growing over the first 10,000 of 14,040 steps; on 64x64 images the papers' four:
---config.model.conv_features='(32,32,64,64)'.
+On MNIST here: two stride-2 convolutions (32, 64) for its 28x28 images, C growing over the first 10,000 of 14,040
+steps. On dSprites, the papers' four (`--config.data.name=dsprites --config.model.conv_features='(32,32,64,64)'`,
+or `fields.dsprites_protocol` as experiments/dsprites_beta_vae.py uses it), scored by the disentanglement suite.
 
     python -m aejax.main --config experiments/beta_vae_capacity.py --workdir runs/beta_vae_capacity
 """

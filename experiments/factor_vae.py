@@ -3,8 +3,9 @@
 discriminator's with b1 = 0.5 and b2 = 0.9, batches of 64; a 10-d code and a Bernoulli decoder behind the papers'
 strided convolutions (4x4, stride 2, then Dense 256, and the mirror).
 
-MNIST stands in until dSprites is prepared by aejax: two stride-2 convolutions (32, 64) for its 28x28 images; on
-64x64 images the papers' four: --config.model.conv_features='(32,32,64,64)'. `:smoke` shrinks the discriminator.
+On MNIST here: two stride-2 convolutions (32, 64) for its 28x28 images. On dSprites, the papers' four
+(`--config.data.name=dsprites --config.model.conv_features='(32,32,64,64)'`, or `fields.dsprites_protocol` as
+experiments/dsprites_beta_vae.py uses it), scored by the disentanglement suite. `:smoke` shrinks the discriminator.
 
     python -m aejax.main --config experiments/factor_vae.py --workdir runs/factor_vae --config.factor.gamma=10
 """

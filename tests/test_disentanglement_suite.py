@@ -10,7 +10,7 @@ import pytest
 from sklearn import metrics as sklearn_metrics
 
 from aejax import config as config_lib, evaluate, sweep as sweep_lib, train
-from aejax.data import dsprites
+from aejax.data import datasets, dsprites
 from aejax.errors import ConfigError
 from aejax.evaluation import disentanglement, selection, suites
 
@@ -49,6 +49,37 @@ def test_mig_and_the_unit_labels_follow_sklearns_mutual_information_of_the_poste
       f"z{i}: {names[f]} {information[i, f]:.2f}" for i, f in enumerate(information.argmax(axis=1)))
 
 
+def test_beta_vae_score_is_the_metric_of_the_posterior_means_on_the_suites_draws(run):
+  restored, report, _ = run
+  model, params = restored.model, restored.state.params
+  mean = jax.jit(lambda x: model.apply(params, x, method=model.encode)[0])
+  truth = disentanglement.GroundTruth((3, 6, 40, 32, 32), lambda f: dsprites.render(f)[..., None].astype(np.float32))
+  rng = np.random.default_rng([restored.config.seed, zlib.crc32(b"beta_vae")])
+  score = disentanglement.beta_vae_score(truth, lambda x: np.asarray(mean(x)), rng, num_train=100, num_eval=50)
+  assert report["disentanglement/beta_vae_score"] == pytest.approx(score["eval_accuracy"], abs=1e-9)
+
+
+def test_a_run_of_the_original_file_is_scored_on_its_images(smoke_config, monkeypatch):
+  """The ground truth of a run that read the original file looks each combination up in that file's train split
+  (here a stand-in: every combination, shuffled, each 'image' one pixel holding its index modulo 256)."""
+  order = np.random.default_rng(0).permutation(dsprites.NUM_IMAGES)
+  original = {"factors": dsprites.to_factors(order), "image": (order % 256).astype(np.uint8).reshape(-1, 1, 1, 1)}
+  monkeypatch.setattr(datasets, "load_examples", lambda name, split, *args, **kwargs: original)
+  truth = suites.ground_truth(smoke_config("dsprites_beta_vae", data__name="dsprites", data__manual_dir="/original"))
+  factors = np.array([[0, 0, 0, 0, 0], [2, 5, 39, 31, 31], [1, 3, 17, 4, 29]])
+  expected = dsprites.to_index(factors) % 256 / 255.0
+  np.testing.assert_array_equal(truth.observe(factors).reshape(-1), expected.astype(np.float32))
+
+
+def test_a_part_of_the_original_file_is_one_line(smoke_config, monkeypatch):
+  part = {"factors": dsprites.to_factors(np.arange(1_920)), "image": np.zeros((1_920, 1, 1, 1), np.uint8)}
+  monkeypatch.setattr(datasets, "load_examples", lambda name, split, *args, **kwargs: part)
+  with pytest.raises(ConfigError, match=r"^config.data.name='dsprites_small' from the original file holds 1,920 of "
+                                        r"dSprites' 737,280 factor combinations, and the disentanglement metrics draw "
+                                        r"any: score a run of dsprites, or drop data.manual_dir"):
+    suites.ground_truth(smoke_config("dsprites_beta_vae", data__manual_dir="/original"))
+
+
 def test_suite_reports_each_metric_in_its_range_and_draws_its_pictures(run):
   restored, report, pictures = run
   for name in ("beta_vae_score", "factor_vae_score", "mig", "dci_disentanglement", "dci_completeness",
@@ -74,6 +105,8 @@ def test_the_suite_fits_runs_of_a_data_set_with_factors_and_a_unit_for_each(smok
     ("dsprites_beta_vae", {"latent_dim": 4}, "config.latent_dim=4: the disentanglement suite (MIG, SAP, FactorVAE) "
                                              "ranks code units against each of the 5 ground-truth factors and needs at "
                                              "least 5 units: use --config.latent_dim=5 or more"),
+    ("dsprites_beta_vae", {"model__kind": "conv", "model__spatial_code": True},
+     "config.model.spatial_code=True: the disentanglement metrics score a flat code's units"),
 ])
 def test_a_run_the_suite_cannot_score_is_one_line(smoke_config, name, fields, message):
   with pytest.raises(ConfigError, match="^" + re.escape(message)):

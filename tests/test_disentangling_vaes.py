@@ -109,6 +109,8 @@ def test_stratified_weights_sum_to_one_per_image_and_padding_weighs_nothing():
   np.testing.assert_allclose(np.exp(log_w[:4]).sum(1), 1.0, rtol=1e-6)
   np.testing.assert_allclose(np.exp(log_w[:4, :4]), _numpy_weights(4, 50, True), rtol=1e-6)
   assert np.all(np.isneginf(log_w[:, 4:]))
+  alone = np.asarray(tcvae.log_batch_weights(jnp.array([1, 0, 0], jnp.float32), 50, stratified=True))
+  assert np.exp(alone[0, 0]) == pytest.approx(1.0) and np.all(np.isneginf(alone[:, 1:]))  # Its own posterior is q(z).
 
 
 @pytest.mark.parametrize("stratified", [False, True])

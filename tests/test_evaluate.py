@@ -222,7 +222,7 @@ def test_an_unknown_suite_in_the_config_fails_before_training_with_one_line():
   config.eval.suites = ("recon", "fid")
   with pytest.raises(ConfigError, match=re.escape(
       "config.eval.suites=('recon', 'fid'): suite 'fid' is not known: use any of recon, anomaly, denoise, impute, "
-      "generate, nll, samples, ais")):
+      "generate, nll, samples, disentanglement, ais")):
     train.check_config(config)
 
 
@@ -241,7 +241,8 @@ def test_command_line_reports_a_bad_suite_in_one_line(tmp_path):
                           cwd=REPO, text=True, capture_output=True, timeout=120)
   assert result.returncode == 1
   assert result.stderr.strip() == ("aejax.evaluate: error: --suite=recon,fid: suite 'fid' is not known: use any of "
-                                   "recon, anomaly, denoise, impute, generate, nll, samples, ais, som, translation")
+                                   "recon, anomaly, denoise, impute, generate, nll, samples, disentanglement, ais, som, "
+                                   "translation")
 
 
 class _Echo(suites.Run):

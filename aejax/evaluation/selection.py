@@ -102,15 +102,12 @@ def _shared_suites(config: config_dict.ConfigDict, variant: registry.Variant, na
                       f"{names[0]!r} needs{instead}")
   vae = is_vae(model)
   one_class = bool(tuple(config.data.train_labels))
-  factors = catalog.get(config.data.name).factor_sizes
   if all_that_fit:
     fits = {"recon": True, "anomaly": one_class, "denoise": config.variant == "dae", "impute": True,
-            "generate": vae, "nll": vae, "disentanglement": bool(factors) and config.latent_dim >= len(factors)}
+            "generate": vae, "nll": vae, "disentanglement": _disentanglement_misfit(config) is None}
     names = [name for name in names if fits[name]]
-  if "disentanglement" in names:
-    from aejax.evaluation import disentanglement  # pylint: disable=g-import-not-at-top  (scikit-learn, when used)
-    disentanglement.require_factors(factors, config.data.name)
-    disentanglement.require_units(config.latent_dim, len(factors), "the disentanglement suite (MIG, SAP, FactorVAE)")
+  if "disentanglement" in names and _disentanglement_misfit(config):
+    raise ConfigError(_disentanglement_misfit(config))
   for name in names:
     if name in ("generate", "nll") and not vae:
       raise ConfigError(f"suite {name!r} needs a VAE, not config.variant={config.variant!r}: "
@@ -123,3 +120,24 @@ def _shared_suites(config: config_dict.ConfigDict, variant: registry.Variant, na
     raise ConfigError(f"config.eval.block_size={config.eval.block_size}: the imputation block must fit in the "
                       f"{height}x{width} images; use at most {min(height, width)}")
   return list(names)
+
+
+def _disentanglement_misfit(config: config_dict.ConfigDict) -> str | None:
+  """Why the disentanglement suite cannot score the run of `config`, None if it can: it needs a data set with
+  ground-truth factors whose images aejax can draw for any of their combinations (one it renders), and a flat code
+  with a unit for each factor (MIG, SAP and the FactorVAE score rank units against each)."""
+  from aejax.evaluation import disentanglement  # pylint: disable=g-import-not-at-top  (scikit-learn, when used)
+  dataset = catalog.get(config.data.name)
+  try:
+    disentanglement.require_factors(dataset.factor_sizes, config.data.name)
+    disentanglement.require_units(config.latent_dim, len(dataset.factor_sizes),
+                                  "the disentanglement suite (MIG, SAP, FactorVAE)")
+  except ConfigError as e:
+    return str(e)
+  if dataset.source != catalog.RENDER:
+    return (f"config.data.name={config.data.name!r}: aejax draws no images of chosen factors for it, which the "
+            "disentanglement metrics need: score a run of a data set it renders (dsprites)")
+  if config.model.spatial_code:
+    return ("config.model.spatial_code=True: the disentanglement metrics score a flat code's units: train with "
+            "--config.model.spatial_code=False to score it")
+  return None

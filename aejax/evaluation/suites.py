@@ -30,8 +30,10 @@ Which of them fit a run is known from its config alone (aejax/evaluation/selecti
 import dataclasses
 import functools
 import math
+import types
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -44,7 +46,7 @@ from ml_collections import config_dict
 from aejax import images, registry, signals, train
 from aejax.data import catalog, corruption
 from aejax.errors import ConfigError
-from aejax.evaluation import batches, disentanglement as disentanglement_lib, judge as judge_lib, metrics
+from aejax.evaluation import batches, disentanglement as factor_metrics, judge as judge_lib, metrics
 from aejax.evaluation import sample_quality, selection
 from aejax.nn import losses
 from aejax.variants.variational import vae
@@ -293,20 +295,27 @@ def samples(run: Run) -> tuple[Metrics, Pictures]:
   return out, {"eval_samples": grid}
 
 
-def ground_truth(config: config_dict.ConfigDict) -> disentanglement_lib.GroundTruth:
-  """The ground truth of run `config`'s data set: its factors, and images of any of their combinations drawn by
-  aejax's renderer (also where the run trained on the original dSprites file, whose images the renderer matches
-  up to its documented orientation values: aejax/data/dsprites.py). A `ConfigError` for a data set without
-  factors."""
-  dataset = catalog.get(config.data.name)
-  sizes = disentanglement_lib.require_factors(dataset.factor_sizes, config.data.name)
-  if dataset.source != catalog.RENDER:
-    raise ConfigError(f"config.data.name={config.data.name!r}: aejax draws no images of chosen factors for it, which "
-                      "the disentanglement metrics need: use a data set it renders (dsprites)")
-  from aejax.data import dsprites  # pylint: disable=g-import-not-at-top  (only for this suite)
-  drawn = dsprites.drawings()
-  return disentanglement_lib.GroundTruth(
-      sizes, lambda factors: dsprites.render(factors, drawn)[..., None].astype(np.float32))
+def ground_truth(config: config_dict.ConfigDict) -> factor_metrics.GroundTruth:
+  """The ground truth of run `config`'s data set (checked by `selection`: one aejax renders): its factors, and the
+  images of any combination of them in [0, 1], (N, H, W, 1) float32. Rendered by aejax, or, where the run read the
+  original dSprites file (`data.manual_dir`), looked up in that file's train split, which holds every combination:
+  the renderer's images are not the original's (aejax/data/dsprites.py), and the code is scored on images like
+  those it trained on. A run of `dsprites_small` is scored on the whole grid, combinations it never saw included."""
+  from aejax.data import dsprites, datasets  # pylint: disable=g-import-not-at-top  (only for this suite)
+  sizes = catalog.get(config.data.name).factor_sizes
+  if not config.data.manual_dir:
+    drawn = dsprites.drawings()
+    return factor_metrics.GroundTruth(sizes, lambda f: dsprites.render(f, drawn)[..., None].astype(np.float32))
+  original = datasets.load_examples(config.data.name, "train", config.data.data_dir, config.data.manual_dir,
+                                    config.data.download)
+  rows = np.full(dsprites.NUM_IMAGES, -1)
+  rows[dsprites.to_index(original["factors"])] = np.arange(len(original["factors"]))
+  if (rows < 0).any():
+    raise ConfigError(f"config.data.name={config.data.name!r} from the original file holds {int((rows >= 0).sum()):,} "
+                      f"of dSprites' {dsprites.NUM_IMAGES:,} factor combinations, and the disentanglement metrics draw "
+                      "any: score a run of dsprites, or drop data.manual_dir to score one of the rendered images")
+  images = original["image"]
+  return factor_metrics.GroundTruth(sizes, lambda f: images[rows[dsprites.to_index(f)]].astype(np.float32) / 255.0)
 
 
 def disentanglement(run: Run) -> tuple[Metrics, Pictures]:
@@ -318,18 +327,18 @@ def disentanglement(run: Run) -> tuple[Metrics, Pictures]:
   def rng(metric: str) -> np.random.Generator:  # Each metric its own draws, from the run's seed.
     return np.random.default_rng([run.config.seed, zlib.crc32(metric.encode())])
 
-  beta_vae = disentanglement_lib.beta_vae_score(truth, run.encode, rng("beta_vae"), num_train=n, num_eval=n // 2)
-  factor_vae = disentanglement_lib.factor_vae_score(truth, run.encode, rng("factor_vae"), num_train=n,
+  beta_vae = factor_metrics.beta_vae_score(truth, run.encode, rng("beta_vae"), num_train=n, num_eval=n // 2)
+  factor_vae = factor_metrics.factor_vae_score(truth, run.encode, rng("factor_vae"), num_train=n,
                                                     num_eval=n // 2, num_variance=n)
-  dci = disentanglement_lib.dci(truth, run.encode, rng("dci"), num_train=n, num_test=n // 2)
-  sap = disentanglement_lib.sap(truth, run.encode, rng("sap"), num_train=n, num_test=n // 2,
+  dci = factor_metrics.dci(truth, run.encode, rng("dci"), num_train=n, num_test=n // 2)
+  sap = factor_metrics.sap(truth, run.encode, rng("sap"), num_train=n, num_test=n // 2,
                                 predictor=run.config.eval.sap_predictor)
-  codes, factors = disentanglement_lib.sample_codes(truth, run.encode, n, rng("mig"))
-  information = disentanglement_lib.normalized_mutual_information(codes, factors)
+  codes, factors = factor_metrics.sample_codes(truth, run.encode, n, rng("mig"))
+  information = factor_metrics.normalized_mutual_information(codes, factors)
   out = {"disentanglement/beta_vae_score": beta_vae["eval_accuracy"],
          "disentanglement/factor_vae_score": factor_vae["eval_accuracy"],
          "disentanglement/active_units": float(factor_vae["num_active_units"]),
-         "disentanglement/mig": disentanglement_lib.mutual_information_gap(information),
+         "disentanglement/mig": factor_metrics.mutual_information_gap(information),
          "disentanglement/dci_disentanglement": dci["disentanglement"],
          "disentanglement/dci_completeness": dci["completeness"],
          "disentanglement/dci_informativeness": dci["informativeness_test"],
@@ -369,7 +378,7 @@ def _scatter(codes: np.ndarray, labels: np.ndarray) -> images.Grid:
   return _picture(figure)
 
 
-def _pyplot():
+def _pyplot() -> types.ModuleType:
   """matplotlib's pyplot on its file-only backend, imported only for the suites' plots."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
@@ -377,7 +386,7 @@ def _pyplot():
   return pyplot
 
 
-def _picture(figure) -> images.Grid:
+def _picture(figure: Any) -> images.Grid:
   """A drawn matplotlib figure as one (1, 1, H, W, 3) picture without row labels; the figure is closed."""
   figure.canvas.draw()
   picture = np.asarray(figure.canvas.buffer_rgba())[..., :3] / 255.0

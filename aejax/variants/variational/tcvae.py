@@ -8,8 +8,9 @@ With one draw z_i ~ q(z|x_i) per image of a batch of M, and q(z) = (1/N) Σ_n q(
 which sum to log q(z_i|x_i) - log p(z_i), the one-draw estimate of KL(q(z|x_i) ‖ p(z)). The aggregate posterior
 log q(z_i) and its marginals log q(z_id) are estimated from the batch: minibatch-weighted sampling (MWS) weighs each
 image's q(z_i|x_j) by 1/(NM); minibatch-stratified sampling (MSS) by 1/N for its own image, (N - M')/(N M') for one
-other (the next in the batch) and 1/M' for the rest, M' = M - 1. The authors' code (rtqichen/beta-tcvae) puts
-that one other weight twice in one row and in none of another (its pull request #1); here each row sums to 1.
+other (the next in the batch) and 1/M' for the rest, M' = M - 1; an image alone in its batch weighs its own by 1.
+The authors' code (rtqichen/beta-tcvae) fills its weight matrix with a stride of M + 1 on the flattened matrix, which
+walks down columns 0 and 1 rather than each image's own and the next (its pull request #1); here each row sums to 1.
 
 Where the posteriors of a batch coincide (as near initialisation), q(z) is each of them: MI and TC are 0. MSS's
 weights sum to 1 and find that; MWS's sum to 1/N, so it reads MI as log N and TC as (D - 1)·log N, and the
@@ -47,7 +48,8 @@ def log_batch_weights(valid: jax.Array, dataset_size: int, stratified: bool) -> 
   if stratified:
     others = jnp.maximum(count - 1, 1).astype(jnp.float32)
     i, j = jnp.arange(len(valid))[:, None], jnp.arange(len(valid))[None, :]
-    weights = jnp.where(i == j, 1 / n, jnp.where(j == (i + 1) % count, (n - others) / (n * others), 1 / others))
+    own = jnp.where(count > 1, 1 / n, 1.0)  # Alone in its batch, an image's q(z_i) is its own posterior's.
+    weights = jnp.where(i == j, own, jnp.where(j == (i + 1) % count, (n - others) / (n * others), 1 / others))
   else:
     weights = jnp.broadcast_to(1 / (n * count), (len(valid), len(valid)))
   return jnp.where(valid[None, :] > 0, jnp.log(weights), -jnp.inf)
