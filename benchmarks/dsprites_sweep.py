@@ -1,12 +1,14 @@
-"""A dSprites β sweep at a shortened schedule, for a CPU: the members of an experiment's sweep that `--betas` and
-`--seeds` pick, each trained by `python -m aejax.main` for `--num_steps` steps and scored by the disentanglement
-suite on `--factor_samples` points per metric, one after the other; then `aejax.curves` draws each metric against
-β (seeds' spread shaded) into ROOT/curves_beta.png, and a table of every member prints: its metrics, reconstruction
-error and training samples/s (the median of its logged windows, the first one, which compiles, left out).
+"""A dSprites β sweep at a shortened schedule, for a CPU: a member for each of `--betas` × `--seeds`, each trained
+by `python -m aejax.main` for `--num_steps` steps and scored by the disentanglement suite on `--factor_samples`
+points per metric, one after the other; then `aejax.curves` draws each metric against β (seeds' spread shaded)
+into ROOT/curves_beta.png, and a table of every member prints: its metrics, reconstruction error and training
+samples/s (the median of its logged windows, the first one, which compiles, left out).
 
 A member already finished in ROOT is not trained again, so a stopped sweep resumes where it stopped.
 
-  python benchmarks/dsprites_sweep.py --config experiments/dsprites_beta_vae.py --root runs/dsprites_cpu
+  python benchmarks/dsprites_sweep.py --config experiments/dsprites_beta_vae.py --root runs/dsprites_cpu \
+      --num_steps 1500 --factor_samples 1000 -- "--config.model.conv_features=(16,16,32,32)" \
+      "--config.model.encoder_widths=(128,)" --config.learning_rate=5e-4
   python benchmarks/dsprites_sweep.py --config experiments/dsprites_beta_tcvae.py --root runs/dsprites_tc_cpu
 """
 import argparse
