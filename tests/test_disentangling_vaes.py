@@ -181,6 +181,12 @@ def test_permuting_dimensions_keeps_each_marginal_and_breaks_their_dependence():
   correlation = np.corrcoef(permuted, rowvar=False)
   assert np.abs(correlation[np.triu_indices(4, 1)]).max() < 0.1, correlation  # Before: ±1 among the first three.
   assert not np.array_equal(permuted[:, 0], permuted[:, 1])  # Each dimension has its own permutation.
+  valid = jnp.asarray((np.arange(2_000) < 1_500).astype(np.float32))  # An evaluation batch: 500 rows of padding.
+  within = np.asarray(factor_vae.permute_dims(jax.random.key(2), z, valid))
+  np.testing.assert_array_equal(within[1_500:], np.asarray(z)[1_500:])  # The padding stays put,
+  np.testing.assert_array_equal(np.sort(within[:1_500], axis=0), np.sort(np.asarray(z)[:1_500], axis=0))  # the rest
+  correlation = np.corrcoef(within[:1_500], rowvar=False)  # is shuffled among its own rows.
+  assert np.abs(correlation[np.triu_indices(4, 1)]).max() < 0.1, correlation
 
 
 def test_factor_vae_step_adds_gamma_times_the_discriminators_log_odds_and_trains_both_players():

@@ -65,11 +65,16 @@ def optimizer(config: Config, make: Callable[[Config], optax.GradientTransformat
   return gan.players_optimizer(make(config), make(d_config), player_of)
 
 
-def permute_dims(key: jax.Array, z: jax.Array) -> jax.Array:
+def permute_dims(key: jax.Array, z: jax.Array, valid: jax.Array | None = None) -> jax.Array:
   """Codes `z` (B, D) with each dimension shuffled across the batch by a permutation of its own: each dimension's
-  values kept, the dependence between dimensions broken."""
-  keys = jax.random.split(key, z.shape[1])
-  return jax.vmap(jax.random.permutation, in_axes=(0, 1), out_axes=1)(keys, z)
+  values kept, the dependence between dimensions broken. With `valid` (B,) (an evaluation batch: its examples
+  first, then padding marked 0), the examples' values are shuffled among themselves and the padding stays put."""
+  if valid is None:
+    keys = jax.random.split(key, z.shape[1])
+    return jax.vmap(jax.random.permutation, in_axes=(0, 1), out_axes=1)(keys, z)
+  draws = jax.random.uniform(key, z.shape)
+  order = jnp.argsort(jnp.where(valid[:, None] > 0, draws, 2.0 + jnp.arange(len(z))[:, None]), axis=0)
+  return jnp.take_along_axis(z, order, axis=0)
 
 
 def discriminator_step(model: FactorVAE, state: Any, z: jax.Array, key: jax.Array) -> tuple[Any, dict]:
@@ -111,7 +116,8 @@ def evaluate(model: FactorVAE, config: Config, params: Params, batch: Batch, key
   """Per test image: the VAE's metrics, D's TC estimate of its code and D's loss against the batch's permutation."""
   metrics = vae.evaluate(model, config, params, batch, key, hp)
   out = model.apply(params, batch["image"], key)  # The draw of z that vae.evaluate scored.
-  d_permuted = model.apply(params, permute_dims(jax.random.fold_in(key, 1), out["z"]), method=model.discriminate)
+  permuted = permute_dims(jax.random.fold_in(key, 1), out["z"], batch.get("valid"))  # Of the batch's images only.
+  d_permuted = model.apply(params, permuted, method=model.discriminate)
   d_loss = adversarial_losses.discriminator_loss("non_saturating", out["tc"], d_permuted)
   return {**metrics, "tc": out["tc"], "d_loss": d_loss,
           "loss": metrics["recon"] + hp["beta"] * metrics["kl"] + hp["factor.gamma"] * out["tc"]}
