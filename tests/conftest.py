@@ -1,9 +1,11 @@
 """Tests run on the CPU, whatever accelerators the machine has."""
+import contextlib
 import os
 import pathlib
 import signal
 import socket
 import tempfile
+from collections.abc import Iterator
 
 os.environ["JAX_PLATFORMS"] = "cpu"
 # Runs in one session share compiled programs, as the members of a sweep do.
@@ -46,11 +48,9 @@ def saved_checkpoint(workdir: pathlib.Path, step: int) -> dict:
     return manager.restore(step)
 
 
-@pytest.fixture(scope="session")
-def data_dir(tmp_path_factory, mnist_manual_dir) -> pathlib.Path:
-  """A TFDS data dir with aejax_mnist prepared once per session from the IDX files, with the network blocked."""
-  from aejax.data import datasets  # pylint: disable=g-import-not-at-top
-  root = _session_dir(tmp_path_factory, "tfds")
+@contextlib.contextmanager
+def network_blocked() -> Iterator[list]:
+  """Within it, any connection attempt fails at once and is recorded in the list it yields (empty: none made)."""
   attempts = []
 
   def no_network(*args, **kwargs):
@@ -60,6 +60,15 @@ def data_dir(tmp_path_factory, mnist_manual_dir) -> pathlib.Path:
   with pytest.MonkeyPatch.context() as mp:
     mp.setattr(socket.socket, "connect", no_network)
     mp.setattr(socket, "getaddrinfo", no_network)
+    yield attempts
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory, mnist_manual_dir) -> pathlib.Path:
+  """A TFDS data dir with aejax_mnist prepared once per session from the IDX files, with the network blocked."""
+  from aejax.data import datasets  # pylint: disable=g-import-not-at-top
+  root = _session_dir(tmp_path_factory, "tfds")
+  with network_blocked() as attempts:
     datasets.load_split("mnist", "test", data_dir=str(root), manual_dir=str(mnist_manual_dir), num_examples=1)
   assert not attempts
   return root

@@ -5,7 +5,6 @@ import hashlib
 import json
 import math
 import re
-import socket
 import subprocess
 import sys
 
@@ -19,7 +18,7 @@ from aejax import config as config_lib
 from aejax.data import catalog, datasets, dsprites, input_pipeline, tfds_builders
 from aejax.errors import ConfigError
 
-from conftest import REPO
+from conftest import REPO, network_blocked
 
 SIZES = (3, 6, 40, 32, 32)
 SMALL = tfds_builders.AejaxDspritesSmall
@@ -31,15 +30,7 @@ SMALL_INDICES = np.ravel_multi_index(np.meshgrid(*SMALL.GRID, indexing="ij"), SI
 def small_dir(tmp_path_factory):
   """A TFDS data dir with dsprites_small rendered and prepared, with the network blocked."""
   root = tmp_path_factory.mktemp("tfds-dsprites")
-  attempts = []
-
-  def no_network(*args, **kwargs):
-    attempts.append(args)
-    raise RuntimeError("network blocked by test")
-
-  with pytest.MonkeyPatch.context() as mp:
-    mp.setattr(socket.socket, "connect", no_network)
-    mp.setattr(socket, "getaddrinfo", no_network)
+  with network_blocked() as attempts:
     datasets.load_examples("dsprites_small", "test", data_dir=str(root), download=False, num_examples=1)
   assert not attempts
   return root

@@ -1,7 +1,6 @@
 """uci_digits (scikit-learn's UCI digits through aejax's TFDS builder) and the registry of data sets."""
 import json
 import re
-import socket
 import subprocess
 import sys
 
@@ -15,7 +14,7 @@ from aejax import train
 from aejax.data import catalog, datasets, tfds_builders
 from aejax.errors import ConfigError
 
-from conftest import REPO
+from conftest import REPO, network_blocked
 
 SIZES = [None, (28, 28), (32, 32)]
 
@@ -29,15 +28,7 @@ def digits():
 def digits_dir(tmp_path_factory):
   """A TFDS data dir with uci_digits prepared at every size, with the network blocked and no download allowed."""
   root = tmp_path_factory.mktemp("tfds-digits")
-  attempts = []
-
-  def no_network(*args, **kwargs):
-    attempts.append(args)
-    raise RuntimeError("network blocked by test")
-
-  with pytest.MonkeyPatch.context() as mp:
-    mp.setattr(socket.socket, "connect", no_network)
-    mp.setattr(socket, "getaddrinfo", no_network)
+  with network_blocked() as attempts:
     for resize in SIZES:
       datasets.load_split("uci_digits", "test", data_dir=str(root), download=False, num_examples=1, resize=resize)
   assert not attempts

@@ -103,6 +103,18 @@ def validate_factor(c: config_dict.ConfigDict) -> None:
            "factor_vae's discriminator trains with Adam (factor.d_adam_b1, d_adam_b2): use adam or adamw")
 
 
+def mnist_strided_net(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
+  """`c` with the disentangling VAEs' MNIST setting: a 10-d code and a Bernoulli decoder (dynamically binarised
+  images) behind two of the papers' 4x4 stride-2 convolutions (32, 64) and Dense 256, the most 28x28 images take."""
+  c.latent_dim = 10
+  c.model.kind = "strided_conv"
+  c.model.conv_features = (32, 64)
+  c.model.encoder_widths = (256,)
+  c.loss = "bce"
+  c.data.binarize = "dynamic"
+  return c
+
+
 def dsprites_protocol(c: config_dict.ConfigDict, arg: str | None) -> config_dict.ConfigDict:
   """`c` on disentanglement_lib's dSprites protocol (Locatello et al. 2019), then finalised with `arg`: all 737,280
   images (rendered by aejax), the papers' net (four 4x4 stride-2 convolutions 32-32-64-64, Dense 256, a 10-d
