@@ -1,6 +1,7 @@
 """The disentanglement suite end to end on a smoke β-VAE of dsprites_small: its figures against the metrics computed
 here from the restored model's posterior means of freshly rendered images, its pictures, which runs it fits, and
 its one-line errors."""
+import functools
 import re
 import zlib
 
@@ -22,12 +23,16 @@ _FEW = dict(data__manual_dir=None, num_steps=10, log_every=5, eval_every=10, che
 
 @pytest.fixture(scope="module")
 def run(smoke_config, tmp_path_factory):
-  """A smoke β-VAE of dsprites_small, restored, and what the suite gives for it."""
+  """A smoke β-VAE of dsprites_small, restored, and what the suite gives for it (DCI's boosted trees cut from 100
+  rounds to 10: these tests check the suite's wiring; tests/test_disentanglement.py scores DCI itself)."""
   workdir = tmp_path_factory.mktemp("disentanglement") / "beta_vae"
   config = smoke_config("dsprites_beta_vae", **_FEW)
   train.train_and_evaluate(config, workdir)
   restored = evaluate.restore(workdir)
-  return restored, *suites.disentanglement(restored)
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(disentanglement.ensemble, "GradientBoostingClassifier",
+               functools.partial(disentanglement.ensemble.GradientBoostingClassifier, n_estimators=10))
+    return restored, *suites.disentanglement(restored)
 
 
 def test_mig_and_the_unit_labels_follow_sklearns_mutual_information_of_the_posterior_means(run):

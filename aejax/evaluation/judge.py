@@ -10,6 +10,7 @@ the floor: the Fréchet distance, precision and recall of the first N train imag
 """
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import pathlib
@@ -76,7 +77,6 @@ def classifier_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
 
 def load(config: config_dict.ConfigDict) -> Judge:
   """The judge of run `config`'s data set: trained first if it is not cached yet (one line says so)."""
-  from aejax import evaluate  # pylint: disable=g-import-not-at-top  (evaluate imports the suites, which import this)
   directory = workdir(config)
   check_folder(directory, "config.eval.classifier_dir")
   judge_config = classifier_config(config)
@@ -85,11 +85,24 @@ def load(config: config_dict.ConfigDict) -> Judge:
       print(f"aejax: training the samples suite's digit classifier for {config.data.name!r} once "
             f"({judge_config.num_steps} steps), cached in {directory}", file=sys.stderr, flush=True)
       train.train_and_evaluate(judge_config, directory)
-    run = evaluate.restore(directory, judge_config)
-    classify = classifier_fn(run.model, run.state.params, config.eval_batch_size)
-    reference = _reference(directory, classify, run, min(config.eval.reference_count, len(run.test_images)))
-  accuracy = float(json.loads((directory / "summary.json").read_text())["test/accuracy"])
-  return Judge(directory, classify, accuracy, **reference)
+    # Restored once per process: a process that evaluates several runs (a sweep's summary, tests) reuses it while
+    # the folder holds the same training (its summary.json unchanged).
+    stamp = (directory / "summary.json").stat().st_mtime_ns
+    return _restored(directory, config_dict.FrozenConfigDict(judge_config), config.eval.reference_count,
+                     config.eval_batch_size, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _restored(path: pathlib.Path, judge_config: config_dict.FrozenConfigDict, reference_count: int, batch_size: int,
+              stamp: int) -> Judge:
+  """The `Judge` of the trained classifier in `path` (of `classifier_config`); `stamp` names the training it holds."""
+  del stamp
+  from aejax import evaluate  # pylint: disable=g-import-not-at-top  (evaluate imports the suites, which import this)
+  run = evaluate.restore(path, config_dict.ConfigDict(judge_config))
+  classify = classifier_fn(run.model, run.state.params, batch_size)
+  reference = _reference(path, classify, run, min(reference_count, len(run.test_images)))
+  accuracy = float(json.loads((path / "summary.json").read_text())["test/accuracy"])
+  return Judge(path, classify, accuracy, **reference)
 
 
 def _reference(directory: pathlib.Path, classify: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], run: Any,
