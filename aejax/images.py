@@ -92,3 +92,19 @@ def save_png(path: pathlib.Path, grid: Grid, title: str = "") -> pathlib.Path:
   path.parent.mkdir(parents=True, exist_ok=True)
   Image.fromarray(layout(grid, title)).save(path)
   return path
+
+
+def pyplot() -> Any:
+  """matplotlib's pyplot on its file-only backend, imported only by the suites that draw plots."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
+def figure_picture(figure: Any) -> Grid:
+  """A drawn matplotlib figure as one (1, 1, H, W, 3) picture without row labels; the figure is closed."""
+  figure.canvas.draw()
+  picture = np.asarray(figure.canvas.buffer_rgba())[..., :3] / 255.0
+  pyplot().close(figure)
+  return Grid(picture[None, None])

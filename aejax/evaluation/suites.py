@@ -30,10 +30,8 @@ Which of them fit a run is known from its config alone (aejax/evaluation/selecti
 import dataclasses
 import functools
 import math
-import types
 import zlib
 from collections.abc import Callable
-from typing import Any
 
 import flax.linen as nn
 import jax
@@ -358,7 +356,7 @@ SUITES: dict[str, Callable[[Run], tuple[Metrics, Pictures]]] = {
 def _heat_map(information: np.ndarray, factor_names: tuple[str, ...]) -> images.Grid:
   """The (units, factors) normalised mutual information as one (1, 1, H, W, 3) picture, annotated."""
   units, factors = information.shape
-  figure, axis = _pyplot().subplots(figsize=(1.2 * factors + 2.5, 0.45 * units + 1.5), dpi=100)
+  figure, axis = images.pyplot().subplots(figsize=(1.2 * factors + 2.5, 0.45 * units + 1.5), dpi=100)
   cells = axis.imshow(information, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
   for (i, f), value in np.ndenumerate(information):
     axis.text(f, i, f"{value:.2f}", ha="center", va="center", color="white" if value < 0.6 else "black", fontsize=8)
@@ -366,32 +364,16 @@ def _heat_map(information: np.ndarray, factor_names: tuple[str, ...]) -> images.
            yticklabels=[f"z{i}" for i in range(units)], title="mutual information / factor entropy")
   figure.colorbar(cells, ax=axis)
   figure.tight_layout()
-  return _picture(figure)
+  return images.figure_picture(figure)
 
 
 def _scatter(codes: np.ndarray, labels: np.ndarray) -> images.Grid:
   """A scatter plot of 2-D codes coloured by label, as one (1, 1, H, W, 3) picture without row labels."""
-  figure, axis = _pyplot().subplots(figsize=(6, 6), dpi=100)
+  figure, axis = images.pyplot().subplots(figsize=(6, 6), dpi=100)
   points = axis.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=2)
   figure.colorbar(points, ax=axis, label="label")
   axis.set(xlabel="z[0] (posterior mean)", ylabel="z[1]")
-  return _picture(figure)
-
-
-def _pyplot() -> types.ModuleType:
-  """matplotlib's pyplot on its file-only backend, imported only for the suites' plots."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
-  return pyplot
-
-
-def _picture(figure: Any) -> images.Grid:
-  """A drawn matplotlib figure as one (1, 1, H, W, 3) picture without row labels; the figure is closed."""
-  figure.canvas.draw()
-  picture = np.asarray(figure.canvas.buffer_rgba())[..., :3] / 255.0
-  _pyplot().close(figure)
-  return images.Grid(picture[None, None])
+  return images.figure_picture(figure)
 
 
 def _mean(values) -> float:
