@@ -61,6 +61,10 @@ def bundle_key(config: config_dict.ConfigDict) -> tuple[tuple[str, Any], ...]:
 
 def _dense_macs(config: config_dict.ConfigDict) -> int:
   """Multiply-adds per image of a dense encoder and decoder (the decoder mirrors the encoder unless given)."""
+  if catalog.is_ratings(config.data.name):
+    from aejax.variants.recommend import fields  # pylint: disable=g-import-not-at-top  (light: no JAX)
+    layers = fields.dense_layers(config)
+    return 2 * sum(a * b for a, b in zip(layers, layers[1:]))
   pixels = math.prod(catalog.image_shape(config.data.name, config.data.resize))
   encoder = (pixels, *config.model.encoder_widths, config.latent_dim)
   decoder = (config.latent_dim, *(config.model.decoder_widths or config.model.encoder_widths[::-1]), pixels)

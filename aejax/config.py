@@ -404,7 +404,8 @@ def validate(config: config_dict.ConfigDict) -> None:
                          ("data.binarize", BINARIZE), ("wandb.mode", WANDB_MODES), ("stack_input", STACK_INPUTS),
                          ("on_nonfinite", NONFINITE)):
     _choice(config, field, choices)
-  catalog.image_shape(config.data.name, config.data.resize)  # A known data set, at a size it is prepared at.
+  if not catalog.is_ratings(config.data.name):  # The recommendation family checks its ratings data set itself.
+    catalog.image_shape(config.data.name, config.data.resize)  # A known image data set, at a size it is prepared at.
   require(config.latent_dim > 0, "config.latent_dim", config.latent_dim,
            "the code size must be a positive integer, e.g. --config.latent_dim=32")
   require(config.beta >= 0, "config.beta", config.beta,
@@ -442,7 +443,7 @@ def validate(config: config_dict.ConfigDict) -> None:
            "every layer width must be a positive integer")
   require(config.iwae_samples >= 1, "config.iwae_samples", config.iwae_samples,
            "use 1 (the ELBO) or more importance samples, e.g. --config.iwae_samples=50")
-  num_classes = catalog.get(config.data.name).num_classes
+  num_classes = getattr(catalog.get(config.data.name), "num_classes", 0)
   labels = tuple(config.data.train_labels)
   require(all(isinstance(d, int) and 0 <= d < num_classes for d in labels) and len(set(labels)) == len(labels),
            "config.data.train_labels", labels,

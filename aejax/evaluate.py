@@ -74,8 +74,9 @@ def restore(workdir: str | pathlib.Path, config: config_dict.ConfigDict | None =
   train_batch = input_pipeline.make_batch(train_split, jnp.arange(num_train), jax.random.key(config.seed), binarize)
   test_batch = input_pipeline.make_batch(test_split, jnp.arange(test_split.size), jax.random.key(0), False)
   train_batch, test_batch = jax.device_get((train_batch, test_batch))
-  return suites_lib.Run(config, variant, model, state, int(state.step), train_batch["image"], train_batch["label"],
-                        test_batch["image"], test_batch["label"])
+  inputs = "ratings" if test_split.is_ratings else "image"  # A ratings run's rows of ratings.
+  return suites_lib.Run(config, variant, model, state, int(state.step), train_batch[inputs], train_batch["label"],
+                        test_batch[inputs], test_batch["label"])
 
 
 def evaluate_run(workdir: str | pathlib.Path, suites: Sequence[str] | None = None,

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 import aejax.variants.all  # noqa: F401  (registers the variants)
 from aejax import checkpoint, config as config_lib, locks, parallel, registry, signals, writers
-from aejax.data import input_pipeline
+from aejax.data import catalog, input_pipeline
 from aejax.errors import ConfigError, check_folder
 from aejax.evaluation import selection
 from aejax.nn import convolution
@@ -280,7 +280,8 @@ def check_batch_fits(config: config_dict.ConfigDict, split: input_pipeline.Split
   """A `ConfigError` if one batch needs more images than the train split holds."""
   if config.batch_size > split.size:
     more = f", or more images (config.data.num_train={config.data.num_train})" if config.data.num_train else ""
-    raise ConfigError(f"config.batch_size={config.batch_size} is larger than the {split.size} training images "
+    raise ConfigError(f"config.batch_size={config.batch_size} is larger than the {split.size} training "
+                      f"{'rows' if split.is_ratings else 'images'} "
                       f"of {config.data.name!r}: use a batch size of at most {split.size}{more}")
 
 
@@ -324,6 +325,8 @@ def check_config(config: config_dict.ConfigDict) -> registry.Variant:
     raise ConfigError(f"config.variant={config.variant!r} reads {sections}, which this config lacks: add its "
                       f"family's fields to the config file (e.g. c = {variant.config_fields.__module__}."
                       f"{variant.config_fields.__name__}(c)), or start from an experiments/ file of that variant")
+  if catalog.is_ratings(config.data.name) and "ratings" not in variant.config_fields(config_lib.base_config()).data:
+    catalog.image_shape(config.data.name)  # A ratings data set for an image variant: says which variants read it.
   variant.validate(config)
   if config.eval.suites:
     selection.select(config, config.eval.suites)
@@ -499,7 +502,7 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
           "config.batch_size", base.batch_size, "use a smaller batch_size, or a smaller model (latent_dim, widths)")
     signals.raise_if_signalled()
     batch_sums, num_batches = make_eval_sums(variant, model, base, test_split, None if stacked else mesh)
-    eval_splits = (test_split, train_split)
+    eval_splits = (test_split, None if train_split.is_ratings else train_split)  # Ratings rows pair with nothing.
     batch_sums = compile_within_memory(
         jax.jit(_lift(batch_sums, stacked, (0, None, None, 0))), (shapes, eval_splits, 0, eval_keys), state_bytes,
         "config.eval_batch_size", base.eval_batch_size, "use a smaller eval_batch_size, or a smaller model "

@@ -68,10 +68,24 @@ class Dataset:
     return tuple(f"{height}x{width}" for height, width in self.sizes)
 
 
-_REGISTRY: dict[str, Dataset] = {}
+@dataclasses.dataclass(frozen=True)
+class Ratings:
+  """A data set of (user, item, rating) triples: the ratings matrix that the recommendation family
+  (aejax/variants/recommend) trains on, split by `config.data.ratings` (`aejax.data.ratings`)."""
+  title: str
+  num_users: int  # Users 0..num_users - 1, in the order of their ids in the files.
+  num_items: int  # Items with at least one rating, 0..num_items - 1 in the order of their ids.
+  rating_scale: tuple[float, float]  # The lowest and highest rating.
+  # The GroupLens release: the file in data.manual_dir that holds the ratings, read instead of TFDS's builder.
+  manual_file: str
+  # TFDS's stock builder and config that download the same ratings ('' for none).
+  stock: str = ""
 
 
-def register(name: str, dataset: Dataset) -> None:
+_REGISTRY: dict[str, Dataset | Ratings] = {}
+
+
+def register(name: str, dataset: Dataset | Ratings) -> None:
   """Makes `dataset` available as `config.data.name = name`."""
   if name in _REGISTRY:
     raise ValueError(f"dataset {name!r} is registered twice")
@@ -83,17 +97,31 @@ def names() -> list[str]:
   return list(_REGISTRY)
 
 
-def get(name: str) -> Dataset:
+def get(name: str) -> Dataset | Ratings:
   """The data set registered as `name`, or a `ConfigError` listing the known ones."""
   if name not in _REGISTRY:
     raise ConfigError(f"data.name={name!r} is not a known dataset: use one of {', '.join(map(repr, names()))}")
   return _REGISTRY[name]
 
 
+def is_ratings(name: str) -> bool:
+  """Whether `name` is a ratings data set (a `ConfigError` if it is not a known one)."""
+  return isinstance(get(name), Ratings)
+
+
+def image_names() -> list[str]:
+  """The names of the image data sets, in the order they were registered."""
+  return [name for name in names() if not is_ratings(name)]
+
+
 def image_shape(name: str, resize: Size | None = None) -> tuple[int, int, int]:
   """The shape (height, width, channels) of data set `name`'s images at size `resize` (None: native), or a
   `ConfigError` naming the sizes it comes in."""
   dataset = get(name)
+  if isinstance(dataset, Ratings):
+    raise ConfigError(f"data.name={name!r} is a ratings data set, which only the recommendation variants read: use "
+                      "--config.variant=autorec, mult_vae or mult_dae (experiments/autorec.py, mult_vae.py), or an "
+                      f"image data set ({', '.join(map(repr, image_names()))})")
   native = dataset.image_shape[:2]
   if resize is not None:
     resize = tuple(resize)
@@ -123,3 +151,11 @@ _DSPRITES = {"image_shape": (64, 64, 1), "num_classes": 3, "source": RENDER, "pa
              "factor_sizes": (3, 6, 40, 32, 32), "manual_file": "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"}
 register("dsprites", Dataset(title="dSprites", builder="AejaxDsprites", **_DSPRITES))
 register("dsprites_small", Dataset(title="dSprites (small)", builder="AejaxDspritesSmall", **_DSPRITES))
+# MovieLens (Harper & Konstan 2015), the GroupLens releases: 100K (u.data), 1M (ratings.dat) and 20M (ratings.csv,
+# half-star ratings). 20M's movie ids run to 131,262, of which 26,744 are rated.
+register("movielens_100k", Ratings(title="MovieLens 100K", num_users=943, num_items=1_682, rating_scale=(1.0, 5.0),
+                                   manual_file="u.data", stock="movielens/100k-ratings"))
+register("movielens_1m", Ratings(title="MovieLens 1M", num_users=6_040, num_items=3_706, rating_scale=(1.0, 5.0),
+                                 manual_file="ratings.dat", stock="movielens/1m-ratings"))
+register("movielens_20m", Ratings(title="MovieLens 20M", num_users=138_493, num_items=26_744,
+                                  rating_scale=(0.5, 5.0), manual_file="ratings.csv", stock="movielens/20m-ratings"))

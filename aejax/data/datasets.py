@@ -351,7 +351,12 @@ def _tf_example_class() -> type:
 _TF_EXAMPLE = _tf_example_class()
 
 
-def _read_records(paths: list[pathlib.Path], lengths: list[int], count: int) -> list[bytes]:
+def tf_example(record: bytes) -> Any:
+  """One tf.Example record, parsed (its `.features.feature` maps names to their lists of values)."""
+  return _TF_EXAMPLE.FromString(record)
+
+
+def read_records(paths: list[pathlib.Path], lengths: list[int], count: int) -> list[bytes]:
   """The first `count` records of the array_record shards `paths`, which hold `lengths` records each."""
   records = []
   for path, length in zip(paths, lengths, strict=True):
@@ -376,7 +381,7 @@ def _read_prepared(prepared: pathlib.Path, split: str, num_examples: int | None,
     raise ConfigError(f"{str(prepared)!r} holds {len(paths)} of the {len(lengths)} files of its {split} split: "
                       "delete that folder to prepare it again")
   count = sum(lengths) if num_examples is None else min(num_examples, sum(lengths))
-  examples = _parse(_read_records(paths, lengths, count), "image_bits" if dataset.packed else "image",
+  examples = _parse(read_records(paths, lengths, count), "image_bits" if dataset.packed else "image",
                     len(dataset.factor_names))
   images = np.frombuffer(bytearray().join(examples["image"]), np.uint8).reshape(count, -1)
   if dataset.packed:
@@ -391,7 +396,7 @@ def _read_stock(builder: Any, split: str, num_examples: int | None,
   from PIL import Image  # pylint: disable=g-import-not-at-top  (only for the stock dataset's PNGs)
   info = builder.info.splits[split]
   count = info.num_examples if num_examples is None else min(num_examples, info.num_examples)
-  examples = _parse(_read_records(info.filepaths, info.shard_lengths, count))
+  examples = _parse(read_records(info.filepaths, info.shard_lengths, count))
   images = np.stack([np.asarray(Image.open(io.BytesIO(png))) for png in examples["image"]])
   return {"image": images.reshape(count, *shape), "label": examples["label"]}
 
@@ -399,7 +404,7 @@ def _read_stock(builder: Any, split: str, num_examples: int | None,
 def _parse(records: list[bytes], image: str = "image", num_factors: int = 0) -> dict[str, Any]:
   """The encoded images (bytes, feature `image`), the labels (int32) and, where `num_factors`, the factor indices
   (int32 (N, num_factors)) of tf.Example records."""
-  features = [_TF_EXAMPLE.FromString(record).features.feature for record in records]
+  features = [tf_example(record).features.feature for record in records]
   examples = {"image": [feature[image].bytes_list.value[0] for feature in features],
               "label": np.fromiter((feature["label"].int64_list.value[0] for feature in features), np.int32,
                                    len(features))}

@@ -1,4 +1,4 @@
-"""Image data kept on the device; shuffling, batching and dynamic binarisation happen inside the step.
+"""Image (and ratings) data kept on the device; shuffling, batching and dynamic binarisation happen inside the step.
 
 A whole MNIST split is 47 MB of uint8, so it lives on the accelerator and the train step gathers
 its own batch: no host round-trip per step.
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_dict
 
-from aejax.data import datasets
+from aejax.data import catalog, datasets, ratings
 from aejax.registry import Batch
 
 # Binarisation draws one fixed sample per split, the same for every run: the test split's depends on nothing else
@@ -34,6 +34,12 @@ class Split:
   pixel_mean: jax.Array | None = None
   pixel_std: jax.Array | None = None
   other: "Split | None" = None
+  # A ratings data set's split (`aejax.data.ratings`): `images` are rows of rating codes (N, D), `labels` each
+  # row's user or item index, `targets` the codes scored (None: the rows themselves) and `targets_per_row` their
+  # mean count per row.
+  targets: jax.Array | None = None
+  targets_per_row: float = flax.struct.field(pytree_node=False, default=0.0)
+  is_ratings: bool = flax.struct.field(pytree_node=False, default=False)
 
   @property
   def size(self) -> int:
@@ -60,6 +66,8 @@ def load(data: config_dict.ConfigDict) -> tuple[Split, Split]:
   kept images). 'static' binarisation samples both splits once; 'dynamic' resamples each train batch
   (`make_batch`) and samples the test split once so that evaluations are comparable.
   """
+  if catalog.is_ratings(data.name):
+    return _load_ratings(data)
   splits = []
   keep = tuple(data.train_labels)
   for split, limit in (("train", data.num_train), ("test", data.num_test)):
@@ -84,12 +92,35 @@ def load(data: config_dict.ConfigDict) -> tuple[Split, Split]:
   return splits[0], splits[1]
 
 
+def _load_ratings(data: config_dict.ConfigDict) -> tuple[Split, Split]:
+  """The train and test splits of a ratings data set by `data.ratings`' protocol, on the default device."""
+  m = ratings.matrices(data)
+
+  def split(inputs: np.ndarray, ids: np.ndarray, targets: np.ndarray | None) -> Split:
+    scored = inputs if targets is None else targets
+    return Split(jnp.asarray(inputs), jnp.asarray(ids, jnp.int32), targets=None if targets is None else
+                 jnp.asarray(targets), targets_per_row=np.count_nonzero(scored) / len(scored), is_ratings=True)
+
+  return split(m.train, m.train_ids, None), split(m.test_inputs, m.test_ids, m.test_targets)
+
+
+def _ratings_batch(split: Split, indices: jax.Array) -> Batch:
+  """Rows `indices` of a ratings split: 'ratings' (B, D) float32 (0 where there is none), 'targets' the ratings
+  scored, 'label' each row's user or item index, 'targets_per_row' the split's mean count of targets (B,)."""
+  x = split.images[indices].astype(jnp.float32) * ratings.CODE_SCALE
+  targets = x if split.targets is None else split.targets[indices].astype(jnp.float32) * ratings.CODE_SCALE
+  return {"ratings": x, "targets": targets, "label": split.labels[indices],
+          "targets_per_row": jnp.full(indices.shape, split.targets_per_row, jnp.float32)}
+
+
 def make_batch(split: Split, indices: jax.Array, key: jax.Array, dynamic_binarize: bool) -> Batch:
   """Gathers `indices` as float32 images in [0, 1] (Bernoulli-sampled if `dynamic_binarize`), with their factor
   indices ('factors', int32 (B, number of factors)) where the split has them, with the split's pixel statistics
   where it has them, and with a second domain's split as many of its examples, 'other_image' and 'other_label':
   example i % its size beside example i (unpaired domains: which B image sits beside which A image is arbitrary,
   and this way it is a function of the step alone, so that resume replays it)."""
+  if split.is_ratings:
+    return _ratings_batch(split, indices)
   x = split.images[indices].astype(jnp.float32) / 255.0
   if dynamic_binarize:
     x = jax.random.bernoulli(key, x).astype(jnp.float32)

@@ -91,6 +91,11 @@ def _shared_suites(config: config_dict.ConfigDict, variant: registry.Variant, na
   (`own`: the variant's own suites that fit it, named in the error of a model without an encoder)."""
   if not names:
     return []
+  if catalog.is_ratings(config.data.name):  # The shared suites score images.
+    if all_that_fit:
+      return []
+    raise ConfigError(f"suite {names[0]!r} scores images, and {config.data.name} holds ratings: use "
+                      f"{', '.join(variant.suites)}")
   shape = catalog.image_shape(config.data.name, config.data.resize)
   model = variant.build_model(config, shape)
   missing = [method for method in ("encode", "decode") if not hasattr(model, method)]

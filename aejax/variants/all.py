@@ -5,3 +5,4 @@ from aejax.variants.boltzmann import dbn, dbn_ae, rbm  # noqa: F401
 from aejax.variants.adversarial import aae, cyclegan, gan  # noqa: F401
 from aejax.variants import classifier  # noqa: F401
 from aejax.variants.som import som  # noqa: F401
+from aejax.variants.recommend import autorec, mult_vae  # noqa: F401

@@ -1,0 +1,203 @@
+"""Ratings data sets (`catalog.Ratings`): the (user, item, rating) triples read from the GroupLens files or TFDS's
+`movielens` builder, split by one of the protocols of the recommendation literature, as dense rating matrices.
+
+Protocols (`config.data.ratings.protocol`), all drawn from `ratings.split_seed` alone, so that every model compared
+(and every fold of a k-fold run) sees the same split whatever its own seed:
+- 'holdout': a random `test_fraction` of the ratings is held out (AutoRec's 90/10);
+- 'kfold': the ratings in `folds` random folds, fold `fold` held out (scikit-surprise's `KFold`);
+- 'strong': strong generalisation (Liang et al. 2018) on implicit feedback: ratings >= `threshold` are the
+  interactions, users with fewer than `min_interactions` of them are dropped, `heldout_fraction` of the users are
+  held out; of each held-out user's interactions a random `fold_in` fraction is the model's input and the rest
+  are scored.
+
+Matrices hold rating codes, uint8: the rating times 2 (exact for half stars), 0 where there is none, one row per
+user or per item (`ratings.rows`: AutoRec's U- and I- variants); 1.6 MB for MovieLens 100K, 22 MB for 1M. 20M's
+138,493 x 26,744 is 3.7 GB dense, which an accelerator of 16 GB or more holds, and a CPU in its RAM; larger
+catalogues would need the rows gathered from a sparse layout per batch, which aejax does not do.
+"""
+import dataclasses
+import pathlib
+import time
+import sys
+
+import numpy as np
+from ml_collections import config_dict
+
+from aejax.data import catalog
+from aejax.errors import ConfigError
+
+CODE_SCALE = 0.5  # A rating code times this is the rating.
+PROTOCOLS = ("holdout", "kfold", "strong")
+ROWS = ("items", "users")
+# The GroupLens layouts: (separator, header lines) of each release's ratings file.
+_LAYOUTS = {"u.data": ("\t", 0), "ratings.dat": ("::", 0), "ratings.csv": (",", 1)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Triples:
+  """The ratings of a data set: 0-based user and item indices (int32) and ratings (float32), in the file's order."""
+  users: np.ndarray
+  items: np.ndarray
+  ratings: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Matrices:
+  """A split as rating-code matrices (uint8, `CODE_SCALE`): the train rows, and the test rows' inputs (what the
+  model sees) and targets (what is scored); each row's index (its user or item) in `*_ids`."""
+  train: np.ndarray
+  train_ids: np.ndarray
+  test_inputs: np.ndarray
+  test_targets: np.ndarray
+  test_ids: np.ndarray
+
+
+def read(name: str, manual_dir: str | None, data_dir: str | None = None) -> Triples:
+  """The ratings of data set `name`: from `manual_dir`'s GroupLens file (`catalog.Ratings.manual_file`) when given,
+  else from TFDS's stock builder in `data_dir`; a `ConfigError` for a file in another layout, ids beyond the data
+  set's counts or ratings off its scale."""
+  dataset = catalog.get(name)
+  start = time.perf_counter()
+  if manual_dir is not None:
+    path = pathlib.Path(manual_dir).expanduser() / dataset.manual_file
+    if not path.is_file():
+      raise ConfigError(f"data.manual_dir={manual_dir!r} holds no {dataset.manual_file}: point it at the folder of "
+                        f"the {dataset.title} release (GroupLens), or None to use TFDS's {dataset.stock} builder")
+    users, item_ids, values = _parse(path, dataset)
+    source = str(path)
+  else:
+    users, item_ids, values, source = _read_stock(dataset, data_dir)
+  triples = _index(users, item_ids, values, dataset, source)
+  if manual_dir is None or time.perf_counter() - start > 1.0:
+    print(f"aejax: read {len(values):,} {dataset.title} ratings from {source} in {time.perf_counter() - start:.1f} s",
+          file=sys.stderr, flush=True)
+  return triples
+
+
+def _parse(path: pathlib.Path, dataset: catalog.Ratings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The (user id, item id, rating) columns of a GroupLens ratings file (ids as in the file)."""
+  separator, header = _LAYOUTS[dataset.manual_file]
+  lines = path.read_bytes().splitlines()[header:]
+  text = b" ".join(lines).replace(separator.encode(), b" ")
+  try:
+    table = np.array(text.split(), dtype=np.float64).reshape(len(lines), 4)
+  except ValueError as e:
+    raise ConfigError(f"data.manual_dir: {str(path)!r} is not in the GroupLens layout of {dataset.manual_file} "
+                      f"(user{separator}item{separator}rating{separator}timestamp, one rating a line): give the "
+                      f"original {dataset.title} file") from e
+  return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2].astype(np.float32)
+
+
+def _read_stock(dataset: catalog.Ratings, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+  """The (user id, item id, rating) columns of TFDS's stock builder (`dataset.stock`), prepared in `data_dir` (TFDS
+  downloads it first where it is not): its parsing of the GroupLens files needs TensorFlow."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (only without data.manual_dir)
+  builder = tfds.builder(dataset.stock, data_dir=data_dir, file_format="array_record")
+  if not builder.is_prepared():
+    try:
+      import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    except ImportError:
+      raise ConfigError(f"data.manual_dir=None: TFDS's {dataset.stock} builder parses the GroupLens files with "
+                        "TensorFlow, which is not installed: pip install tensorflow, or download the "
+                        f"{dataset.title} release from grouplens.org and give its folder as --config.data.manual_dir")
+    builder.download_and_prepare()
+  from aejax.data import datasets  # pylint: disable=g-import-not-at-top  (its tf.Example reader)
+  info = builder.info.splits["train"]
+  features = [datasets.tf_example(record).features.feature
+              for record in datasets.read_records(info.filepaths, info.shard_lengths, info.num_examples)]
+  users = np.array([int(f["user_id"].bytes_list.value[0]) for f in features], np.int64)
+  items = np.array([int(f["movie_id"].bytes_list.value[0]) for f in features], np.int64)
+  values = np.array([f["user_rating"].float_list.value[0] for f in features], np.float32)
+  return users, items, values, f"TFDS's {dataset.stock} in {builder.data_dir}"
+
+
+def _index(users: np.ndarray, item_ids: np.ndarray, values: np.ndarray, dataset: catalog.Ratings,
+           source: str) -> Triples:
+  """0-based indices: users by id (1..num_users), items by rank among the rated ids; checked against the counts."""
+  low, high = dataset.rating_scale
+
+  def bad(why: str) -> ConfigError:
+    return ConfigError(f"{source}: {why}, where {dataset.title} has {dataset.num_users:,} users (ids 1.."
+                       f"{dataset.num_users:,}), {dataset.num_items:,} rated items and ratings {low:g}..{high:g}: "
+                       f"give the original {dataset.title} ratings")
+
+  if len(users) == 0:
+    raise bad("no ratings")
+  if users.min() < 1 or users.max() > dataset.num_users:
+    raise bad(f"user ids run {users.min()}..{users.max()}")
+  distinct, items = np.unique(item_ids, return_inverse=True)
+  if len(distinct) != dataset.num_items:
+    raise bad(f"{len(distinct):,} items are rated")
+  if values.min() < low or values.max() > high or np.any(values * 2 != np.round(values * 2)):
+    raise bad(f"ratings run {values.min():g}..{values.max():g}")
+  return Triples((users - 1).astype(np.int32), items.astype(np.int32), values)
+
+
+def test_mask(count: int, r: config_dict.ConfigDict) -> np.ndarray:
+  """Which of `count` ratings are held out, bool (count,), by protocol 'holdout' or 'kfold' of `r` (a
+  `config.data.ratings`)."""
+  order = np.random.default_rng(r.split_seed).permutation(count)
+  held = np.zeros(count, bool)
+  if r.protocol == "holdout":
+    held[order[:round(r.test_fraction * count)]] = True
+  else:
+    held[np.array_split(order, r.folds)[r.fold]] = True
+  return held
+
+
+def _codes(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+  matrix = np.zeros(shape, np.uint8)
+  matrix[rows, cols] = np.round(values / CODE_SCALE).astype(np.uint8)
+  return matrix
+
+
+def explicit(triples: Triples, dataset: catalog.Ratings, r: config_dict.ConfigDict) -> Matrices:
+  """The 'holdout' or 'kfold' split as matrices with a row per `r.rows`: every row in train and in test, the test
+  rows' inputs their train ratings and their targets the held-out ones."""
+  held = test_mask(len(triples.ratings), r)
+  by_item = r.rows == "items"
+  rows, cols = (triples.items, triples.users) if by_item else (triples.users, triples.items)
+  shape = (dataset.num_items, dataset.num_users) if by_item else (dataset.num_users, dataset.num_items)
+  train = _codes(rows[~held], cols[~held], triples.ratings[~held], shape)
+  ids = np.arange(shape[0], dtype=np.int32)
+  return Matrices(train, ids, train, _codes(rows[held], cols[held], triples.ratings[held], shape), ids)
+
+
+def strong_generalization(triples: Triples, dataset: catalog.Ratings, r: config_dict.ConfigDict) -> Matrices:
+  """The 'strong' split: a row per user, the train users' interactions whole, the held-out users' split into the
+  `fold_in` fraction given as input and the rest scored (at least one of each where a user has two or more)."""
+  rng = np.random.default_rng(r.split_seed)
+  positive = triples.ratings >= r.threshold
+  users, items, values = triples.users[positive], triples.items[positive], triples.ratings[positive]
+  counts = np.bincount(users, minlength=dataset.num_users)
+  kept = np.flatnonzero(counts >= r.min_interactions)
+  heldout = np.sort(rng.permutation(kept)[:round(r.heldout_fraction * len(kept))])
+  train_users = np.setdiff1d(kept, heldout)
+  is_heldout = np.isin(users, heldout)
+  # Each held-out user's interactions in a random order, the first (1 - fold_in) share of them scored.
+  order = np.flatnonzero(is_heldout)
+  order = order[np.lexsort((rng.random(len(order)), users[order]))]
+  starts = np.flatnonzero(np.r_[True, np.diff(users[order]) != 0])
+  sizes = np.diff(np.r_[starts, len(order)])
+  count = np.clip(np.round((1 - r.fold_in) * sizes), 1, sizes - 1)
+  scored = np.zeros(len(users), bool)
+  scored[order[np.arange(len(order)) - np.repeat(starts, sizes) < np.repeat(count, sizes)]] = True
+  width = dataset.num_items
+  row_of = np.full(dataset.num_users, -1)
+  row_of[train_users] = np.arange(len(train_users))
+  train_part = ~is_heldout & (row_of[users] >= 0)
+  train = _codes(row_of[users[train_part]], items[train_part], values[train_part], (len(train_users), width))
+  row_of[heldout] = np.arange(len(heldout))
+  fold_in, target = is_heldout & ~scored, is_heldout & scored
+  inputs = _codes(row_of[users[fold_in]], items[fold_in], values[fold_in], (len(heldout), width))
+  targets = _codes(row_of[users[target]], items[target], values[target], (len(heldout), width))
+  return Matrices(train, train_users.astype(np.int32), inputs, targets, heldout.astype(np.int32))
+
+
+def matrices(data: config_dict.ConfigDict) -> Matrices:
+  """The split of `config.data` (a ratings data set, `data.ratings` its protocol) as rating-code matrices."""
+  dataset = catalog.get(data.name)
+  triples = read(data.name, data.manual_dir, data.data_dir)
+  if data.ratings.protocol == "strong":
+    return strong_generalization(triples, dataset, data.ratings)
+  return explicit(triples, dataset, data.ratings)

@@ -1,0 +1,294 @@
+"""The recommendation family: MovieLens read and split by each protocol, AutoRec's masked loss, the ranking and
+rating measures against hand computations, EASE against its definition, a low-rank matrix recovered, the suite
+beside its baselines, resume, bundles and the one-line errors."""
+import json
+import math
+import pathlib
+import sys
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aejax import bundle, config as config_lib, evaluate, signals, sweep as sweep_lib, train
+from aejax.data import catalog, ratings
+from aejax.errors import ConfigError
+from aejax.variants.recommend import autorec, baselines, metrics, models
+
+from conftest import REPO, saved_checkpoint
+
+ML_100K = REPO.parent / "shared" / "data" / "ml-100k"
+
+
+def _config(name: str, manual_dir=ML_100K, **fields) -> config_lib.config_dict.ConfigDict:
+  c = config_lib.from_file(f"{REPO}/experiments/{name}.py:smoke")
+  c.data.manual_dir = str(manual_dir)
+  c.update_from_flattened_dict(fields)
+  return c
+
+
+@pytest.fixture(scope="module")
+def triples() -> ratings.Triples:
+  return ratings.read("movielens_100k", str(ML_100K))
+
+
+def test_movielens_100k_is_read_whole(triples):
+  assert len(triples.ratings) == 100_000
+  assert triples.users.max() == 942 and triples.items.max() == 1_681
+  assert np.bincount(triples.ratings.astype(int))[1:].tolist() == [6_110, 11_370, 27_145, 34_174, 21_201]
+
+
+def test_kfold_folds_partition_the_ratings_and_follow_the_split_seed(triples):
+  r = _config("autorec").data.ratings
+  r.protocol = "kfold"
+  masks = []
+  for fold in range(r.folds):
+    r.fold = fold
+    masks.append(ratings.test_mask(len(triples.ratings), r))
+  assert np.array_equal(np.sum(masks, axis=0), np.ones(len(triples.ratings)))  # Each rating in exactly one fold.
+  assert all(abs(m.sum() - 20_000) <= 1 for m in masks)
+  again = ratings.test_mask(len(triples.ratings), r)
+  r.split_seed = 1
+  assert np.array_equal(again, masks[-1]) and not np.array_equal(ratings.test_mask(len(triples.ratings), r), again)
+
+
+def test_explicit_matrices_hold_each_rating_once_where_it_belongs(triples):
+  c = _config("autorec", **{"data.ratings.rows": "users"})
+  m = ratings.explicit(triples, catalog.get("movielens_100k"), c.data.ratings)
+  held = ratings.test_mask(len(triples.ratings), c.data.ratings)
+  assert np.count_nonzero(m.train) == 90_000 and np.count_nonzero(m.test_targets) == 10_000
+  codes = np.round(triples.ratings / ratings.CODE_SCALE)
+  np.testing.assert_array_equal(m.train[triples.users[~held], triples.items[~held]], codes[~held])
+  np.testing.assert_array_equal(m.test_targets[triples.users[held], triples.items[held]], codes[held])
+  by_item = ratings.explicit(triples, catalog.get("movielens_100k"), _config("autorec").data.ratings)
+  np.testing.assert_array_equal(by_item.train, m.train.T)  # The same split, transposed.
+
+
+def test_strong_generalization_holds_out_whole_users_and_splits_each_ones_interactions(triples):
+  r = _config("mult_vae").data.ratings
+  m = ratings.strong_generalization(triples, catalog.get("movielens_100k"), r)
+  positive = triples.ratings >= 4
+  counts = np.bincount(triples.users[positive], minlength=943)
+  kept = np.flatnonzero(counts >= 5)
+  assert not set(m.train_ids) & set(m.test_ids) and set(m.train_ids) | set(m.test_ids) == set(kept)
+  assert len(m.test_ids) == round(0.2 * len(kept))
+  folded, scored = (m.test_inputs > 0).sum(1), (m.test_targets > 0).sum(1)
+  assert not np.any((m.test_inputs > 0) & (m.test_targets > 0))
+  np.testing.assert_array_equal(folded + scored, counts[m.test_ids])  # Every interaction, one side or the other.
+  assert scored.min() >= 1 and folded.min() >= 1
+  np.testing.assert_allclose(scored / counts[m.test_ids], 0.2, atol=0.5 / 5)
+  assert np.array_equal((m.train > 0).sum(1), counts[m.train_ids])
+  assert np.array_equal(ratings.strong_generalization(triples, catalog.get("movielens_100k"), r).test_targets,
+                        m.test_targets)
+
+
+def test_only_observed_entries_carry_gradient():
+  """With the weight cost off, an item no row of the batch rated gets no gradient in its output weights or bias,
+  and the loss's gradient with respect to the predictions is 0 off the observed entries."""
+  r = jnp.array([[5.0, 0.0, 3.0, 0.0], [1.0, 0.0, 0.0, 2.0]])
+  model = models.AutoRec(hidden=3, outputs=4)
+  params = model.init(jax.random.key(0), r)
+  config = _config("autorec")
+  grads = jax.grad(lambda p: autorec.loss(model, config, p, {"ratings": r}, jax.random.key(1),
+                                          {"recommend.l2": jnp.array(0.0)}, 0)[0])(params)
+  out = grads["params"]["decoder"]
+  assert np.all(np.asarray(out["bias"])[1] == 0) and np.all(np.asarray(out["kernel"])[:, 1] == 0)
+  assert np.all(np.asarray(out["bias"])[[0, 2, 3]] != 0)
+  prediction = model.apply(params, r)
+  on_output = jax.grad(lambda y: metrics.rating_errors(y, r)["squared"].sum())(prediction)
+  np.testing.assert_array_equal(np.asarray(on_output) == 0, np.asarray(r) == 0)
+
+
+def test_rating_errors_are_numpys():
+  rng = np.random.default_rng(0)
+  targets = rng.integers(0, 6, (5, 7)).astype(np.float32)
+  predicted = rng.uniform(1, 5, (5, 7)).astype(np.float32)
+  errors = metrics.rating_errors(jnp.asarray(predicted), jnp.asarray(targets))
+  observed = targets > 0
+  diff = [predicted[i][observed[i]] - targets[i][observed[i]] for i in range(5)]
+  np.testing.assert_allclose(errors["squared"], [np.sum(d**2) for d in diff], rtol=1e-6)
+  np.testing.assert_allclose(errors["absolute"], [np.sum(np.abs(d)) for d in diff], rtol=1e-6)
+  np.testing.assert_array_equal(errors["count"], observed.sum(1))
+
+
+def test_recall_and_ndcg_of_hand_ranked_lists():
+  """Six items; scores rank them 0 > 1 > ... > 5, item 5 seen (excluded). User A holds out items 1 and 4, user B
+  item 0 only (fewer than k), user C nothing."""
+  scores = jnp.tile(jnp.arange(6.0)[::-1], (3, 1))
+  seen = jnp.zeros((3, 6)).at[:, 5].set(1.0)
+  targets = jnp.zeros((3, 6)).at[0, 1].set(1).at[0, 4].set(1).at[1, 0].set(1)
+  top = metrics.rank_top(scores, seen, 5)
+  np.testing.assert_array_equal(top, [[0, 1, 2, 3, 4]] * 3)
+  out = metrics.ranking(top, targets, (2, 5), 3)
+  np.testing.assert_allclose(out["recall@2"], [1 / 2, 1.0, 0.0])  # A: 1 of its 2 in the top 2; B: 1 of min(2, 1).
+  np.testing.assert_allclose(out["recall@5"], [1.0, 1.0, 0.0])
+  dcg_a = 1 / math.log2(3)  # Item 1 at rank 2; item 4 is at rank 5, past the cut-off 3.
+  ideal_a = 1 / math.log2(2) + 1 / math.log2(3)
+  np.testing.assert_allclose(out["ndcg@3"], [dcg_a / ideal_a, 1.0, 0.0], rtol=1e-6)
+
+
+def test_ease_weights_solve_each_columns_constrained_ridge_regression():
+  """Column j of B is the ridge regression of item j on the other items (B_jj = 0), solved here directly."""
+  x = (np.random.default_rng(0).random((30, 6)) < 0.4).astype(np.float64)
+  b = baselines.ease(x, 3.0)
+  for j in range(6):
+    others = [i for i in range(6) if i != j]
+    xo = x[:, others]
+    expected = np.linalg.solve(xo.T @ xo + 3.0 * np.eye(5), xo.T @ x[:, j])
+    np.testing.assert_allclose(b[others, j], expected, atol=1e-10)
+    assert b[j, j] == 0
+
+
+def test_means_baselines_fall_back_to_the_global_mean():
+  train = (np.array([0, 0, 1]), np.array([0, 1, 0]), np.array([4.0, 2.0, 5.0]))
+  out = baselines.mean_predictions(train, (np.array([0, 2]), np.array([1, 2])), num_users=3, num_items=3)
+  np.testing.assert_allclose(out["global_mean"], [11 / 3] * 2)
+  np.testing.assert_allclose(out["user_mean"], [3.0, 11 / 3])  # User 2 has no train ratings.
+  np.testing.assert_allclose(out["item_mean"], [2.0, 11 / 3])
+
+
+def _low_rank_file(folder, users=60, items=40, rank=2, share=0.5, seed=0):
+  """A u.data file of a rank-2 rating matrix (ratings 1..5), `share` of its entries observed, for a data set
+  registered as 'synthetic' by the caller."""
+  rng = np.random.default_rng(seed)
+  u, v = rng.normal(size=(users, rank)), rng.normal(size=(items, rank))
+  full = np.clip(np.round(3 + u @ v.T), 1, 5)
+  observed = rng.random((users, items)) < share
+  observed[np.arange(users), rng.integers(0, items, users)] = True  # Every user and every item rated at least once.
+  observed[rng.integers(0, users, items), np.arange(items)] = True
+  rows, cols = np.nonzero(observed)
+  folder.mkdir(parents=True, exist_ok=True)
+  (folder / "u.data").write_text("".join(f"{a + 1}\t{b + 1}\t{int(full[a, b])}\t0\n" for a, b in zip(rows, cols)))
+  return catalog.Ratings(title="synthetic", num_users=users, num_items=items, rating_scale=(1.0, 5.0),
+                         manual_file="u.data")
+
+
+@pytest.fixture()
+def synthetic(tmp_path, monkeypatch):
+  monkeypatch.setitem(catalog._REGISTRY, "synthetic", _low_rank_file(tmp_path / "synthetic"))  # pylint: disable=protected-access
+  return tmp_path / "synthetic"
+
+
+def test_autorec_recovers_a_low_rank_matrix_far_better_than_item_means(synthetic, tmp_path):
+  c = _config("autorec", synthetic, **{"data.name": "synthetic", "recommend.hidden": 20, "recommend.l2": 1e-3,
+                                       "learning_rate": 1e-2, "batch_size": 8, "num_steps": 600,
+                                       "eval_every": 600, "checkpoint_every": 600, "data.ratings.test_fraction": 0.2,
+                                       "eval.suites": ("recommend",)})
+  summary = train.train_and_evaluate(c, tmp_path / "run")
+  report = evaluate.evaluate_run(tmp_path / "run", ["recommend"])
+  assert summary["test/mse"] == pytest.approx(report["recommend/rmse"] ** 2, rel=1e-5)  # The loop's exact MSE.
+  assert report["recommend/rmse"] < 0.5 * report["recommend/item_mean_rmse"], report
+
+
+def test_surprise_baselines_score_the_same_held_out_ratings(synthetic, tmp_path):
+  pytest.importorskip("surprise", reason="scikit-surprise is the test extra's (pip install -e '.[test]')")
+  c = _config("autorec", synthetic, **{"data.name": "synthetic", "num_steps": 20, "eval_every": 20, "batch_size": 8,
+                                       "checkpoint_every": 20, "recommend.surprise": True})
+  train.train_and_evaluate(c, tmp_path / "run")
+  report = evaluate.evaluate_run(tmp_path / "run", ["recommend"])
+  for name in baselines.SURPRISE_MODELS:
+    assert 0 < report[f"recommend/{name}_rmse"] < report["recommend/global_mean_rmse"] and \
+        report[f"recommend/{name}_seconds"] > 0
+
+
+def test_without_surprise_the_suite_says_so_in_one_line(synthetic, tmp_path, monkeypatch, capsys):
+  monkeypatch.setitem(sys.modules, "surprise", None)  # import surprise raises ImportError.
+  c = _config("autorec", synthetic, **{"data.name": "synthetic", "num_steps": 10, "eval_every": 10, "batch_size": 8,
+                                       "checkpoint_every": 10, "recommend.surprise": True})
+  train.train_and_evaluate(c, tmp_path / "run")
+  report = evaluate.evaluate_run(tmp_path / "run", ["recommend"])
+  assert "recommend/svd_rmse" not in report and "recommend/item_mean_rmse" in report
+  assert "aejax: recommend suite: scikit-surprise is not installed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["autorec", "mult_vae", "mult_dae"])
+def test_smoke_runs_learn_and_the_suite_scores_them_beside_the_baselines(name, tmp_path):
+  c = _config(name)
+  summary = train.train_and_evaluate(c, tmp_path / "run")
+  rows = [r for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
+          if "train/loss" in r]
+  assert rows[-1]["train/loss"] < rows[0]["train/loss"]
+  report = evaluate.evaluate_run(tmp_path / "run", None)
+  assert report["suites"] == ["recommend"]
+  if name == "autorec":
+    assert report["recommend/rmse"] == pytest.approx(math.sqrt(summary["test/mse"]), rel=1e-5)
+    assert report["recommend/test_ratings"] == 10_000
+  else:
+    assert report["recommend/ndcg@100"] == pytest.approx(summary["test/ndcg@100"], rel=1e-5)
+    assert report["recommend/ease_ndcg@100"] > report["recommend/popularity_ndcg@100"]
+  for picture in [k for k in report if k.startswith("image/")]:
+    assert (tmp_path / "run" / report[picture]).is_file() or pathlib.Path(report[picture]).is_file()
+
+
+def test_mult_vae_resumed_after_sigterm_equals_uninterrupted(tmp_path, monkeypatch, preempt_at):
+  fields = {"num_steps": 40, "log_every": 10, "eval_every": 40, "checkpoint_every": 40, "eval.suites": ()}
+  train.train_and_evaluate(_config("mult_vae", **fields), tmp_path / "whole")
+  preempt_at(20)
+  with pytest.raises(signals.Interrupted, match="at step 20; checkpoint saved"):
+    train.train_and_evaluate(_config("mult_vae", **fields), tmp_path / "resumed")
+  monkeypatch.undo()
+  train.train_and_evaluate(_config("mult_vae", **fields), tmp_path / "resumed")
+  for x, y in zip(jax.tree.leaves(saved_checkpoint(tmp_path / "whole", 40)),
+                  jax.tree.leaves(saved_checkpoint(tmp_path / "resumed", 40)), strict=True):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_a_bundle_of_l2_and_seed_members_ends_as_if_each_trained_alone(tmp_path):
+  fields = {"num_steps": 20, "eval_every": 20, "checkpoint_every": 20, "eval.suites": ()}
+  members = [_config("autorec", **fields), _config("autorec", **fields, **{"recommend.l2": 0.3, "seed": 1})]
+  bundle.train_bundle(members, [tmp_path / "m0", tmp_path / "m1"])
+  train.train_and_evaluate(members[1], tmp_path / "alone")
+  for x, y in zip(jax.tree.leaves(saved_checkpoint(tmp_path / "alone", 20)),
+                  jax.tree.leaves(saved_checkpoint(tmp_path / "m1", 20)), strict=True):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def _bad_file(folder, text):
+  folder.mkdir(exist_ok=True)
+  (folder / "u.data").write_text(text)
+  return folder
+
+
+@pytest.mark.parametrize("text, message", [
+    ("196,242,3,881250949\n", "is not in the GroupLens layout of u.data (user\titem\trating\ttimestamp, one rating a "
+     "line): give the original MovieLens 100K file"),
+    ("944\t1\t3\t0\n", "user ids run 944..944, where MovieLens 100K has 943 users"),
+])
+def test_a_ratings_file_of_another_layout_or_other_ids_is_one_line(tmp_path, text, message):
+  folder = _bad_file(tmp_path / "bad", text)
+  with pytest.raises(ConfigError, match=re.escape(message)):
+    ratings.read("movielens_100k", str(folder))
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"data.ratings.fold": 5, "data.ratings.protocol": "kfold"},
+     "config.data.ratings.fold=5: use a fold index in 0..4 (folds=5)"),
+    ({"data.ratings.threshold": 6.0}, "config.data.ratings.threshold=6.0: movielens_100k's ratings run 1..5: use a "
+     "threshold above 1 and at most 5, e.g. 4"),
+    ({"data.ratings.protocol": "strong"}, "config.data.ratings.protocol='strong': autorec predicts explicit ratings"),
+    ({"data.name": "mnist"}, "config.data.name='mnist': autorec learns from ratings: use one of movielens_100k"),
+])
+def test_bad_ratings_fields_are_one_line(fields, message):
+  with pytest.raises(ConfigError, match="^" + re.escape(message)):
+    train.check_config(_config("autorec", **fields))
+
+
+def test_an_image_variant_on_ratings_is_one_line():
+  c = config_lib.from_file(f"{REPO}/experiments/ae.py:smoke")
+  c.data.name = "movielens_100k"
+  with pytest.raises(ConfigError, match="^" + re.escape("data.name='movielens_100k' is a ratings data set, which "
+                                                        "only the recommendation variants read")):
+    train.check_config(c)
+
+
+def test_image_suites_on_a_ratings_run_are_one_line():
+  with pytest.raises(ConfigError, match="^" + re.escape("suite 'recon' scores images, and movielens_100k holds "
+                                                        "ratings: use recommend")):
+    train.check_config(_config("autorec", **{"eval.suites": ("recon",)}))
+
+
+@pytest.mark.parametrize("name, size", [("autorec", 12), ("mult_vae", 12), ("mult_dae", 12)])
+def test_every_sweep_member_passes_the_checks(name, size):
+  assert len(sweep_lib.load(f"{REPO}/experiments/{name}.py")) == size  # Each member checked as a run would be.
