@@ -292,3 +292,43 @@ def test_image_suites_on_a_ratings_run_are_one_line():
 @pytest.mark.parametrize("name, size", [("autorec", 12), ("mult_vae", 12), ("mult_dae", 12)])
 def test_every_sweep_member_passes_the_checks(name, size):
   assert len(sweep_lib.load(f"{REPO}/experiments/{name}.py")) == size  # Each member checked as a run would be.
+
+
+def test_tfds_stock_movielens_is_read_where_it_is_prepared(tmp_path, monkeypatch):
+  """TFDS's own `movielens` builder, prepared here from three ratings (its GroupLens parsing needs TensorFlow, so
+  its generator is replaced), read back by aejax without TFDS's readers."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from tensorflow_datasets.structured import movielens  # pylint: disable=g-import-not-at-top
+  rows = [(1, 10, 3.0), (3, 5, 4.5), (2, 10, 1.0)]
+
+  def generate(self, dir_path=None):
+    del dir_path
+    names = self.info.features.keys()
+    for i, (user, movie, rating) in enumerate(rows):
+      full = {"movie_id": str(movie), "movie_title": "t", "movie_genres": [0], "user_id": str(user),
+              "user_rating": rating, "timestamp": 0, "user_gender": True, "bucketized_user_age": 25.0,
+              "user_occupation_label": 0, "user_occupation_text": "x", "user_zip_code": "1", "raw_user_age": 25.0}
+      yield i, {k: v for k, v in full.items() if k in names}
+
+  monkeypatch.setattr(movielens.Movielens, "_split_generators", lambda self, dl: {"train": self._generate_examples()})
+  monkeypatch.setattr(movielens.Movielens, "_generate_examples", generate)
+  tfds.builder("movielens/100k-ratings", data_dir=tmp_path, file_format="array_record").download_and_prepare()
+  monkeypatch.setitem(catalog._REGISTRY, "tiny", catalog.Ratings(  # pylint: disable=protected-access
+      title="tiny", num_users=3, num_items=2, rating_scale=(1.0, 5.0), manual_file="u.data",
+      stock="movielens/100k-ratings"))
+  triples = ratings.read("tiny", None, str(tmp_path))
+  np.testing.assert_array_equal(triples.users, [0, 2, 1])
+  np.testing.assert_array_equal(triples.items, [1, 0, 1])  # Movie ids 5 and 10, by rank.
+  np.testing.assert_array_equal(triples.ratings, [3.0, 4.5, 1.0])
+
+
+def test_without_manual_dir_or_tensorflow_the_stock_builder_is_one_line(tmp_path):
+  try:
+    import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    pytest.skip("TensorFlow is installed here: TFDS's builder would download MovieLens")
+  except ImportError:
+    pass
+  with pytest.raises(ConfigError, match="^" + re.escape("data.manual_dir=None: TFDS's movielens/100k-ratings builder "
+                                                        "parses the GroupLens files with TensorFlow, which is not "
+                                                        "installed")):
+    ratings.read("movielens_100k", None, str(tmp_path))

@@ -321,7 +321,7 @@ def _preparation_lock(root: pathlib.Path, name: str) -> Iterator[None]:
 def _tf_example_class() -> type:
   """The message class of tf.Example (tensorflow/core/example/{example,feature}.proto), the records TFDS writes,
   declared here with the parts aejax reads, so that reading needs protobuf only: `features.feature[key]` holds a
-  `bytes_list` or an `int64_list`, each with a repeated `value` (other fields are skipped as unknown)."""
+  `bytes_list`, a `float_list` or an `int64_list`, each with a repeated `value`."""
   f = descriptor_pb2.FieldDescriptorProto
 
   def field(name: str, number: int, kind: int, message: str = "", repeated: bool = False) -> f:
@@ -335,8 +335,10 @@ def _tf_example_class() -> type:
     options=descriptor_pb2.MessageOptions(map_entry=True))
   messages = [
     descriptor_pb2.DescriptorProto(name="BytesList", field=[field("value", 1, f.TYPE_BYTES, repeated=True)]),
+    descriptor_pb2.DescriptorProto(name="FloatList", field=[field("value", 1, f.TYPE_FLOAT, repeated=True)]),
     descriptor_pb2.DescriptorProto(name="Int64List", field=[field("value", 1, f.TYPE_INT64, repeated=True)]),
     descriptor_pb2.DescriptorProto(name="Feature", field=[field("bytes_list", 1, f.TYPE_MESSAGE, "BytesList"),
+                                                          field("float_list", 2, f.TYPE_MESSAGE, "FloatList"),
                                                           field("int64_list", 3, f.TYPE_MESSAGE, "Int64List")]),
     descriptor_pb2.DescriptorProto(name="Features", nested_type=[entry],
                                    field=[field("feature", 1, f.TYPE_MESSAGE, "Features.FeatureEntry", True)]),

@@ -90,7 +90,8 @@ def explicit(run: Any, m: ratings.Matrices, dataset: catalog.Ratings) -> tuple[M
   out.update({f"recommend/{name}_seconds": took for name, took in seconds.items()})
   out["recommend/test_ratings"] = float(len(truth))
   best = min((name for name in predictions if name != "model"), key=lambda n: out[f"recommend/{n}_rmse"])
-  pictures = {"eval_error_by_activity": _bars(out, "rmse", ("model", best), "RMSE on held-out ratings"),
+  pictures = {"eval_error_by_activity": _bars(out, "rmse", ("model", best), "RMSE on held-out ratings",
+                                                      "train ratings"),
               "eval_item_map": _item_map(run, m, by_item, config.data.manual_dir, dataset)}
   return out, pictures
 
@@ -115,7 +116,7 @@ def implicit(run: Any, m: ratings.Matrices, dataset: catalog.Ratings) -> tuple[M
         out[f"{prefix}ndcg@{NDCG_AT}_users_{bucket}"] = float(per_user[f"ndcg@{NDCG_AT}"][chosen].mean())
   out["recommend/test_users"] = float(len(seen))
   pictures = {"eval_ranking_by_activity": _bars(out, f"ndcg@{NDCG_AT}", ("model", "ease", "popularity"),
-                                                f"NDCG@{NDCG_AT} of held-out users"),
+                                                f"NDCG@{NDCG_AT} of held-out users", "fold-in interactions"),
               "eval_item_map": _item_map(run, m, False, run.config.data.manual_dir, dataset)}
   return out, pictures
 
@@ -129,8 +130,9 @@ def recommend(run: Any) -> tuple[Metrics, Pictures]:
   return explicit(run, m, dataset)
 
 
-def _bars(out: Metrics, measure: str, names: tuple[str, ...], title: str) -> images.Grid:
-  """A bar chart of `measure` per user-activity bucket, one bar per model in `names`."""
+def _bars(out: Metrics, measure: str, names: tuple[str, ...], title: str, activity: str) -> images.Grid:
+  """A bar chart of `measure` per user-activity bucket (users by their count of `activity`), one bar per model in
+  `names`."""
   buckets = [b for b in _bucket_names() if f"recommend/{measure}_users_{b}" in out]
   figure, axis = images.pyplot().subplots(figsize=(7, 4), dpi=100)
   width = 0.8 / len(names)
@@ -139,7 +141,7 @@ def _bars(out: Metrics, measure: str, names: tuple[str, ...], title: str) -> ima
     axis.bar(np.arange(len(buckets)) + n * width, [out[f"{prefix}{measure}_users_{b}"] for b in buckets], width,
              label=name)
   axis.set(xticks=np.arange(len(buckets)) + width * (len(names) - 1) / 2, xticklabels=buckets,
-           xlabel="user's train ratings", ylabel=measure, title=title)
+           xlabel=f"users by their {activity}", ylabel=measure, title=title)
   axis.legend()
   figure.tight_layout()
   return images.figure_picture(figure)
