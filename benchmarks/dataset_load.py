@@ -33,7 +33,7 @@ def main() -> None:
   parser.add_argument("--mnist_dir", default=str(_REPO.parent / "shared" / "data" / "mnist"))
   parser.add_argument("--fashion_mnist_dir", default=None)
   parser.add_argument("--rounds", type=int, default=10)
-  parser.add_argument("--names", nargs="*", default=catalog.names(), choices=catalog.names())
+  parser.add_argument("--names", nargs="*", default=catalog.image_names(), choices=catalog.image_names())
   args = parser.parse_args()
 
   manual_dirs = {"mnist": args.mnist_dir, "fashion_mnist": args.fashion_mnist_dir}

@@ -125,7 +125,7 @@ def _check_data_dir(root: pathlib.Path, shown: str) -> None:
   if root.exists() and not root.is_dir():
     raise ConfigError(f"{shown} is a file: point it at a TFDS data folder, or None for the default")
   check_folder(root, "data.data_dir")
-  configs = {config for name in catalog.names() for config in catalog.get(name).builder_configs()}
+  configs = {config for name in catalog.image_names() for config in catalog.get(name).builder_configs()}
   if (root / _INFO_FILE).exists():
     above = root.parents[2] if root.parent.name in configs else root.parents[1]
     raise ConfigError(f"{shown} is a dataset version folder: point it at {str(above)!r}")

@@ -167,9 +167,9 @@ def validate(config: Config) -> None:
   if config.model.kind != "conv":
     raise ConfigError(f"config.model.kind={config.model.kind!r}: CycleGAN's translators are convolutional: use "
                       "--config.model.kind=conv")
-  if config.gan.domain_b not in catalog.names():
+  if config.gan.domain_b not in catalog.image_names():
     raise ConfigError(f"config.gan.domain_b={config.gan.domain_b!r} is not a known dataset: use one of "
-                      f"{', '.join(map(repr, catalog.names()))}")
+                      f"{', '.join(map(repr, catalog.image_names()))}")
   shape_a = catalog.image_shape(config.data.name, config.data.resize)
   resize_b = None if config.gan.domain_b_resize is None else tuple(config.gan.domain_b_resize)
   try:
