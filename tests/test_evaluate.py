@@ -241,8 +241,8 @@ def test_command_line_reports_a_bad_suite_in_one_line(tmp_path):
                           cwd=REPO, text=True, capture_output=True, timeout=120)
   assert result.returncode == 1
   assert result.stderr.strip() == ("aejax.evaluate: error: --suite=recon,fid: suite 'fid' is not known: use any of "
-                                   "recon, anomaly, denoise, impute, generate, nll, samples, disentanglement, ais, som, "
-                                   "translation")
+                                   "recon, anomaly, denoise, impute, generate, nll, samples, disentanglement, ais, "
+                                   "recommend, som, translation")
 
 
 class _Echo(suites.Run):

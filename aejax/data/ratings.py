@@ -80,11 +80,14 @@ def _parse(path: pathlib.Path, dataset: catalog.Ratings) -> tuple[np.ndarray, np
   separator, header = _LAYOUTS[dataset.manual_file]
   lines = path.read_bytes().splitlines()[header:]
   text = b" ".join(lines).replace(separator.encode(), b" ").replace(b"\t", b" ")
-  # NumPy's C parser of whitespace-separated numbers (MovieLens 20M's 20 million lines in seconds); it stops at the
-  # first thing that is not a number, which the count below catches.
+  # NumPy's C parser of whitespace-separated numbers (MovieLens 20M's 20 million lines in seconds): it raises, or
+  # (older NumPy) warns and stops, at the first thing that is not a number, which the count below catches.
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    values = np.fromstring(text.decode("latin-1"), sep=" ")
+    try:
+      values = np.fromstring(text.decode("latin-1"), sep=" ")
+    except ValueError:
+      values = np.zeros(0)
   if len(values) != 4 * len(lines) or not lines:
     raise ConfigError(f"data.manual_dir: {str(path)!r} is not in the GroupLens layout of {dataset.manual_file} "
                       f"(user{separator}item{separator}rating{separator}timestamp, one rating a line): give the "
