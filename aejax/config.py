@@ -443,11 +443,12 @@ def validate(config: config_dict.ConfigDict) -> None:
            "every layer width must be a positive integer")
   require(config.iwae_samples >= 1, "config.iwae_samples", config.iwae_samples,
            "use 1 (the ELBO) or more importance samples, e.g. --config.iwae_samples=50")
-  num_classes = getattr(catalog.get(config.data.name), "num_classes", 0)
-  labels = tuple(config.data.train_labels)
-  require(all(isinstance(d, int) and 0 <= d < num_classes for d in labels) and len(set(labels)) == len(labels),
-           "config.data.train_labels", labels,
-           f"use distinct class labels in 0..{num_classes - 1}, e.g. --config.data.train_labels='(3,)', or () for all")
+  if not catalog.is_ratings(config.data.name):  # A ratings data set has no classes (the family says so).
+    num_classes = catalog.get(config.data.name).num_classes
+    labels = tuple(config.data.train_labels)
+    require(all(isinstance(d, int) and 0 <= d < num_classes for d in labels) and len(set(labels)) == len(labels),
+             "config.data.train_labels", labels, f"use distinct class labels in 0..{num_classes - 1}, e.g. "
+             "--config.data.train_labels='(3,)', or () for all")
   validate_eval(config.eval)
   m = config.model
   require(not m.spatial_code or m.kind == "conv", "config.model.spatial_code", m.spatial_code,

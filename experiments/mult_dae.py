@@ -15,7 +15,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c.variant = "mult_dae"
   c = fields.strong_generalization(c)
   c.recommend.widths = ()  # Liang et al.'s DAE: [items, 200, items].
-  c.recommend.l2 = 0.01
+  c.recommend.l2 = 0.01  # Liang et al.'s is about 4e-5 here (on ML-20M); 0.01 matched EASE on split_seed 1.
   return fields.ratings_smoke(c, arg)
 
 

@@ -164,10 +164,14 @@ def resolve(config: config_dict.ConfigDict, spec: str, overrides: dict[str, Any]
 
 def prepare_data(sweep: Sweep) -> None:
   """Prepares each dataset the members read once, before they start (at once they would race to write it)."""
-  from aejax.data import datasets  # pylint: disable=g-import-not-at-top  (TFDS is slow to import; not for --dry_run)
+  # pylint: disable=g-import-not-at-top  (TFDS is slow to import; not for --dry_run)
+  from aejax.data import catalog, datasets, ratings
   for name, data_dir, manual_dir, download, resize in sweep.datasets:
-    datasets.load_split(name, "test", data_dir=data_dir, manual_dir=manual_dir, download=download, num_examples=1,
-                        resize=resize)
+    if catalog.is_ratings(name):
+      ratings.read(name, manual_dir, data_dir)
+    else:
+      datasets.load_split(name, "test", data_dir=data_dir, manual_dir=manual_dir, download=download, num_examples=1,
+                          resize=resize)
 
 
 def from_flags() -> Sweep:

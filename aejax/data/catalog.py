@@ -119,9 +119,9 @@ def image_shape(name: str, resize: Size | None = None) -> tuple[int, int, int]:
   `ConfigError` naming the sizes it comes in."""
   dataset = get(name)
   if isinstance(dataset, Ratings):
-    raise ConfigError(f"data.name={name!r} is a ratings data set, which only the recommendation variants read: use "
-                      "--config.variant=autorec, mult_vae or mult_dae (experiments/autorec.py, mult_vae.py), or an "
-                      f"image data set ({', '.join(map(repr, image_names()))})")
+    raise ConfigError(f"config.data.name={name!r} is a ratings data set, which only the recommendation variants "
+                      "read: use --config.variant=autorec, mult_vae or mult_dae (experiments/autorec.py, "
+                      f"mult_vae.py), or an image data set ({', '.join(map(repr, image_names()))})")
   native = dataset.image_shape[:2]
   if resize is not None:
     resize = tuple(resize)

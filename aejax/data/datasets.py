@@ -210,7 +210,7 @@ def _prepare(name: str, config: str | None, root: pathlib.Path, prepared: pathli
       f"set data.manual_dir to the four {title} IDX .gz files, or allow download"
     )
   start = time.perf_counter()
-  with _preparation_lock(root, name):
+  with preparation_lock(root, name):
     if (prepared / _INFO_FILE).exists():  # Another process prepared it while this one waited.
       return
     # pylint: disable=g-import-not-at-top  (only to prepare)
@@ -285,7 +285,7 @@ def _connect_once(url: str, timeout_s: float = 10.0) -> None:
 
 
 @contextlib.contextmanager
-def _preparation_lock(root: pathlib.Path, name: str) -> Iterator[None]:
+def preparation_lock(root: pathlib.Path, name: str) -> Iterator[None]:
   """Holds an OS lock on `root/.aejax_<name>.lock`, so runs started together prepare a dataset once, not racing.
 
   The lock file goes when the preparation ends, and so do the folders down to `root` that this attempt created if it

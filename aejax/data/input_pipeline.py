@@ -96,12 +96,14 @@ def _load_ratings(data: config_dict.ConfigDict) -> tuple[Split, Split]:
   """The train and test splits of a ratings data set by `data.ratings`' protocol, on the default device."""
   m = ratings.matrices(data)
 
-  def split(inputs: np.ndarray, ids: np.ndarray, targets: np.ndarray | None) -> Split:
+  def split(inputs: jax.Array, ids: np.ndarray, targets: np.ndarray | None) -> Split:
     scored = inputs if targets is None else targets
-    return Split(jnp.asarray(inputs), jnp.asarray(ids, jnp.int32), targets=None if targets is None else
-                 jnp.asarray(targets), targets_per_row=np.count_nonzero(scored) / len(scored), is_ratings=True)
+    return Split(inputs, jnp.asarray(ids, jnp.int32), targets=None if targets is None else jnp.asarray(targets),
+                 targets_per_row=float(jnp.count_nonzero(scored)) / len(scored), is_ratings=True)
 
-  return split(m.train, m.train_ids, None), split(m.test_inputs, m.test_ids, m.test_targets)
+  train = jnp.asarray(m.train)
+  test_inputs = train if m.test_inputs is m.train else jnp.asarray(m.test_inputs)  # Explicit: one copy of both.
+  return split(train, m.train_ids, None), split(test_inputs, m.test_ids, m.test_targets)
 
 
 def _ratings_batch(split: Split, indices: jax.Array) -> Batch:

@@ -11,9 +11,11 @@ Protocols (`config.data.ratings.protocol`), all drawn from `ratings.split_seed` 
   are scored.
 
 Matrices hold rating codes, uint8: the rating times 2 (exact for half stars), 0 where there is none, one row per
-user or per item (`ratings.rows`: AutoRec's U- and I- variants); 1.6 MB for MovieLens 100K, 22 MB for 1M. 20M's
-138,493 x 26,744 is 3.7 GB dense, which an accelerator of 16 GB or more holds, and a CPU in its RAM; larger
-catalogues would need the rows gathered from a sparse layout per batch, which aejax does not do.
+user or per item (`ratings.rows`: AutoRec's U- and I- variants); 1.6 MB for MovieLens 100K, 22 MB for 1M, kept
+on the device whole (the train matrix, and the test split's targets beside it). 20M's 138,493 x 26,744 is 3.7 GB
+a matrix: training holds two on the device, and the recommend suite works on float copies on the host (some
+30 GB, and EASE's three 26,744² float64 matrices, 17 GB), so 20M needs a large machine; gathering rows from a
+sparse layout per batch, which would lift this, is not done.
 """
 import dataclasses
 import pathlib
@@ -32,11 +34,12 @@ PROTOCOLS = ("holdout", "kfold", "strong")
 ROWS = ("items", "users")
 # The GroupLens layouts: (separator, header lines) of each release's ratings file.
 _LAYOUTS = {"u.data": ("\t", 0), "ratings.dat": ("::", 0), "ratings.csv": (",", 1)}
+_SEPARATOR_NAMES = {"\t": "tabs", "::": "'::'", ",": "commas"}
 
 
 @dataclasses.dataclass(frozen=True)
 class Triples:
-  """The ratings of a data set: 0-based user and item indices (int32) and ratings (float32), in the file's order."""
+  """The ratings of a data set: 0-based user and item indices (int32) and ratings (float32), by user then item."""
   users: np.ndarray
   items: np.ndarray
   ratings: np.ndarray
@@ -45,12 +48,14 @@ class Triples:
 @dataclasses.dataclass(frozen=True)
 class Matrices:
   """A split as rating-code matrices (uint8, `CODE_SCALE`): the train rows, and the test rows' inputs (what the
-  model sees) and targets (what is scored); each row's index (its user or item) in `*_ids`."""
+  model sees) and targets (what is scored); each row's index (its user or item) in `*_ids`, each column's in
+  `columns`."""
   train: np.ndarray
   train_ids: np.ndarray
   test_inputs: np.ndarray
   test_targets: np.ndarray
   test_ids: np.ndarray
+  columns: np.ndarray  # Each column's user or item index.
 
 
 def read(name: str, manual_dir: str | None, data_dir: str | None = None) -> Triples:
@@ -90,8 +95,8 @@ def _parse(path: pathlib.Path, dataset: catalog.Ratings) -> tuple[np.ndarray, np
       values = np.zeros(0)
   if len(values) != 4 * len(lines) or not lines:
     raise ConfigError(f"data.manual_dir: {str(path)!r} is not in the GroupLens layout of {dataset.manual_file} "
-                      f"(user{separator}item{separator}rating{separator}timestamp, one rating a line): give the "
-                      f"original {dataset.title} file")
+                      f"(user, item, rating, timestamp separated by {_SEPARATOR_NAMES[separator]}, one rating a "
+                      f"line): give the original {dataset.title} file")
   table = values.reshape(len(lines), 4)
   return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2].astype(np.float32)
 
@@ -99,7 +104,11 @@ def _parse(path: pathlib.Path, dataset: catalog.Ratings) -> tuple[np.ndarray, np
 def _read_stock(dataset: catalog.Ratings, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
   """The (user id, item id, rating) columns of TFDS's stock builder (`dataset.stock`), prepared in `data_dir` (TFDS
   downloads it first where it is not): its parsing of the GroupLens files needs TensorFlow."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (only without data.manual_dir)
+  # pylint: disable=g-import-not-at-top  (only without data.manual_dir)
+  import tensorflow_datasets as tfds
+
+  from aejax.data import datasets
+  # pylint: enable=g-import-not-at-top
   builder = tfds.builder(dataset.stock, data_dir=data_dir, file_format="array_record")
   if not builder.is_prepared():
     try:
@@ -108,8 +117,14 @@ def _read_stock(dataset: catalog.Ratings, data_dir: str | None) -> tuple[np.ndar
       raise ConfigError(f"data.manual_dir=None: TFDS's {dataset.stock} builder parses the GroupLens files with "
                         "TensorFlow, which is not installed: pip install tensorflow, or download the "
                         f"{dataset.title} release from grouplens.org and give its folder as --config.data.manual_dir")
-    builder.download_and_prepare()
-  from aejax.data import datasets  # pylint: disable=g-import-not-at-top  (its tf.Example reader)
+    with datasets.preparation_lock(pathlib.Path(builder.data_dir).parents[2], dataset.stock.replace("/", "-")):
+      if not builder.is_prepared():  # Else another process prepared it while this one waited.
+        try:
+          builder.download_and_prepare()
+        except Exception as e:  # pylint: disable=broad-except  (TFDS's download and parsing raise many kinds)
+          raise ConfigError(f"data.manual_dir=None: TFDS's {dataset.stock} builder failed ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else ''}): download the {dataset.title} release "
+                            "from grouplens.org and give its folder as --config.data.manual_dir") from e
   info = builder.info.splits["train"]
   features = [datasets.tf_example(record).features.feature
               for record in datasets.read_records(info.filepaths, info.shard_lengths, info.num_examples)]
@@ -121,7 +136,8 @@ def _read_stock(dataset: catalog.Ratings, data_dir: str | None) -> tuple[np.ndar
 
 def _index(users: np.ndarray, item_ids: np.ndarray, values: np.ndarray, dataset: catalog.Ratings,
            source: str) -> Triples:
-  """0-based indices: users by id (1..num_users), items by rank among the rated ids; checked against the counts."""
+  """0-based indices, users by id (1..num_users) and items by rank among the rated ids, sorted by user and item;
+  checked against the counts."""
   low, high = dataset.rating_scale
 
   def bad(why: str) -> ConfigError:
@@ -138,7 +154,8 @@ def _index(users: np.ndarray, item_ids: np.ndarray, values: np.ndarray, dataset:
     raise bad(f"{len(distinct):,} items are rated")
   if values.min() < low or values.max() > high or np.any(values * 2 != np.round(values * 2)):
     raise bad(f"ratings run {values.min():g}..{values.max():g}")
-  return Triples((users - 1).astype(np.int32), items.astype(np.int32), values)
+  order = np.lexsort((items, users))  # By user, then item: a split drawn by seed is the same from either source.
+  return Triples((users[order] - 1).astype(np.int32), items[order].astype(np.int32), values[order])
 
 
 def test_mask(count: int, r: config_dict.ConfigDict) -> np.ndarray:
@@ -168,20 +185,28 @@ def explicit(triples: Triples, dataset: catalog.Ratings, r: config_dict.ConfigDi
   shape = (dataset.num_items, dataset.num_users) if by_item else (dataset.num_users, dataset.num_items)
   train = _codes(rows[~held], cols[~held], triples.ratings[~held], shape)
   ids = np.arange(shape[0], dtype=np.int32)
-  return Matrices(train, ids, train, _codes(rows[held], cols[held], triples.ratings[held], shape), ids)
+  return Matrices(train, ids, train, _codes(rows[held], cols[held], triples.ratings[held], shape), ids,
+                  np.arange(shape[1], dtype=np.int32))
 
 
 def strong_generalization(triples: Triples, dataset: catalog.Ratings, r: config_dict.ConfigDict) -> Matrices:
-  """The 'strong' split: a row per user, the train users' interactions whole, the held-out users' split into the
-  `fold_in` fraction given as input and the rest scored (at least one of each where a user has two or more)."""
+  """The 'strong' split: a row per user and a column per item that the train users interacted with (as Liang et
+  al. keep them); the train users' interactions whole, the held-out users' split into the `fold_in` share given as
+  input and the rest scored, at least one of each (a held-out user left with fewer than 2 interactions with those
+  items is dropped)."""
   rng = np.random.default_rng(r.split_seed)
   positive = triples.ratings >= r.threshold
   users, items, values = triples.users[positive], triples.items[positive], triples.ratings[positive]
-  counts = np.bincount(users, minlength=dataset.num_users)
-  kept = np.flatnonzero(counts >= r.min_interactions)
+  kept = np.flatnonzero(np.bincount(users, minlength=dataset.num_users) >= r.min_interactions)
   heldout = np.sort(rng.permutation(kept)[:round(r.heldout_fraction * len(kept))])
   train_users = np.setdiff1d(kept, heldout)
-  is_heldout = np.isin(users, heldout)
+  in_train = np.isin(users, train_users)
+  columns = np.unique(items[in_train])
+  column_of = np.full(dataset.num_items, -1)
+  column_of[columns] = np.arange(len(columns))
+  is_heldout = np.isin(users, heldout) & (column_of[items] >= 0)
+  heldout = heldout[np.bincount(users[is_heldout], minlength=dataset.num_users)[heldout] >= 2]
+  is_heldout &= np.isin(users, heldout)
   # Each held-out user's interactions in a random order, the first (1 - fold_in) share of them scored.
   order = np.flatnonzero(is_heldout)
   order = order[np.lexsort((rng.random(len(order)), users[order]))]
@@ -190,16 +215,15 @@ def strong_generalization(triples: Triples, dataset: catalog.Ratings, r: config_
   count = np.clip(np.round((1 - r.fold_in) * sizes), 1, sizes - 1)
   scored = np.zeros(len(users), bool)
   scored[order[np.arange(len(order)) - np.repeat(starts, sizes) < np.repeat(count, sizes)]] = True
-  width = dataset.num_items
-  row_of = np.full(dataset.num_users, -1)
-  row_of[train_users] = np.arange(len(train_users))
-  train_part = ~is_heldout & (row_of[users] >= 0)
-  train = _codes(row_of[users[train_part]], items[train_part], values[train_part], (len(train_users), width))
-  row_of[heldout] = np.arange(len(heldout))
-  fold_in, target = is_heldout & ~scored, is_heldout & scored
-  inputs = _codes(row_of[users[fold_in]], items[fold_in], values[fold_in], (len(heldout), width))
-  targets = _codes(row_of[users[target]], items[target], values[target], (len(heldout), width))
-  return Matrices(train, train_users.astype(np.int32), inputs, targets, heldout.astype(np.int32))
+
+  def matrix(chosen: np.ndarray, row_users: np.ndarray) -> np.ndarray:
+    row_of = np.full(dataset.num_users, -1)
+    row_of[row_users] = np.arange(len(row_users))
+    return _codes(row_of[users[chosen]], column_of[items[chosen]], values[chosen], (len(row_users), len(columns)))
+
+  return Matrices(matrix(in_train, train_users), train_users.astype(np.int32),
+                  matrix(is_heldout & ~scored, heldout), matrix(is_heldout & scored, heldout),
+                  heldout.astype(np.int32), columns.astype(np.int32))
 
 
 def matrices(data: config_dict.ConfigDict) -> Matrices:

@@ -8,7 +8,7 @@ al.'s annealing: β grows linearly from 0 and stays at β_max), `learning_rate`,
 from ml_collections import config_dict
 
 from aejax.data import catalog, ratings
-from aejax.errors import ConfigError, require
+from aejax.errors import require
 
 EXPLICIT = ("autorec",)  # Variants of explicit ratings (RMSE); the others rank items of implicit feedback.
 IMPLICIT = ("mult_vae", "mult_dae")
@@ -30,7 +30,8 @@ def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   s = c.recommend = config_dict.ConfigDict()
   s.hidden = 500  # AutoRec's hidden units (sigmoid; the output layer is linear).
   # λ of an L2 cost λ/2 Σ‖W‖² on the weight matrices added to the loss's mean over a batch's rows: AutoRec's
-  # regulariser (its paper's λ weighs the sum over the N train rows: N times this), Mult-DAE's (Liang et al.'s).
+  # regulariser (its paper's λ weighs the sum over the N train rows: N times this) and Mult-DAE's (Liang et al.'s
+  # notebook's 0.01 / batch size, doubled, is about 4e-5 in these units).
   s.l2 = 0.0
   s.widths = (600,)  # Mult-VAE/DAE's hidden layers (tanh) between the items and the code; the decoder mirrors them.
   s.dropout = 0.5  # Mult-VAE/DAE: the share of the input dropped in training (the rest scaled up).
@@ -78,12 +79,11 @@ def validate(c: config_dict.ConfigDict) -> None:
           "use positive layer widths, e.g. '(600,)', or () for none")
   require(0 <= s.dropout < 1, "config.recommend.dropout", s.dropout, "use a share in [0, 1), e.g. 0.5")
   require(s.ease_l2 > 0, "config.recommend.ease_l2", s.ease_l2, "use a positive weight, e.g. 500")
-  if c.data.binarize != "none" or tuple(c.data.train_labels) or c.data.resize is not None:
-    raise ConfigError("config.data.binarize/train_labels/resize: a ratings data set has no images or classes: "
-                      "leave them at none, () and None")
-  if c.data.num_train is not None or c.data.num_test is not None:
-    raise ConfigError(f"config.data.num_train/num_test=({c.data.num_train}, {c.data.num_test}): a ratings data "
-                      "set's split is set by config.data.ratings: leave them None")
+  for field, value, unset in (("binarize", c.data.binarize, "none"), ("train_labels", tuple(c.data.train_labels), ()),
+                              ("resize", c.data.resize, None), ("num_train", c.data.num_train, None),
+                              ("num_test", c.data.num_test, None)):
+    require(value == unset, f"config.data.{field}", value, f"a ratings data set has no images or classes, and "
+            f"config.data.ratings sets its split: leave it {unset!r}")
 
 
 def row_width(c: config_dict.ConfigDict) -> int:

@@ -157,7 +157,8 @@ def item_codes(run: Any, m: ratings.Matrices, by_item: bool) -> np.ndarray:
 
 
 def genres(manual_dir: str | None, dataset: catalog.Ratings) -> np.ndarray | None:
-  """Each item's first genre (index into `_GENRES_100K`) from MovieLens 100K's u.item; None without that file."""
+  """Each item's first genre (index into `_GENRES_100K`) from MovieLens 100K's u.item (items 1..1,682 there, all
+  rated, so an item's index is its id less 1); None without that file."""
   path = None if manual_dir is None else pathlib.Path(manual_dir).expanduser() / "u.item"
   if dataset.manual_file != "u.data" or path is None or not path.is_file():
     return None
@@ -176,10 +177,12 @@ def _item_map(run: Any, m: ratings.Matrices, by_item: bool, manual_dir: str | No
   """The item codes' first two principal components, coloured by genre or by log10 of the item's train ratings."""
   from sklearn import decomposition  # pylint: disable=g-import-not-at-top  (only for this picture)
   codes = item_codes(run, m, by_item)
+  items = m.train_ids if by_item else m.columns  # The item of each code.
   plane = decomposition.PCA(n_components=2).fit_transform(codes)
   figure, axis = images.pyplot().subplots(figsize=(6.5, 5.5), dpi=100)
   first = genres(manual_dir, dataset)
   if first is not None:
+    first = first[items]
     for g in np.unique(first):
       chosen = first == g
       axis.scatter(plane[chosen, 0], plane[chosen, 1], s=4, label=_GENRES_100K[g])
