@@ -3,6 +3,7 @@ rating measures against hand computations, EASE against its definition, a low-ra
 beside its baselines, resume, bundles and the one-line errors."""
 import json
 import math
+import os
 import pathlib
 import sys
 import re
@@ -19,7 +20,8 @@ from aejax.variants.recommend import autorec, baselines, metrics, models
 
 from conftest import REPO, saved_checkpoint
 
-ML_100K = REPO.parent / "shared" / "data" / "ml-100k"
+# MovieLens 100K's u.data: beside the checkout (here and in CI), or wherever AEJAX_ML100K_DIR says.
+ML_100K = pathlib.Path(os.environ.get("AEJAX_ML100K_DIR", REPO.parent / "shared" / "data" / "ml-100k"))
 
 
 def _config(name: str, manual_dir=ML_100K, **fields) -> config_lib.config_dict.ConfigDict:
@@ -31,6 +33,9 @@ def _config(name: str, manual_dir=ML_100K, **fields) -> config_lib.config_dict.C
 
 @pytest.fixture(scope="module")
 def triples() -> ratings.Triples:
+  if not (ML_100K / "u.data").is_file():
+    pytest.fail(f"MovieLens 100K's u.data not found in {ML_100K}: put it in ../shared/data/ml-100k beside the "
+                "checkout or set AEJAX_ML100K_DIR")
   return ratings.read("movielens_100k", str(ML_100K))
 
 
