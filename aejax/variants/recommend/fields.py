@@ -15,7 +15,7 @@ IMPLICIT = ("mult_vae", "mult_dae")
 
 
 def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
-  """`c` with the family's sections added, at their defaults, on MovieLens 100K from the offline copy layout."""
+  """`c` with the family's sections added, at their defaults."""
   r = c.data.ratings = config_dict.ConfigDict()
   r.protocol = "holdout"  # 'holdout', 'kfold' (explicit ratings) or 'strong' (implicit feedback, held-out users).
   r.rows = "items"  # Explicit: a row per item (I-AutoRec) or per user (U-AutoRec); 'strong' has a row per user.
@@ -87,7 +87,8 @@ def validate(c: config_dict.ConfigDict) -> None:
 
 
 def row_width(c: config_dict.ConfigDict) -> int:
-  """The length of a row of the ratings matrix: the users (a row per item) or the items (a row per user)."""
+  """The length of a row of the ratings matrix: the users (a row per item) or the items (a row per user; 'strong'
+  keeps only those the train users rated, so this bounds it)."""
   dataset = catalog.get(c.data.name)
   by_item = c.data.ratings.rows == "items" and c.data.ratings.protocol != "strong"
   return dataset.num_users if by_item else dataset.num_items
