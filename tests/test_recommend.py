@@ -1,6 +1,7 @@
 """The recommendation family: MovieLens read and split by each protocol, AutoRec's masked loss, the ranking and
 rating measures against hand computations, EASE against its definition, a low-rank matrix recovered, the suite
 beside its baselines, resume, bundles and the one-line errors."""
+import dataclasses
 import json
 import math
 import os
@@ -176,6 +177,8 @@ def _low_rank_file(folder, users=60, items=40, rank=2, share=0.5, seed=0):
   rows, cols = np.nonzero(observed)
   folder.mkdir(parents=True, exist_ok=True)
   (folder / "u.data").write_text("".join(f"{a + 1}\t{b + 1}\t{int(full[a, b])}\t0\n" for a, b in zip(rows, cols)))
+  flags = ["|".join("1" if g == item % 3 else "0" for g in range(19)) for item in range(items)]  # Genres 0, 1, 2.
+  (folder / "u.item").write_text("".join(f"{item + 1}|t|d||u|{flags[item]}\n" for item in range(items)))
   return catalog.Ratings(title="synthetic", num_users=users, num_items=items, rating_scale=(1.0, 5.0),
                          manual_file="u.data")
 
@@ -195,6 +198,7 @@ def test_autorec_recovers_a_low_rank_matrix_far_better_than_item_means(synthetic
   report = evaluate.evaluate_run(tmp_path / "run", ["recommend"])
   assert summary["test/mse"] == pytest.approx(report["recommend/rmse"] ** 2, rel=1e-5)  # The loop's exact MSE.
   assert report["recommend/rmse"] < 0.5 * report["recommend/item_mean_rmse"], report
+  assert pathlib.Path(report["image/eval_item_map"]).is_file()  # Coloured by the u.item beside u.data.
 
 
 def test_surprise_baselines_score_the_same_held_out_ratings(synthetic, tmp_path):
@@ -403,3 +407,18 @@ def test_mult_vae_loss_is_a_numpy_transcription_of_liang_et_al():
   np.testing.assert_allclose([terms["multinomial_nll"], terms["kl"], terms["beta"], terms["weight_cost"]],
                              [nll, kl, beta, cost], rtol=1e-5)
   np.testing.assert_allclose(total, nll + beta * kl + cost, rtol=1e-5)
+
+
+@pytest.mark.parametrize("manual_file, movies, text", [
+    ("u.data", "u.item", "5|A (1995)|01-Jan-1995||http://x|0|0|0|1|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
+                         "10|B (1995)|01-Jan-1995||http://x|0|0|0|0|0|0|0|0|1|0|0|0|0|0|0|0|0|1|0\n"),
+    ("ratings.dat", "movies.dat", "5::A (1995)::Animation|Comedy\n10::B (1995)::Drama|War\n"),
+    ("ratings.csv", "movies.csv", 'movieId,title,genres\n5,"A, The (1995)",Animation|Comedy\n10,B (1995),Drama|War\n'),
+])
+def test_each_releases_movies_file_gives_the_items_first_genres(tmp_path, manual_file, movies, text):
+  from aejax.variants.recommend import suite  # pylint: disable=g-import-not-at-top
+  (tmp_path / movies).write_text(text)
+  dataset = dataclasses.replace(catalog.get("movielens_100k"), manual_file=manual_file)
+  names, first = suite.genres(str(tmp_path), dataset, np.array([5, 10, 7]))  # Movie 7 is not in the file.
+  assert [names[g] for g in first] == ["Animation", "Drama", "unknown"]
+  assert suite.genres(str(tmp_path / "none"), dataset, np.array([5])) is None

@@ -43,6 +43,7 @@ class Triples:
   users: np.ndarray
   items: np.ndarray
   ratings: np.ndarray
+  item_ids: np.ndarray  # The id in the files of each item index (int64, ascending).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Matrices:
   test_targets: np.ndarray
   test_ids: np.ndarray
   columns: np.ndarray  # Each column's user or item index.
+  item_ids: np.ndarray  # The id in the files of each item index (`Triples.item_ids`).
 
 
 def read(name: str, manual_dir: str | None, data_dir: str | None = None) -> Triples:
@@ -155,7 +157,7 @@ def _index(users: np.ndarray, item_ids: np.ndarray, values: np.ndarray, dataset:
   if values.min() < low or values.max() > high or np.any(values * 2 != np.round(values * 2)):
     raise bad(f"ratings run {values.min():g}..{values.max():g}")
   order = np.lexsort((items, users))  # By user, then item: a split drawn by seed is the same from either source.
-  return Triples((users[order] - 1).astype(np.int32), items[order].astype(np.int32), values[order])
+  return Triples((users[order] - 1).astype(np.int32), items[order].astype(np.int32), values[order], distinct)
 
 
 def test_mask(count: int, r: config_dict.ConfigDict) -> np.ndarray:
@@ -186,7 +188,7 @@ def explicit(triples: Triples, dataset: catalog.Ratings, r: config_dict.ConfigDi
   train = _codes(rows[~held], cols[~held], triples.ratings[~held], shape)
   ids = np.arange(shape[0], dtype=np.int32)
   return Matrices(train, ids, train, _codes(rows[held], cols[held], triples.ratings[held], shape), ids,
-                  np.arange(shape[1], dtype=np.int32))
+                  np.arange(shape[1], dtype=np.int32), triples.item_ids)
 
 
 def strong_generalization(triples: Triples, dataset: catalog.Ratings, r: config_dict.ConfigDict) -> Matrices:
@@ -223,7 +225,7 @@ def strong_generalization(triples: Triples, dataset: catalog.Ratings, r: config_
 
   return Matrices(matrix(in_train, train_users), train_users.astype(np.int32),
                   matrix(is_heldout & ~scored, heldout), matrix(is_heldout & scored, heldout),
-                  heldout.astype(np.int32), columns.astype(np.int32))
+                  heldout.astype(np.int32), columns.astype(np.int32), triples.item_ids)
 
 
 def matrices(data: config_dict.ConfigDict) -> Matrices:

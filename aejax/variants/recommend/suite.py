@@ -6,9 +6,10 @@ and of scikit-surprise's SVD, SVD++ and KNNBaseline where that package is instal
 their fit times. Implicit feedback (mult_vae, mult_dae): Recall@20, Recall@50 and NDCG@100 over the held-out
 users of the model, of the popularity ranking and of EASE (`recommend.ease_l2`). Both: the measure per bucket of
 users by their count of train (or fold-in) ratings, cold to heavy, as metrics and a bar chart; and the item codes'
-first two principal components, coloured by genre where data.manual_dir holds MovieLens 100K's u.item, else by
-how often each item is rated.
+first two principal components, coloured by each item's first genre where data.manual_dir holds the release's
+movies file (u.item, movies.dat, movies.csv), else by how often each item is rated.
 """
+import csv
 import pathlib
 import sys
 from typing import Any
@@ -156,20 +157,38 @@ def item_codes(run: Any, m: ratings.Matrices, by_item: bool) -> np.ndarray:
   return np.asarray(run.state.params["params"][layer]["kernel"]).T
 
 
-def genres(manual_dir: str | None, dataset: catalog.Ratings) -> np.ndarray | None:
-  """Each item's first genre (index into `_GENRES_100K`) from MovieLens 100K's u.item (items 1..1,682 there, all
-  rated, so an item's index is its id less 1); None without that file."""
-  path = None if manual_dir is None else pathlib.Path(manual_dir).expanduser() / "u.item"
-  if dataset.manual_file != "u.data" or path is None or not path.is_file():
-    return None
-  first = np.zeros(dataset.num_items, np.int64)
+# Each release's file of movies beside its ratings, and how a line gives (movie id, its genres).
+_MOVIE_FILES = {"u.data": "u.item", "ratings.dat": "movies.dat", "ratings.csv": "movies.csv"}
+
+
+def _movie_genres(path: pathlib.Path) -> dict[int, list[str]]:
+  """Movie id -> its genres, from a GroupLens movies file: 100K's u.item (19 flags), 1M's movies.dat
+  ('id::title::A|B'), 20M's movies.csv ('movieId,title,A|B' under a header, titles quoted)."""
+  if path.name == "movies.csv":
+    with path.open(newline="", encoding="utf-8") as f:
+      return {int(row[0]): row[2].split("|") for row in list(csv.reader(f))[1:]}
+  out = {}
   for line in path.read_bytes().decode("latin-1").splitlines():
-    parts = line.split("|")
-    flags = [int(flag) for flag in parts[-len(_GENRES_100K):]]
-    item = int(parts[0]) - 1
-    if 0 <= item < dataset.num_items and 1 in flags:
-      first[item] = flags.index(1)
-  return first
+    if path.name == "u.item":
+      parts = line.split("|")
+      flags = parts[-len(_GENRES_100K):]
+      out[int(parts[0])] = [g for g, flag in zip(_GENRES_100K, flags) if flag == "1"] or ["unknown"]
+    elif line:
+      movie, _, kinds = line.split("::")
+      out[int(movie)] = kinds.split("|")
+  return out
+
+
+def genres(manual_dir: str | None, dataset: catalog.Ratings,
+           item_ids: np.ndarray) -> tuple[tuple[str, ...], np.ndarray] | None:
+  """Each item's first genre as an index into the genre names returned beside, from the movies file of
+  data.manual_dir's release; None without that file."""
+  path = None if manual_dir is None else pathlib.Path(manual_dir).expanduser() / _MOVIE_FILES[dataset.manual_file]
+  if path is None or not path.is_file():
+    return None
+  first = [_movie_genres(path).get(int(i), ["unknown"])[0] for i in item_ids]
+  names = tuple(sorted(set(first)))
+  return names, np.searchsorted(np.array(names), first)
 
 
 def _item_map(run: Any, m: ratings.Matrices, by_item: bool, manual_dir: str | None,
@@ -180,12 +199,12 @@ def _item_map(run: Any, m: ratings.Matrices, by_item: bool, manual_dir: str | No
   items = m.train_ids if by_item else m.columns  # The item of each code.
   plane = decomposition.PCA(n_components=2).fit_transform(codes)
   figure, axis = images.pyplot().subplots(figsize=(6.5, 5.5), dpi=100)
-  first = genres(manual_dir, dataset)
-  if first is not None:
-    first = first[items]
+  found = genres(manual_dir, dataset, m.item_ids)
+  if found is not None:
+    names, first = found[0], found[1][items]
     for g in np.unique(first):
       chosen = first == g
-      axis.scatter(plane[chosen, 0], plane[chosen, 1], s=4, label=_GENRES_100K[g])
+      axis.scatter(plane[chosen, 0], plane[chosen, 1], s=4, label=names[g])
     axis.legend(fontsize=6, markerscale=2, ncol=2)
   else:
     counts = (m.train > 0).sum(axis=1 if by_item else 0)
