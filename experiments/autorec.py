@@ -33,9 +33,15 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
 
 
 def get_sweep() -> list[sweep_lib.Overrides]:
-  """Hidden units × λ × seed, 2 × 3 × 2 = 12 runs (a bundle per hidden size: λ is a per-member value):
+  """Hidden units × λ × seed, 2 × 3 × 2 = 12 runs; the 6 of each hidden size can train as one vmapped bundle (λ and
+  the seed are per-member values; on an accelerator the launcher bundles them itself, on a CPU when asked):
 
-      python -m launch.local --config experiments/autorec.py --root runs/autorec_sweep
+      python -m launch.local --config experiments/autorec.py --root runs/autorec_sweep --bundle_size 6
   """
   return sweep_lib.product(sweep_lib.sweep("recommend.hidden", [300, 500]),
                            sweep_lib.sweep("recommend.l2", [0.1, 0.2, 0.4]), sweep_lib.sweep("seed", [0, 1]))
+
+
+def get_curves() -> list[sweep_lib.Curve]:
+  """λ against the held-out ratings' RMSE and MAE (the recommend suite's), drawn at the sweep's end."""
+  return [("recommend.l2", ["recommend/rmse", "recommend/mae"])]

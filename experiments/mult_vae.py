@@ -29,9 +29,16 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
 
 
 def get_sweep() -> list[sweep_lib.Overrides]:
-  """β_max × dropout × seed, 3 × 2 × 2 = 12 runs, one bundle (all three are per-member values):
+  """β_max × dropout × seed, 3 × 2 × 2 = 12 runs that can train as one vmapped bundle (all three are per-member
+  values; on an accelerator the launcher bundles them itself, on a CPU when asked):
 
-      python -m launch.local --config experiments/mult_vae.py --root runs/mult_vae_sweep
+      python -m launch.local --config experiments/mult_vae.py --root runs/mult_vae_sweep --bundle_size 12
   """
   return sweep_lib.product(sweep_lib.sweep("beta", [0.1, 0.2, 0.4]), sweep_lib.sweep("recommend.dropout", [0.3, 0.5]),
                            sweep_lib.sweep("seed", [0, 1]))
+
+
+def get_curves() -> list[sweep_lib.Curve]:
+  """β_max against the held-out users' NDCG@100 and Recall@20 (the recommend suite's), beside EASE's, drawn at the
+  sweep's end."""
+  return [("beta", ["recommend/ndcg@100", "recommend/recall@20", "recommend/ease_ndcg@100"])]

@@ -317,6 +317,7 @@ def test_every_sweep_member_passes_the_checks_and_the_launchers_read_their_data(
   assert len(sweep.members) == size  # Each member checked as a run would be.
   common.prepare_data(sweep)  # What launch.local and launch.slurm do before starting the members.
   assert sweep.datasets == (("movielens_100k", None, str(ML_100K), True, None),)
+  assert sweep_lib.load_curves(spec)[0][1][0].startswith("recommend/")  # Curves of the suite's measures.
 
 
 def test_tfds_stock_movielens_is_read_where_it_is_prepared(tmp_path, monkeypatch):
