@@ -423,3 +423,29 @@ def test_each_releases_movies_file_gives_the_items_first_genres(tmp_path, manual
   names, first = suite.genres(str(tmp_path), dataset, np.array([5, 10, 7]))  # Movie 7 is not in the file.
   assert [names[g] for g in first] == ["Animation", "Drama", "unknown"]
   assert suite.genres(str(tmp_path / "none"), dataset, np.array([5])) is None
+
+
+def test_validation_users_are_drawn_after_the_test_users_and_train_on_neither_side(triples):
+  dataset = catalog.get("movielens_100k")
+  r = _config("mult_vae").data.ratings
+  plain = ratings.strong_generalization(triples, dataset, r)
+  r.validation_fraction = 0.2
+  test = ratings.strong_generalization(triples, dataset, r)
+  r.score = "validation"
+  validation = ratings.strong_generalization(triples, dataset, r)
+  np.testing.assert_array_equal(test.test_ids, plain.test_ids)  # The same test users with or without validation.
+  np.testing.assert_array_equal(test.train_ids, validation.train_ids)
+  assert not set(validation.test_ids) & set(test.test_ids)
+  assert not (set(validation.test_ids) | set(test.test_ids)) & set(test.train_ids)
+  assert len(validation.test_ids) == pytest.approx(len(test.test_ids), abs=3)
+  assert set(plain.train_ids) == set(test.train_ids) | set(validation.test_ids)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"data.ratings.score": "validation"}, "config.data.ratings.score='validation': there are no validation users"),
+    ({"data.ratings.validation_fraction": 0.8}, "config.data.ratings.validation_fraction=0.8: use 0 (none) or a "
+     "share of the users below 1 - heldout_fraction = 0.8"),
+])
+def test_bad_validation_fields_are_one_line(fields, message):
+  with pytest.raises(ConfigError, match="^" + re.escape(message)):
+    train.check_config(_config("mult_vae", **fields))

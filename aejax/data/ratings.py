@@ -7,8 +7,8 @@ Protocols (`config.data.ratings.protocol`), all drawn from `ratings.split_seed` 
 - 'kfold': the ratings in `folds` random folds, fold `fold` held out (scikit-surprise's `KFold`);
 - 'strong': strong generalisation (Liang et al. 2018) on implicit feedback: ratings >= `threshold` are the
   interactions, users with fewer than `min_interactions` of them are dropped, `heldout_fraction` of the users are
-  held out; of each held-out user's interactions a random `fold_in` fraction is the model's input and the rest
-  are scored.
+  held out for test (and `validation_fraction` more for validation, scored instead with `score='validation'`); of
+  each held-out user's interactions a random `fold_in` fraction is the model's input and the rest are scored.
 
 Matrices hold rating codes, uint8: the rating times 2 (exact for half stars), 0 where there is none, one row per
 user or per item (`ratings.rows`: AutoRec's U- and I- variants); 1.6 MB for MovieLens 100K, 22 MB for 1M, kept
@@ -195,13 +195,17 @@ def strong_generalization(triples: Triples, dataset: catalog.Ratings, r: config_
   """The 'strong' split: a row per user and a column per item that the train users interacted with (as Liang et
   al. keep them); the train users' interactions whole, the held-out users' split into the `fold_in` share given as
   input and the rest scored, at least one of each (a held-out user left with fewer than 2 interactions with those
-  items is dropped)."""
+  items is dropped). The held-out users are the test users (`heldout_fraction` of them), or with `score` =
+  'validation' the next `validation_fraction` drawn, for choosing hyper-parameters; neither set trains."""
   rng = np.random.default_rng(r.split_seed)
   positive = triples.ratings >= r.threshold
   users, items, values = triples.users[positive], triples.items[positive], triples.ratings[positive]
   kept = np.flatnonzero(np.bincount(users, minlength=dataset.num_users) >= r.min_interactions)
-  heldout = np.sort(rng.permutation(kept)[:round(r.heldout_fraction * len(kept))])
-  train_users = np.setdiff1d(kept, heldout)
+  drawn = rng.permutation(kept)
+  num_test, num_validation = round(r.heldout_fraction * len(kept)), round(r.validation_fraction * len(kept))
+  test_users, validation_users = drawn[:num_test], drawn[num_test:num_test + num_validation]
+  heldout = np.sort(test_users if r.score == "test" else validation_users)
+  train_users = np.setdiff1d(kept, np.concatenate([test_users, validation_users]))
   in_train = np.isin(users, train_users)
   columns = np.unique(items[in_train])
   column_of = np.full(dataset.num_items, -1)

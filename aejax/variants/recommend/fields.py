@@ -24,7 +24,10 @@ def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   r.fold = 0
   r.split_seed = 0  # Draws the split: the same for every model compared, whatever config.seed.
   r.threshold = 4.0  # 'strong': ratings at or above it are the interactions (positives).
-  r.heldout_fraction = 0.2  # 'strong': the share of the users held out and scored.
+  r.heldout_fraction = 0.2  # 'strong': the share of the users held out for test.
+  # 'strong': the share of the users held out for validation (none by default), drawn after the test users.
+  r.validation_fraction = 0.0
+  r.score = "test"  # 'strong': which held-out users the run scores, 'test' or 'validation' (to choose settings).
   r.fold_in = 0.8  # 'strong': the share of a held-out user's interactions given as input; the rest are scored.
   r.min_interactions = 5  # 'strong': users with fewer interactions are dropped (Liang et al.'s 5).
   s = c.recommend = config_dict.ConfigDict()
@@ -69,6 +72,12 @@ def validate(c: config_dict.ConfigDict) -> None:
           f"{c.data.name}'s ratings run {low:g}..{high:g}: use a threshold above {low:g} and at most {high:g}, e.g. 4")
   require(0 < r.heldout_fraction < 1, "config.data.ratings.heldout_fraction", r.heldout_fraction,
           "use a share of the users in (0, 1), e.g. 0.2")
+  require(0 <= r.validation_fraction < 1 - r.heldout_fraction, "config.data.ratings.validation_fraction",
+          r.validation_fraction, f"use 0 (none) or a share of the users below 1 - heldout_fraction = "
+          f"{1 - r.heldout_fraction:g}, e.g. 0.2")
+  require(r.score in ("test", "validation"), "config.data.ratings.score", r.score, "use test or validation")
+  require(r.score == "test" or r.validation_fraction > 0, "config.data.ratings.score", r.score,
+          "there are no validation users: set --config.data.ratings.validation_fraction, e.g. 0.2")
   require(0 < r.fold_in < 1, "config.data.ratings.fold_in", r.fold_in, "use a share in (0, 1), e.g. 0.8")
   require(isinstance(r.min_interactions, int) and r.min_interactions >= 2, "config.data.ratings.min_interactions",
           r.min_interactions, "a held-out user needs one interaction to fold in and one to score: use 2 or more, "
