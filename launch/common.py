@@ -168,7 +168,7 @@ def prepare_data(sweep: Sweep) -> None:
   from aejax.data import catalog, datasets, ratings
   for name, data_dir, manual_dir, download, resize in sweep.datasets:
     if catalog.is_ratings(name):
-      ratings.read(name, manual_dir, data_dir)
+      ratings.read(name, manual_dir, data_dir, download)
     else:
       datasets.load_split(name, "test", data_dir=data_dir, manual_dir=manual_dir, download=download, num_examples=1,
                           resize=resize)

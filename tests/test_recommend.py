@@ -176,9 +176,10 @@ def _low_rank_file(folder, users=60, items=40, rank=2, share=0.5, seed=0):
   observed[rng.integers(0, users, items), np.arange(items)] = True
   rows, cols = np.nonzero(observed)
   folder.mkdir(parents=True, exist_ok=True)
-  (folder / "u.data").write_text("".join(f"{a + 1}\t{b + 1}\t{int(full[a, b])}\t0\n" for a, b in zip(rows, cols)))
+  ids = 3 * np.arange(items) + 2  # Item ids that are not their indices + 1.
+  (folder / "u.data").write_text("".join(f"{a + 1}\t{ids[b]}\t{int(full[a, b])}\t0\n" for a, b in zip(rows, cols)))
   flags = ["|".join("1" if g == item % 3 else "0" for g in range(19)) for item in range(items)]  # Genres 0, 1, 2.
-  (folder / "u.item").write_text("".join(f"{item + 1}|t|d||u|{flags[item]}\n" for item in range(items)))
+  (folder / "u.item").write_text("".join(f"{ids[item]}|t|d||u|{flags[item]}\n" for item in range(items)))
   return catalog.Ratings(title="synthetic", num_users=users, num_items=items, rating_scale=(1.0, 5.0),
                          manual_file="u.data")
 
@@ -449,3 +450,16 @@ def test_validation_users_are_drawn_after_the_test_users_and_train_on_neither_si
 def test_bad_validation_fields_are_one_line(fields, message):
   with pytest.raises(ConfigError, match="^" + re.escape(message)):
     train.check_config(_config("mult_vae", **fields))
+
+
+def test_no_download_without_manual_dir_is_one_line(tmp_path):
+  with pytest.raises(ConfigError, match="^" + re.escape("data.download=False and TFDS's movielens/100k-ratings is "
+                                                        "not prepared in")):
+    ratings.read("movielens_100k", None, str(tmp_path), download=False)
+
+
+def test_a_share_that_holds_out_no_user_is_one_line(triples):
+  r = _config("mult_vae", **{"data.ratings.validation_fraction": 0.0005, "data.ratings.score": "validation"})
+  with pytest.raises(ConfigError, match="^" + re.escape("config.data.ratings.validation_fraction=0.0005: it holds "
+                                                        "out no user")):
+    ratings.strong_generalization(triples, catalog.get("movielens_100k"), r.data.ratings)

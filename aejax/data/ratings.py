@@ -60,10 +60,10 @@ class Matrices:
   item_ids: np.ndarray  # The id in the files of each item index (`Triples.item_ids`).
 
 
-def read(name: str, manual_dir: str | None, data_dir: str | None = None) -> Triples:
+def read(name: str, manual_dir: str | None, data_dir: str | None = None, download: bool = True) -> Triples:
   """The ratings of data set `name`: from `manual_dir`'s GroupLens file (`catalog.Ratings.manual_file`) when given,
-  else from TFDS's stock builder in `data_dir`; a `ConfigError` for a file in another layout, ids beyond the data
-  set's counts or ratings off its scale."""
+  else from TFDS's stock builder in `data_dir` (prepared there first if `download`); a `ConfigError` for a file in
+  another layout, ids beyond the data set's counts or ratings off its scale."""
   dataset = catalog.get(name)
   start = time.perf_counter()
   if manual_dir is not None:
@@ -74,7 +74,7 @@ def read(name: str, manual_dir: str | None, data_dir: str | None = None) -> Trip
     users, item_ids, values = _parse(path, dataset)
     source = str(path)
   else:
-    users, item_ids, values, source = _read_stock(dataset, data_dir)
+    users, item_ids, values, source = _read_stock(dataset, data_dir, download)
   triples = _index(users, item_ids, values, dataset, source)
   if manual_dir is None or time.perf_counter() - start > 1.0:
     print(f"aejax: read {len(values):,} {dataset.title} ratings from {source} in {time.perf_counter() - start:.1f} s",
@@ -103,16 +103,22 @@ def _parse(path: pathlib.Path, dataset: catalog.Ratings) -> tuple[np.ndarray, np
   return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2].astype(np.float32)
 
 
-def _read_stock(dataset: catalog.Ratings, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+def _read_stock(dataset: catalog.Ratings, data_dir: str | None,
+                download: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
   """The (user id, item id, rating) columns of TFDS's stock builder (`dataset.stock`), prepared in `data_dir` (TFDS
   downloads it first where it is not): its parsing of the GroupLens files needs TensorFlow."""
-  # pylint: disable=g-import-not-at-top  (only without data.manual_dir)
+  # pylint: disable=g-import-not-at-top,unused-import  (only without data.manual_dir)
   import tensorflow_datasets as tfds
+  # Registers the builder: TFDS leaves its structured data sets out of its registry where TensorFlow is missing.
+  from tensorflow_datasets.structured import movielens  # noqa: F401
 
   from aejax.data import datasets
-  # pylint: enable=g-import-not-at-top
+  # pylint: enable=g-import-not-at-top,unused-import
   builder = tfds.builder(dataset.stock, data_dir=data_dir, file_format="array_record")
   if not builder.is_prepared():
+    if not download:
+      raise ConfigError(f"data.download=False and TFDS's {dataset.stock} is not prepared in {builder.data_dir}: "
+                        f"allow the download, or give the {dataset.title} files as --config.data.manual_dir")
     try:
       import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     except ImportError:
@@ -127,6 +133,7 @@ def _read_stock(dataset: catalog.Ratings, data_dir: str | None) -> tuple[np.ndar
           raise ConfigError(f"data.manual_dir=None: TFDS's {dataset.stock} builder failed ({type(e).__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else ''}): download the {dataset.title} release "
                             "from grouplens.org and give its folder as --config.data.manual_dir") from e
+    builder = tfds.builder(dataset.stock, data_dir=data_dir, file_format="array_record")  # Reads what is there now.
   info = builder.info.splits["train"]
   features = [datasets.tf_example(record).features.feature
               for record in datasets.read_records(info.filepaths, info.shard_lengths, info.num_examples)]
@@ -196,7 +203,8 @@ def strong_generalization(triples: Triples, dataset: catalog.Ratings, r: config_
   al. keep them); the train users' interactions whole, the held-out users' split into the `fold_in` share given as
   input and the rest scored, at least one of each (a held-out user left with fewer than 2 interactions with those
   items is dropped). The held-out users are the test users (`heldout_fraction` of them), or with `score` =
-  'validation' the next `validation_fraction` drawn, for choosing hyper-parameters; neither set trains."""
+  'validation' the next `validation_fraction` drawn, for choosing hyper-parameters; neither set trains (so with
+  validation users the test users are the same, the train users fewer and the columns theirs)."""
   rng = np.random.default_rng(r.split_seed)
   positive = triples.ratings >= r.threshold
   users, items, values = triples.users[positive], triples.items[positive], triples.ratings[positive]
@@ -212,6 +220,10 @@ def strong_generalization(triples: Triples, dataset: catalog.Ratings, r: config_
   column_of[columns] = np.arange(len(columns))
   is_heldout = np.isin(users, heldout) & (column_of[items] >= 0)
   heldout = heldout[np.bincount(users[is_heldout], minlength=dataset.num_users)[heldout] >= 2]
+  if len(heldout) == 0:
+    share = "heldout_fraction" if r.score == "test" else "validation_fraction"
+    raise ConfigError(f"config.data.ratings.{share}={r[share]!r}: it holds out no user with 2 interactions to fold in "
+                      f"and score: use a larger share, e.g. 0.2")
   is_heldout &= np.isin(users, heldout)
   # Each held-out user's interactions in a random order, the first (1 - fold_in) share of them scored.
   order = np.flatnonzero(is_heldout)
@@ -235,7 +247,7 @@ def strong_generalization(triples: Triples, dataset: catalog.Ratings, r: config_
 def matrices(data: config_dict.ConfigDict) -> Matrices:
   """The split of `config.data` (a ratings data set, `data.ratings` its protocol) as rating-code matrices."""
   dataset = catalog.get(data.name)
-  triples = read(data.name, data.manual_dir, data.data_dir)
+  triples = read(data.name, data.manual_dir, data.data_dir, data.download)
   if data.ratings.protocol == "strong":
     return strong_generalization(triples, dataset, data.ratings)
   return explicit(triples, dataset, data.ratings)

@@ -25,7 +25,8 @@ def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   r.split_seed = 0  # Draws the split: the same for every model compared, whatever config.seed.
   r.threshold = 4.0  # 'strong': ratings at or above it are the interactions (positives).
   r.heldout_fraction = 0.2  # 'strong': the share of the users held out for test.
-  # 'strong': the share of the users held out for validation (none by default), drawn after the test users.
+  # 'strong': the share of the users held out for validation (none by default), drawn after the test users: the
+  # test users stay the same, the train users are fewer.
   r.validation_fraction = 0.0
   r.score = "test"  # 'strong': which held-out users the run scores, 'test' or 'validation' (to choose settings).
   r.fold_in = 0.8  # 'strong': the share of a held-out user's interactions given as input; the rest are scored.

@@ -186,7 +186,8 @@ def genres(manual_dir: str | None, dataset: catalog.Ratings,
   path = None if manual_dir is None else pathlib.Path(manual_dir).expanduser() / _MOVIE_FILES[dataset.manual_file]
   if path is None or not path.is_file():
     return None
-  first = [_movie_genres(path).get(int(i), ["unknown"])[0] for i in item_ids]
+  by_id = _movie_genres(path)
+  first = [by_id.get(int(i), ["unknown"])[0] for i in item_ids]
   names = tuple(sorted(set(first)))
   return names, np.searchsorted(np.array(names), first)
 
