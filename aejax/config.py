@@ -24,7 +24,7 @@ from aejax.errors import ConfigError, require
 NONFINITE = ("stop", "skip")
 ACTIVATIONS = ("relu", "gelu", "elu", "leaky_relu", "swish", "tanh", "sigmoid", "linear")
 LOSSES = ("mse", "bce")
-NOISE_TYPES = ("gaussian", "mask")
+NOISE_TYPES = ("gaussian", "mask", "poisson")
 BINARIZE = ("none", "static", "dynamic")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -55,6 +55,8 @@ def base_config() -> config_dict.ConfigDict:
   c.kl_warmup_steps = 0
   # VAEs: k > 1 trains on the importance-weighted bound with k samples (IWAE, Burda et al. 2016), needs β = 1.
   c.iwae_samples = 1
+  # Denoising corruption (aejax/data/corruption.py) at `noise_factor`: 'gaussian' (its standard deviation), 'mask'
+  # (the fraction of pixels dropped) or 'poisson' (photon-count noise, 1 / the photons of a pixel of 1).
   c.noise_type = "gaussian"
   c.noise_factor = 0.0
   # Sparse AE (`sparse_ae`): loss = reconstruction + sparsity_weight (λ >= 0) · penalty on the code h.

@@ -71,6 +71,19 @@ def test_gaussian_noise_is_scaled_and_clipped():
   assert float(jnp.mean((clipped == 0.0) | (clipped == 1.0))) > 0.9
 
 
+@pytest.mark.parametrize("peak", [10.0, 255.0])
+def test_poisson_noise_keeps_the_mean_with_variance_x_over_the_peak(peak):
+  """Shot noise at `peak` photons for a pixel of 1: mean x and variance x / peak (closed form) over 200,000 draws
+  per level; the counts are whole photons; level 0 is no noise."""
+  x = jnp.repeat(jnp.array([0.05, 0.3, 1.0]), 200_000)
+  noisy = corruption.poisson_noise(jax.random.key(0), x, 1.0 / peak).reshape(3, -1)
+  levels = np.array([0.05, 0.3, 1.0])
+  np.testing.assert_allclose(noisy.mean(axis=1), levels, rtol=0.01)
+  np.testing.assert_allclose(noisy.var(axis=1), levels / peak, rtol=0.03)
+  np.testing.assert_allclose(noisy * peak, np.round(noisy * peak), atol=1e-3)
+  np.testing.assert_array_equal(corruption.poisson_noise(jax.random.key(0), x, 0.0), x)
+
+
 def test_masking_drops_the_requested_fraction():
   x = jnp.ones((100_000,))
   masked = corruption.masking_noise(jax.random.key(0), x, 0.3)

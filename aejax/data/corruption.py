@@ -13,7 +13,17 @@ def masking_noise(key: jax.Array, x: jax.Array, drop_fraction: float | jax.Array
   return jnp.where(jax.random.bernoulli(key, drop_fraction, x.shape), 0.0, x)
 
 
-CORRUPTIONS = {"gaussian": gaussian_noise, "mask": masking_noise}
+def poisson_noise(key: jax.Array, x: jax.Array, level: float | jax.Array) -> jax.Array:
+  """Photon-count (shot) noise: Poisson(x · peak) / peak with peak = 1 / `level` photons at a pixel of 1, so a pixel
+  keeps its mean x and gets variance x · level (`level` 0: no noise). Not clipped: a bright pixel's count may
+  exceed the peak, as a detector's does."""
+  level = jnp.asarray(level, x.dtype)
+  peak = 1.0 / jnp.maximum(level, jnp.finfo(x.dtype).tiny)
+  counts = jax.random.poisson(key, jnp.where(level > 0, x * peak, 0.0), x.shape)
+  return jnp.where(level > 0, counts.astype(x.dtype) / peak, x)
+
+
+CORRUPTIONS = {"gaussian": gaussian_noise, "mask": masking_noise, "poisson": poisson_noise}
 
 
 def corrupt(kind: str, key: jax.Array, x: jax.Array, level: float | jax.Array) -> jax.Array:
