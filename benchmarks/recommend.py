@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from aejax import config as config_lib, train
 from aejax.data import catalog, ratings
-from aejax.variants.recommend import baselines, metrics, suite
+from aejax.variants.recommend import baselines, metrics
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -92,7 +92,7 @@ def explicit(manual_dir: str, folds: int) -> dict:
 def implicit(manual_dir: str, seeds: list[int]) -> dict:
   """Each model's Recall@20, Recall@50, NDCG@100 (per seed for aejax's) and the baselines'."""
   results: dict[str, dict[str, list[float]]] = {}
-  names = [f"recall@{k}" for k in suite.RECALL_AT] + [f"ndcg@{suite.NDCG_AT}"]
+  names = [f"recall@{k}" for k in metrics.RECALL_AT] + [f"ndcg@{metrics.NDCG_AT}"]
   for label, spec in (("Mult-VAE", "experiments/mult_vae.py"), ("Mult-DAE", "experiments/mult_dae.py")):
     for seed in seeds:
       summary, seconds, speed = _train(spec, manual_dir, seed=seed)
@@ -110,8 +110,8 @@ def implicit(manual_dir: str, seeds: list[int]) -> dict:
     start = time.perf_counter()
     scores = fit()
     seconds = time.perf_counter() - start
-    top = metrics.rank_top(jnp.asarray(scores, jnp.float32), seen, max(*suite.RECALL_AT, suite.NDCG_AT))
-    scored = metrics.ranking(top, m.test_targets, suite.RECALL_AT, suite.NDCG_AT)
+    top = metrics.rank_top(jnp.asarray(scores, jnp.float32), seen, max(*metrics.RECALL_AT, metrics.NDCG_AT))
+    scored = metrics.ranking(top, m.test_targets, metrics.RECALL_AT, metrics.NDCG_AT)
     results[label] = {**{n: [float(np.mean(scored[n]))] for n in names}, "seconds": [seconds]}
   return results
 

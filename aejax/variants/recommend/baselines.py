@@ -58,8 +58,8 @@ def surprise_predictions(train: tuple[np.ndarray, np.ndarray, np.ndarray], test:
     reader = surprise.Reader(line_format="user item rating", sep="\t", rating_scale=rating_scale)
     folds = surprise.Dataset.load_from_folds([tuple(map(str, paths))], reader)
     trainset, testset = next(surprise.model_selection.PredefinedKFold().split(folds))
-  models = {"svd": surprise.SVD(random_state=seed), "svdpp": surprise.SVDpp(random_state=seed),
-            "knn_baseline": surprise.KNNBaseline(verbose=False)}
+  models = dict(zip(SURPRISE_MODELS, (surprise.SVD(random_state=seed), surprise.SVDpp(random_state=seed),
+                                      surprise.KNNBaseline(verbose=False))))
   out = {}
   for name, model in models.items():
     start = time.perf_counter()

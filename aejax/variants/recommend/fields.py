@@ -11,7 +11,6 @@ from aejax.data import catalog, ratings
 from aejax.errors import require
 
 EXPLICIT = ("autorec",)  # Variants of explicit ratings (RMSE); the others rank items of implicit feedback.
-IMPLICIT = ("mult_vae", "mult_dae")
 
 
 def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:

@@ -5,6 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+RECALL_AT, NDCG_AT = (20, 50), 100  # Liang et al.'s cut-offs: the implicit variants' test metrics and the suite's.
+
 
 def rating_errors(predicted: jax.Array, targets: jax.Array) -> dict[str, jax.Array]:
   """Per row: the sums of squared and absolute errors over its scored entries (targets > 0), and their count."""

@@ -26,6 +26,11 @@ class AutoRec(nn.Module):
     return self.decode(self.encode(r))
 
 
+def normalized(x: jax.Array) -> jax.Array:
+  """Rows scaled to unit L2 norm (an empty row stays 0): Mult-VAE/DAE's input."""
+  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
 class MultVAE(nn.Module):
   """Items -> tanh layers `widths` -> code -> the mirrored tanh layers -> a logit per item. `variational`: the code
   layer gives a Gaussian's mean and log-variance (Mult-VAE), else it is a tanh code (Mult-DAE)."""

@@ -20,10 +20,6 @@ from aejax.registry import Batch, Config, HParams, Params
 from aejax.variants.recommend import autorec, fields, metrics, models, suite
 from aejax.variants.variational import vae
 
-RECALL_AT = (20, 50)
-NDCG_AT = 100
-
-
 def build_model(config: Config, input_shape: tuple[int, ...], *, variational: bool) -> models.MultVAE:
   return models.MultVAE(tuple(config.recommend.widths), config.latent_dim, input_shape[-1], variational)
 
@@ -31,11 +27,6 @@ def build_model(config: Config, input_shape: tuple[int, ...], *, variational: bo
 def hparams(config: Config) -> dict[str, float]:
   return {"beta": float(config.beta), "kl_warmup_steps": float(config.kl_warmup_steps),
           "recommend.l2": float(config.recommend.l2), "recommend.dropout": float(config.recommend.dropout)}
-
-
-def normalized(x: jax.Array) -> jax.Array:
-  """Rows scaled to unit L2 norm (an empty row stays 0)."""
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def interactions(batch: Batch, name: str = "ratings") -> jax.Array:
@@ -50,7 +41,7 @@ def loss(model: models.MultVAE, config: Config, params: Params, batch: Batch, ke
   drop_key, code_key = jax.random.split(key)
   keep = 1.0 - hp["recommend.dropout"]
   kept = jax.random.bernoulli(drop_key, keep, x.shape)
-  h = jnp.where(kept, normalized(x) / keep, 0.0)
+  h = jnp.where(kept, models.normalized(x) / keep, 0.0)
   out = {}
   if model.variational:
     mean, logvar = model.apply(params, h, method=model.encode)
@@ -71,10 +62,10 @@ def evaluate(model: models.MultVAE, config: Config, params: Params, batch: Batch
              hp: HParams) -> dict[str, jax.Array]:
   del config, key, hp
   seen = interactions(batch)
-  logits = model.apply(params, normalized(seen))
-  top = metrics.rank_top(logits, seen, max(*RECALL_AT, NDCG_AT))
-  scored = metrics.ranking(top, batch["targets"], RECALL_AT, NDCG_AT)
-  return {"loss": -scored[f"ndcg@{NDCG_AT}"], **scored}
+  logits = model.apply(params, models.normalized(seen))
+  top = metrics.rank_top(logits, seen, max(*metrics.RECALL_AT, metrics.NDCG_AT))
+  scored = metrics.ranking(top, batch["targets"], metrics.RECALL_AT, metrics.NDCG_AT)
+  return {"loss": -scored[f"ndcg@{metrics.NDCG_AT}"], **scored}
 
 
 def validate(config: Config) -> None:

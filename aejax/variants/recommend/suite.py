@@ -22,10 +22,10 @@ from aejax import images
 from aejax.data import catalog, ratings
 from aejax.evaluation import batches
 from aejax.variants.recommend import baselines, metrics, models
+from aejax.variants.recommend.metrics import NDCG_AT, RECALL_AT
 
 # Users bucketed by their count of train (or fold-in) ratings: [edge_i, edge_i+1).
 ACTIVITY_EDGES = (0, 20, 50, 100, 200, np.inf)
-RECALL_AT, NDCG_AT = (20, 50), 100  # Liang et al.'s cut-offs (also `mult_vae`'s).
 _GENRES_100K = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
                 "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
                 "War", "Western")
@@ -101,7 +101,7 @@ def implicit(run: Any, m: ratings.Matrices, dataset: catalog.Ratings) -> tuple[M
   """Recall@20, Recall@50 and NDCG@100 over the held-out users of the model, popularity and EASE."""
   seen = (m.test_inputs > 0).astype(np.float32)
   train = (m.train > 0).astype(np.float32)
-  scores = {"model": _apply(run, seen / np.maximum(np.linalg.norm(seen, axis=1, keepdims=True), 1e-12)),
+  scores = {"model": _apply(run, np.asarray(models.normalized(seen))),
             "popularity": np.broadcast_to(baselines.popularity(train), seen.shape),
             "ease": seen @ baselines.ease(train, run.config.recommend.ease_l2)}
   activity = _buckets(seen.sum(axis=1))
