@@ -11,7 +11,8 @@ os.environ["JAX_PLATFORMS"] = "cpu"
 # Runs in one session share compiled programs, as the members of a sweep do: pytest-xdist's workers too (one folder
 # per test run, named by the id its workers share).
 _SESSION = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"{os.getpid()}-{os.urandom(4).hex()}"
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"aejax-test-jax-cache-{_SESSION}"))
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), f"aejax-test-jax-cache-{_SESSION}"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import pytest  # noqa: E402

@@ -186,7 +186,8 @@ def _low_rank_file(folder, users=60, items=40, rank=2, share=0.5, seed=0):
 
 @pytest.fixture()
 def synthetic(tmp_path, monkeypatch):
-  monkeypatch.setitem(catalog._REGISTRY, "synthetic", _low_rank_file(tmp_path / "synthetic"))  # pylint: disable=protected-access
+  dataset = _low_rank_file(tmp_path / "synthetic")
+  monkeypatch.setitem(catalog._REGISTRY, "synthetic", dataset)  # pylint: disable=protected-access
   return tmp_path / "synthetic"
 
 
@@ -299,7 +300,8 @@ def test_bad_ratings_fields_are_one_line(fields, message):
 def test_an_image_variant_on_ratings_is_one_line():
   c = config_lib.from_file(f"{REPO}/experiments/ae.py:smoke")
   c.data.name = "movielens_100k"
-  with pytest.raises(ConfigError, match="^" + re.escape("config.data.name='movielens_100k' is a ratings data set, which "
+  with pytest.raises(ConfigError, match="^" + re.escape("config.data.name='movielens_100k' is a ratings data set, "
+                                                        "which "
                                                         "only the recommendation variants read")):
     train.check_config(c)
 
