@@ -6,3 +6,4 @@ from aejax.variants.adversarial import aae, cyclegan, gan  # noqa: F401
 from aejax.variants import classifier  # noqa: F401
 from aejax.variants.som import som  # noqa: F401
 from aejax.variants.recommend import autorec, mult_vae  # noqa: F401
+from aejax.variants.compression import compressive_ae  # noqa: F401
