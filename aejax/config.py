@@ -113,7 +113,8 @@ def base_config() -> config_dict.ConfigDict:
   c.seed = 0
 
   c.data = config_dict.ConfigDict()
-  # A data set of aejax/data/catalog.py: mnist, fashion_mnist, uci_digits, dsprites (dsprites_small: a sub-grid).
+  # A data set of aejax/data/catalog.py: mnist, fashion_mnist, uci_digits, dsprites (dsprites_small: a sub-grid),
+  # photo_patches; movielens_100k (ratings).
   c.data.name = "mnist"
   c.data.data_dir = config_dict.placeholder(str)  # TFDS data dir; None: $TFDS_DATA_DIR or TFDS default.
   # Folder with the four IDX .gz files (offline; IDX data sets), or with dSprites' original .npz, read instead of

@@ -49,14 +49,13 @@ def load_config(workdir: pathlib.Path) -> config_dict.ConfigDict:
   return config
 
 
-def restore(workdir: str | pathlib.Path, config: config_dict.ConfigDict | None = None) -> suites_lib.Run:
-  """The run in `workdir` at its latest checkpoint (its own config.json, or `config` after `train.check_config`)."""
-  workdir = pathlib.Path(workdir)
-  config = load_config(workdir) if config is None else config
+def restore_state(workdir: pathlib.Path, config: config_dict.ConfigDict,
+                  input_shape: tuple[int, ...]) -> tuple[registry.Variant, Any, train.TrainState]:
+  """The variant, model and train state of the run in `workdir` at its latest checkpoint, for inputs of
+  `input_shape` (one example's)."""
   variant = registry.get(config.variant)
-  train_split, test_split = input_pipeline.load(config.data)
-  model = variant.build_model(config, tuple(test_split.images.shape[1:]))
-  example = jnp.zeros((1, *test_split.images.shape[1:]), jnp.float32)
+  model = variant.build_model(config, input_shape)
+  example = jnp.zeros((1, *input_shape), jnp.float32)
   state = train.init_state(variant, model, config, jax.random.key(config.seed), example)
   ckpts = checkpoint.Checkpoints(workdir, config.keep_checkpoints, read_only=True)
   try:
@@ -69,6 +68,15 @@ def restore(workdir: str | pathlib.Path, config: config_dict.ConfigDict | None =
                       "evaluate it with the config it was trained with") from e
   finally:
     ckpts.close()
+  return variant, model, state
+
+
+def restore(workdir: str | pathlib.Path, config: config_dict.ConfigDict | None = None) -> suites_lib.Run:
+  """The run in `workdir` at its latest checkpoint (its own config.json, or `config` after `train.check_config`)."""
+  workdir = pathlib.Path(workdir)
+  config = load_config(workdir) if config is None else config
+  train_split, test_split = input_pipeline.load(config.data)
+  variant, model, state = restore_state(workdir, config, tuple(test_split.images.shape[1:]))
   num_train = min(config.eval.num_train, train_split.size)
   binarize = config.data.binarize == "dynamic"  # Static runs were binarised on loading; the test split always is.
   train_batch = input_pipeline.make_batch(train_split, jnp.arange(num_train), jax.random.key(config.seed), binarize)

@@ -10,8 +10,9 @@ import numpy as np
 import optax
 import pytest
 import scipy.special
+from PIL import Image
 
-from aejax import config as config_lib, evaluate, registry, sweep as sweep_lib, train
+from aejax import compress, config as config_lib, evaluate, registry, sweep as sweep_lib, train
 from aejax.errors import ConfigError
 from aejax.variants.compression import codec as codec_lib
 from aejax.variants.compression import entropy, fields, models, suite
@@ -179,8 +180,9 @@ def test_a_stream_of_another_model_or_damaged_is_refused_in_one_line(codec):
   stream = other.write(_draws(codec, 1)[0])
   with pytest.raises(ConfigError, match=r"^this stream was written by another model \(fingerprint [0-9a-f]{8}"):
     codec.read(stream)
-  with pytest.raises(ConfigError, match="a stream of 9 bytes is no aejax compressive_ae stream"):
-    codec.read(stream[:9])
+  for damaged in (stream[:10], stream[:-1], b"\x89PNG" + stream[4:]):
+    with pytest.raises(ConfigError, match=f"^these {len(damaged)} bytes are no aejax compressive_ae stream"):
+      codec.read(damaged)
 
 
 # Baselines and metrics ----------------------------------------------------------------------------------------------
@@ -203,17 +205,31 @@ def test_png_is_lossless_and_jpeg_trades_bits_for_psnr():
 # Training through the loop, the suite, resume and bad input --------------------------------------------------------
 
 def test_smoke_run_trains_codes_and_reports_streams_beside_the_baselines(smoke_config, tmp_path):
-  summary = train.train_and_evaluate(smoke_config("compressive_ae", num_steps=40, log_every=10), tmp_path)
-  losses = [m["train/loss"] for m in train_metrics(tmp_path)]
+  summary = train.train_and_evaluate(smoke_config("compressive_ae", num_steps=40, log_every=10), tmp_path / "run")
+  losses = [m["train/loss"] for m in train_metrics(tmp_path / "run")]
   assert losses[-1] < losses[0]
-  got = evaluate.evaluate_run(tmp_path, ["compression"])
+  got = evaluate.evaluate_run(tmp_path / "run", ["compression"])
   assert got["compression/decoded_equal"] == 1.0
   np.testing.assert_allclose(got["compression/psnr"], summary["test/psnr"], rtol=1e-4)
   np.testing.assert_allclose(got["compression/bpp_estimated"], summary["test/bpp"], rtol=1e-4)
   assert 0 <= got["compression/gap_one_stream"] < 0.02
   assert got["compression/bpp"] > got["compression/bpp_payload"] >= got["compression/bpp_estimated"] * 0.999
   assert np.isfinite(got["compression/jpeg_q50_psnr"]) and got["compression/png_psnr"] == 100.0
-  assert (tmp_path / "images").is_dir()
+  assert (tmp_path / "run" / "images").is_dir()
+
+  # aejax.compress: a file of another size and in colour, to a stream and back to the model's reconstruction.
+  codec = compress.load_codec(tmp_path / "run")
+  photo = np.random.default_rng(0).integers(0, 256, (32, 48, 3), np.uint8)
+  Image.fromarray(photo).save(tmp_path / "photo.png")
+  bpp = compress.compress(codec, tmp_path / "photo.png", tmp_path / "photo.aejx")
+  assert bpp == 8 * (tmp_path / "photo.aejx").stat().st_size / (32 * 48)
+  image = compress.decompress(codec, tmp_path / "photo.aejx", tmp_path / "photo.aejx.png")
+  gray = compress.read_image(tmp_path / "photo.png", 1, 4)
+  np.testing.assert_array_equal(image, codec.images(codec.codes(gray))[0])
+  np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "photo.aejx.png")), np.rint(image[..., 0] * 255))
+  Image.fromarray(photo[:30]).save(tmp_path / "odd.png")
+  with pytest.raises(ConfigError, match=r"odd\.png' is 30x48: this model codes images whose sides are multiples of 4"):
+    compress.compress(codec, tmp_path / "odd.png", tmp_path / "odd.aejx")
 
 
 def train_metrics(workdir):
@@ -246,3 +262,18 @@ def test_sweep_resolves_one_point_per_lambda_and_seed():
 def test_bad_fields_are_named_in_one_line(flat, message):
   with pytest.raises(ConfigError, match=message):
     train.check_config(_config(**flat))
+
+
+def test_photo_patches_hold_out_the_test_photo(tmp_path):
+  import skimage.color  # pylint: disable=g-import-not-at-top
+  import skimage.data  # pylint: disable=g-import-not-at-top
+  from aejax.data import datasets, tfds_builders  # pylint: disable=g-import-not-at-top
+  train_x, train_y = datasets.load_split("photo_patches", "train", data_dir=str(tmp_path))
+  test_x, test_y = datasets.load_split("photo_patches", "test", data_dir=str(tmp_path))
+  assert train_x.shape == (6_824, 64, 64, 1) and test_x.shape == (64, 64, 64, 1)
+  assert set(np.unique(train_y)) == set(range(10)) and set(test_y) == {10}
+  np.testing.assert_array_equal(train_x[0, ..., 0], skimage.data.camera()[:64, :64])
+  np.testing.assert_array_equal(train_x[1, ..., 0], skimage.data.camera()[:64, 16:80])  # Stride 16.
+  gray = np.rint(skimage.color.rgb2gray(skimage.data.astronaut()) * 255).astype(np.uint8)
+  np.testing.assert_array_equal(test_x[9, ..., 0], gray[64:128, 64:128])  # Disjoint, row by row.
+  assert tfds_builders.PHOTO_TEST not in tfds_builders.PHOTO_TRAIN

@@ -151,6 +151,12 @@ _DSPRITES = {"image_shape": (64, 64, 1), "num_classes": 3, "source": RENDER, "pa
              "factor_sizes": (3, 6, 40, 32, 32), "manual_file": "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"}
 register("dsprites", Dataset(title="dSprites", builder="AejaxDsprites", **_DSPRITES))
 register("dsprites_small", Dataset(title="dSprites (small)", builder="AejaxDspritesSmall", **_DSPRITES))
+# Natural photographs that scikit-image installs (`skimage.data`; no download), in grayscale, cut into 64x64 patches
+# (`tfds_builders.AejaxPhotoPatches`): the train split overlapping patches (stride 16) of ten photos, the test split
+# the 64 non-overlapping patches of a held-out one (the astronaut). Labelled by their photo. The compression family's
+# natural images.
+register("photo_patches", Dataset(title="photo patches", builder="AejaxPhotoPatches", image_shape=(64, 64, 1),
+                                  num_classes=11, source=PACKAGE))
 # MovieLens (Harper & Konstan 2015), the GroupLens releases: 100K (u.data), 1M (ratings.dat) and 20M (ratings.csv,
 # half-star ratings). 20M's movie ids run to 131,262, of which 26,744 are rated.
 register("movielens_100k", Ratings(title="MovieLens 100K", num_users=943, num_items=1_682, rating_scale=(1.0, 5.0),

@@ -189,6 +189,49 @@ class AejaxUciDigits(_RawImageBuilder):
       yield index, {"image": image, "label": int(label)}
 
 
+# scikit-image's photographs (functions of `skimage.data`): the train split's, then the held-out test photo.
+PHOTO_TRAIN = ("camera", "coffee", "chelsea", "rocket", "coins", "moon", "clock", "brick", "grass", "gravel")
+PHOTO_TEST = "astronaut"
+PHOTO_PATCH = 64
+PHOTO_TRAIN_STRIDE = 16  # Train patches overlap (6,824 of them); the test photo's are its 64 disjoint ones.
+
+
+def photo_patches(photo: np.ndarray, stride: int) -> np.ndarray:
+  """uint8 grayscale patches (N, PHOTO_PATCH, PHOTO_PATCH, 1) of a photo (uint8, gray or RGB), row by row at
+  `stride`; an RGB photo is made gray by ITU-R 601 luma (`skimage.color.rgb2gray`'s weights), rounded."""
+  import skimage.color  # pylint: disable=g-import-not-at-top  (only to prepare)
+  gray = photo if photo.ndim == 2 else np.rint(skimage.color.rgb2gray(photo[..., :3]) * 255).astype(np.uint8)
+  size = PHOTO_PATCH
+  return np.stack([gray[r:r + size, c:c + size] for r in range(0, gray.shape[0] - size + 1, stride)
+                   for c in range(0, gray.shape[1] - size + 1, stride)])[..., None]
+
+
+class AejaxPhotoPatches(_RawImageBuilder):
+  """64x64 grayscale patches of the natural photographs scikit-image installs: no download, no file to give. The
+  train split is `PHOTO_TRAIN`'s photos cut at a stride of 16 pixels, the test split `PHOTO_TEST`'s 64 disjoint
+  patches; each labelled by its photo (0..10, in that order)."""
+
+  DATASET = "photo_patches"
+  SOURCE = "scikit-image's photographs (skimage.data)"  # Named in the line that says it was prepared.
+  _DESCRIPTION = ("64x64 grayscale patches of scikit-image's photographs: ten photos overlapping (train), the "
+                  "astronaut's disjoint patches (test).")
+  _HOMEPAGE = "https://scikit-image.org/docs/stable/api/skimage.data.html"
+  _LABEL_NAMES = (*PHOTO_TRAIN, PHOTO_TEST)
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
+    del dl_manager  # Nothing to download.
+    import skimage.data  # pylint: disable=g-import-not-at-top  (only to prepare)
+    train = [photo_patches(getattr(skimage.data, name)(), PHOTO_TRAIN_STRIDE) for name in PHOTO_TRAIN]
+    labels = np.concatenate([np.full(len(p), k) for k, p in enumerate(train)])
+    test = photo_patches(getattr(skimage.data, PHOTO_TEST)(), PHOTO_PATCH)
+    return {"train": self._generate_examples(np.concatenate(train), labels),
+            "test": self._generate_examples(test, np.full(len(test), len(PHOTO_TRAIN)))}
+
+  def _generate_examples(self, images: np.ndarray, labels: np.ndarray) -> Iterator[tuple[int, dict]]:
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+      yield index, {"image": image, "label": int(label)}
+
+
 class AejaxDsprites(_RawImageBuilder):
   """dSprites' images with their shape as label and their factors' indices and values: rendered by
   `aejax.data.dsprites` (builder config 'rendered'), or read from the original file in the manual dir ('original').

@@ -1,7 +1,7 @@
 """The compressive autoencoder's codec: an image to a bit stream and back, through `constriction`'s range coder.
 
-A stream is an 8-byte header, then the range coder's 32-bit words. The header holds the model's fingerprint (4
-bytes of the SHA-256 of its code alphabet and probability tables: a stream from another model, or another state of
+A stream is a 9-byte header, then the range coder's 32-bit words. The header holds a magic byte, the model's
+fingerprint (4 bytes of the SHA-256 of its code alphabet and probability tables: a stream from another model, or another state of
 this one, is refused in one line) and the code's height and width (2 bytes each), so the fully convolutional model
 codes images of any size whose sides 2^layers divides. The code's entries are coded channel after channel, each
 channel with its own probabilities of the alphabet (`entropy.pmf`, renormalised over it); `constriction` quantises
@@ -21,7 +21,8 @@ from aejax.evaluation import batches
 from aejax.registry import Config, Params
 from aejax.variants.compression import models
 
-HEADER = struct.Struct("<4sHH")  # fingerprint, code height, code width
+HEADER = struct.Struct("<B4sHH")  # MAGIC, fingerprint, code height, code width
+MAGIC = 0xAE  # The first byte of every stream (format 1).
 
 
 class Codec:
@@ -63,15 +64,15 @@ class Codec:
     if max(height, width) >= 2**16:
       raise ConfigError(f"a code of {height}x{width} positions does not fit the stream's header (at most 65535 a "
                         "side): code the image in tiles")
-    return HEADER.pack(self.fingerprint, height, width) + self.payload(code)
+    return HEADER.pack(MAGIC, self.fingerprint, height, width) + self.payload(code)
 
   def read(self, stream: bytes) -> np.ndarray:
     """The integer code (h, w, code_channels) of a stream `write` made; a `ConfigError` for a stream of another
     model or a damaged one."""
-    if len(stream) < HEADER.size or (len(stream) - HEADER.size) % 4:
-      raise ConfigError(f"a stream of {len(stream)} bytes is no aejax compressive_ae stream (an {HEADER.size}-byte "
-                        "header and 32-bit words): it is damaged or not one of ours")
-    fingerprint, height, width = HEADER.unpack_from(stream)
+    if len(stream) < HEADER.size or (len(stream) - HEADER.size) % 4 or stream[0] != MAGIC:
+      raise ConfigError(f"these {len(stream)} bytes are no aejax compressive_ae stream (a {HEADER.size}-byte header "
+                        "and 32-bit words): the file is damaged or was not written by aejax.compress")
+    _, fingerprint, height, width = HEADER.unpack_from(stream)
     if fingerprint != self.fingerprint:
       raise ConfigError(f"this stream was written by another model (fingerprint {fingerprint.hex()}, this run's is "
                         f"{self.fingerprint.hex()}): decode it with the run and checkpoint that wrote it")

@@ -2,7 +2,7 @@
 JPEG and WebP (Pillow) on the same images.
 
 Metrics ('compression/...'): the bits per pixel estimated from the likelihoods ('bpp_estimated') and those of the
-streams ('bpp', the whole stream; 'bpp_payload', without the 8-byte header), their gap ('gap_payload', the payload
+streams ('bpp', the whole stream; 'bpp_payload', without the 9-byte header), their gap ('gap_payload', the payload
 over the estimate, minus 1: the entropy coder's cost plus the last word each stream rounds up to; 'gap_one_stream',
 the same for every test code in one stream, where that word is spread thin), whether each decoded image equals the
 model's reconstruction ('decoded_equal', the share that do), PSNR (dB, the mean of per-image figures) and SSIM of the
