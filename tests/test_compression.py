@@ -267,7 +267,7 @@ def test_bad_fields_are_named_in_one_line(flat, message):
 def test_photo_patches_hold_out_the_test_photo(tmp_path):
   import skimage.color  # pylint: disable=g-import-not-at-top
   import skimage.data  # pylint: disable=g-import-not-at-top
-  from aejax.data import datasets, tfds_builders  # pylint: disable=g-import-not-at-top
+  from aejax.data import datasets, photos  # pylint: disable=g-import-not-at-top
   train_x, train_y = datasets.load_split("photo_patches", "train", data_dir=str(tmp_path))
   test_x, test_y = datasets.load_split("photo_patches", "test", data_dir=str(tmp_path))
   assert train_x.shape == (6_824, 64, 64, 1) and test_x.shape == (64, 64, 64, 1)
@@ -276,4 +276,4 @@ def test_photo_patches_hold_out_the_test_photo(tmp_path):
   np.testing.assert_array_equal(train_x[1, ..., 0], skimage.data.camera()[:64, 16:80])  # Stride 16.
   gray = np.rint(skimage.color.rgb2gray(skimage.data.astronaut()) * 255).astype(np.uint8)
   np.testing.assert_array_equal(test_x[9, ..., 0], gray[64:128, 64:128])  # Disjoint, row by row.
-  assert tfds_builders.PHOTO_TEST not in tfds_builders.PHOTO_TRAIN
+  assert photos.PHOTO_TEST not in photos.PHOTO_TRAIN

@@ -157,6 +157,12 @@ register("dsprites_small", Dataset(title="dSprites (small)", builder="AejaxDspri
 # natural images.
 register("photo_patches", Dataset(title="photo patches", builder="AejaxPhotoPatches", image_shape=(64, 64, 1),
                                   num_classes=11, source=PACKAGE))
+# Medical and microscopy images scikit-image installs, in grayscale, cut into 32x32 patches: the train split
+# overlapping patches (stride 16) of a fundus photograph, an immunohistochemistry slide and a fluorescence microscopy
+# image; the test split the disjoint patches of two held-out images, a retinal detail with microaneurysms and the
+# Shepp–Logan CT phantom (`aejax.data.photos`). The medical family's patch denoiser trains on them.
+register("medical_patches", Dataset(title="medical patches", builder="AejaxMedicalPatches", image_shape=(32, 32, 1),
+                                    num_classes=5, source=PACKAGE))
 # MovieLens (Harper & Konstan 2015), the GroupLens releases: 100K (u.data), 1M (ratings.dat) and 20M (ratings.csv,
 # half-star ratings). 20M's movie ids run to 131,262, of which 26,744 are rated.
 register("movielens_100k", Ratings(title="MovieLens 100K", num_users=943, num_items=1_682, rating_scale=(1.0, 5.0),

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
-from aejax.data import catalog, dsprites
+from aejax.data import catalog, dsprites, photos
 from aejax.data.datasets import FORMAT_VERSION, IDX_FILES
 from aejax.errors import ConfigError
 
@@ -189,47 +189,52 @@ class AejaxUciDigits(_RawImageBuilder):
       yield index, {"image": image, "label": int(label)}
 
 
-# scikit-image's photographs (functions of `skimage.data`): the train split's, then the held-out test photo.
-PHOTO_TRAIN = ("camera", "coffee", "chelsea", "rocket", "coins", "moon", "clock", "brick", "grass", "gravel")
-PHOTO_TEST = "astronaut"
-PHOTO_PATCH = 64
-PHOTO_TRAIN_STRIDE = 16  # Train patches overlap (6,824 of them); the test photo's are its 64 disjoint ones.
+class _SkimagePatches(_RawImageBuilder, skip_registration=True):
+  """Grayscale patches of images scikit-image installs (`aejax.data.photos`): no download, no file to give. The
+  train split is `TRAIN`'s images cut at `STRIDE`, the test split `TEST`'s disjoint patches; each labelled by its
+  image (in the order of `_LABEL_NAMES`)."""
 
-
-def photo_patches(photo: np.ndarray, stride: int) -> np.ndarray:
-  """uint8 grayscale patches (N, PHOTO_PATCH, PHOTO_PATCH, 1) of a photo (uint8, gray or RGB), row by row at
-  `stride`; an RGB photo is made gray by ITU-R 601 luma (`skimage.color.rgb2gray`'s weights), rounded."""
-  import skimage.color  # pylint: disable=g-import-not-at-top  (only to prepare)
-  gray = photo if photo.ndim == 2 else np.rint(skimage.color.rgb2gray(photo[..., :3]) * 255).astype(np.uint8)
-  size = PHOTO_PATCH
-  return np.stack([gray[r:r + size, c:c + size] for r in range(0, gray.shape[0] - size + 1, stride)
-                   for c in range(0, gray.shape[1] - size + 1, stride)])[..., None]
-
-
-class AejaxPhotoPatches(_RawImageBuilder):
-  """64x64 grayscale patches of the natural photographs scikit-image installs: no download, no file to give. The
-  train split is `PHOTO_TRAIN`'s photos cut at a stride of 16 pixels, the test split `PHOTO_TEST`'s 64 disjoint
-  patches; each labelled by its photo (0..10, in that order)."""
-
-  DATASET = "photo_patches"
-  SOURCE = "scikit-image's photographs (skimage.data)"  # Named in the line that says it was prepared.
-  _DESCRIPTION = ("64x64 grayscale patches of scikit-image's photographs: ten photos overlapping (train), the "
-                  "astronaut's disjoint patches (test).")
+  SOURCE = "scikit-image's images (skimage.data)"  # Named in the line that says it was prepared.
   _HOMEPAGE = "https://scikit-image.org/docs/stable/api/skimage.data.html"
-  _LABEL_NAMES = (*PHOTO_TRAIN, PHOTO_TEST)
+  TRAIN: tuple[str, ...]
+  TEST: tuple[str, ...]
+  PATCH: int
+  STRIDE: int
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
     del dl_manager  # Nothing to download.
-    import skimage.data  # pylint: disable=g-import-not-at-top  (only to prepare)
-    train = [photo_patches(getattr(skimage.data, name)(), PHOTO_TRAIN_STRIDE) for name in PHOTO_TRAIN]
-    labels = np.concatenate([np.full(len(p), k) for k, p in enumerate(train)])
-    test = photo_patches(getattr(skimage.data, PHOTO_TEST)(), PHOTO_PATCH)
-    return {"train": self._generate_examples(np.concatenate(train), labels),
-            "test": self._generate_examples(test, np.full(len(test), len(PHOTO_TRAIN)))}
+    def split(names: tuple[str, ...], stride: int, first_label: int):
+      cut = [photos.patches(photos.gray(name), self.PATCH, stride) for name in names]
+      labels = np.concatenate([np.full(len(p), first_label + k) for k, p in enumerate(cut)])
+      return self._generate_examples(np.concatenate(cut), labels)
+    return {"train": split(self.TRAIN, self.STRIDE, 0), "test": split(self.TEST, self.PATCH, len(self.TRAIN))}
 
   def _generate_examples(self, images: np.ndarray, labels: np.ndarray) -> Iterator[tuple[int, dict]]:
     for index, (image, label) in enumerate(zip(images, labels, strict=True)):
       yield index, {"image": image, "label": int(label)}
+
+
+class AejaxPhotoPatches(_SkimagePatches):
+  """64x64 patches of ten natural photographs (train, overlapping) and of the held-out astronaut (test)."""
+
+  DATASET = "photo_patches"
+  TRAIN, TEST = photos.PHOTO_TRAIN, (photos.PHOTO_TEST,)
+  PATCH, STRIDE = photos.PHOTO_PATCH, photos.PHOTO_STRIDE
+  _DESCRIPTION = ("64x64 grayscale patches of scikit-image's photographs: ten photos overlapping (train), the "
+                  "astronaut's disjoint patches (test).")
+  _LABEL_NAMES = (*TRAIN, *TEST)
+
+
+class AejaxMedicalPatches(_SkimagePatches):
+  """32x32 patches of a fundus photograph, an immunohistochemistry slide and a microscopy image (train,
+  overlapping), and of a retinal detail and the Shepp–Logan phantom (test, disjoint)."""
+
+  DATASET = "medical_patches"
+  TRAIN, TEST = photos.MEDICAL_TRAIN, photos.MEDICAL_TEST
+  PATCH, STRIDE = photos.MEDICAL_PATCH, photos.MEDICAL_STRIDE
+  _DESCRIPTION = ("32x32 grayscale patches of scikit-image's medical images: retina, immunohistochemistry and cell "
+                  "overlapping (train); microaneurysms' and the Shepp-Logan phantom's disjoint patches (test).")
+  _LABEL_NAMES = (*TRAIN, *TEST)
 
 
 class AejaxDsprites(_RawImageBuilder):

@@ -7,3 +7,4 @@ from aejax.variants import classifier  # noqa: F401
 from aejax.variants.som import som  # noqa: F401
 from aejax.variants.recommend import autorec, mult_vae  # noqa: F401
 from aejax.variants.compression import compressive_ae  # noqa: F401
+from aejax.variants.medical import patch_dae  # noqa: F401

@@ -1,0 +1,115 @@
+"""The medical family: the patch denoiser's shape and residual form, the Anscombe transform and its unbiased inverse
+by Monte Carlo, whole-image denoising's padding, the baselines and PSNR/SSIM on known cases, the medical_patches
+data set, a smoke run through the loop and the medical_denoise suite, and bad input by its message."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from aejax import config as config_lib, evaluate, train
+from aejax.data import datasets, photos
+from aejax.errors import ConfigError
+from aejax.variants.medical import models, suite
+
+from conftest import REPO
+
+
+def test_denoiser_is_fully_convolutional_and_residual():
+  model = models.PatchDenoiser(features=4, levels=2, channels=1)
+  params = train.compile_cheaply(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 1)))
+  assert model.apply(params, jnp.zeros((2, 48, 40, 1))).shape == (2, 48, 40, 1)  # Any size 4 divides.
+  last = sorted(params["params"])[-1]  # Conv_N: the output layer (names sort Conv_ < ConvTranspose_).
+  zeroed = jax.tree.map(jnp.zeros_like, params["params"][last])
+  x = jax.random.uniform(jax.random.key(1), (1, 32, 32, 1))
+  out = model.apply({"params": {**params["params"], last: zeroed}}, x)
+  np.testing.assert_allclose(out, x)  # A residual net that predicts no noise returns its input.
+
+
+def test_anscombe_stabilises_poisson_noise_and_its_inverse_is_unbiased():
+  rng = np.random.default_rng(0)
+  peak = 30.0
+  for x in (0.2, 0.5, 0.9):
+    counts = rng.poisson(x * peak, 400_000) / peak
+    transformed = suite.anscombe(counts, peak)
+    assert abs(transformed.var() - 1) < 0.05  # Close to Gaussian of σ = 1 from ~6 photons up.
+    assert abs(suite.inverse_anscombe(transformed.mean(), peak) - x) < 0.01 * x
+
+
+def test_whole_images_are_padded_to_the_networks_multiple_and_cropped_back():
+  noisy = np.random.default_rng(0).uniform(-0.1, 1.1, (37, 50))
+  shapes = []
+
+  def identity(x):
+    shapes.append(x.shape)
+    return x
+
+  np.testing.assert_allclose(suite.denoise_image(identity, noisy, 4), np.clip(noisy, 0, 1), rtol=1e-6)
+  assert shapes == [(1, 40, 52, 1)]
+
+
+def test_psnr_and_ssim_on_known_cases():
+  clean = skimage.data.camera()[:64, :64] / 255.0
+  with np.errstate(divide="ignore"):
+    assert suite._psnr(clean, clean) == np.inf  # pylint: disable=protected-access
+  shifted = np.clip(clean + 0.1, 0, 1)
+  mse = np.mean((shifted - clean) ** 2)
+  assert suite._psnr(shifted, clean) == pytest.approx(10 * np.log10(1 / mse))  # pylint: disable=protected-access
+
+
+def test_baselines_remove_noise_told_its_level(monkeypatch):
+  clean = skimage.data.camera()[::4, ::4] / 255.0
+  rng = np.random.default_rng(0)
+  noisy = {"gaussian": clean + 0.1 * rng.normal(size=clean.shape), "poisson": rng.poisson(clean * 20) / 20}
+  for noise_type, level in (("gaussian", 0.1), ("poisson", 0.05)):
+    monkeypatch.setitem(__import__("sys").modules, "bm3d", None)  # As where the package is not installed.
+    out = suite.baselines(noisy[noise_type], clean, noise_type, level, bm3d=True)
+    assert set(out) == {"nlm", "tv", "wavelet"}
+    for name, y in out.items():
+      assert suite._psnr(y, clean) > suite._psnr(noisy[noise_type], clean) + 3, (noise_type, name)  # pylint: disable=protected-access
+
+
+def test_medical_patches_hold_out_their_test_images(tmp_path):
+  train_x, train_y = datasets.load_split("medical_patches", "train", data_dir=str(tmp_path))
+  test_x, test_y = datasets.load_split("medical_patches", "test", data_dir=str(tmp_path))
+  assert train_x.shape == (9_850, 32, 32, 1) and test_x.shape == (153, 32, 32, 1)
+  assert list(np.bincount(train_y)) == [7_569, 961, 1_320] and list(np.bincount(test_y)) == [0, 0, 0, 9, 144]
+  np.testing.assert_array_equal(test_x[0, ..., 0], skimage.data.microaneurysms()[:32, :32])
+  assert not set(photos.MEDICAL_TEST) & set(photos.MEDICAL_TRAIN)
+
+
+def test_smoke_run_denoises_and_scores_whole_images_beside_the_baselines(smoke_config, tmp_path):
+  config = smoke_config("medical_dae", num_steps=60, log_every=20)
+  config.eval.noise_factors = (0.1,)
+  train.train_and_evaluate(config, tmp_path)
+  got = evaluate.evaluate_run(tmp_path, ["medical_denoise"])
+  for method in ("noisy", "model", "nlm", "tv", "wavelet"):
+    for image in ("microaneurysms", "shepp_logan_phantom"):
+      assert np.isfinite(got[f"medical_denoise/{image}/0.1/psnr_{method}"])
+    assert got[f"medical_denoise/0.1/psnr_{method}"] == pytest.approx(np.mean(
+        [got[f"medical_denoise/{i}/0.1/psnr_{method}"] for i in ("microaneurysms", "shepp_logan_phantom")]))
+  assert "medical_denoise/0.1/psnr_bm3d" not in got  # The smoke config leaves BM3D out.
+  assert got["medical_denoise/0.1/psnr_model"] > got["medical_denoise/0.1/psnr_noisy"]
+
+
+@pytest.mark.parametrize("flat, message", [
+    ({"noise_type": "mask"}, r"^config\.noise_type='mask': the patch denoiser learns additive or photon noise"),
+    ({"noise_factor": 0.0}, r"^config\.noise_factor=0\.0: the largest noise level trained on must be positive"),
+    ({"eval.noise_factors": (0.1, 0.4)}, r"^config\.eval\.noise_factors=\(0\.1, 0\.4\): score levels the network "),
+    ({"medical.levels": 6}, r"^config\.medical\.levels=6: medical_patches's 32x32 patches do not halve 6 times"),
+    ({"medical.test_images": ("no_such_image",)}, r"^config\.medical\.test_images: 'no_such_image' is neither"),
+])
+def test_bad_fields_are_named_in_one_line(flat, message):
+  c = config_lib.from_file(f"{REPO}/experiments/medical_dae.py")
+  c.update_from_flattened_dict(flat)
+  with pytest.raises(ConfigError, match=message):
+    train.check_config(c)
+
+
+def test_an_image_smaller_than_a_patch_is_named_before_training(tmp_path):
+  Image.fromarray(np.zeros((20, 40), np.uint8)).save(tmp_path / "small.png")
+  c = config_lib.from_file(f"{REPO}/experiments/medical_dae.py")
+  c.medical.test_images = (str(tmp_path / "small.png"),)
+  with pytest.raises(ConfigError, match=r"small\.png' is 20x40, smaller than the 32x32 patches the network trained"):
+    train.check_config(c)
