@@ -133,6 +133,9 @@ def base_config() -> config_dict.ConfigDict:
   # True: each batch also carries the train split's per-pixel mean and standard deviation ('pixel_mean',
   # 'pixel_std'), for models of standardised, real-valued pixels (a Gaussian–Bernoulli RBM); images stay in [0, 1].
   c.data.standardize = False
+  # True: the train split also holds the test split's examples, after its own; the test split stays as it is. Deep
+  # clustering's protocol (DEC, IDEC: all 70,000 MNIST images are clustered, labels unseen).
+  c.data.with_test = False
 
   # The evaluation suite (`python -m aejax.evaluate`, or at the end of training for the suites named here).
   c.eval = config_dict.ConfigDict()

@@ -24,7 +24,8 @@ from ml_collections import config_dict
 from aejax import images
 from aejax.errors import ConfigError
 
-# 'image': float32 (B, H, W, C) in [0, 1]; 'label': int32 (B,); for a data set with ground-truth factors (dSprites)
+# 'image': float32 (B, H, W, C) in [0, 1]; 'label': int32 (B,); 'index': int32 (B,), each example's row in its split;
+# for a data set with ground-truth factors (dSprites)
 # 'factors': int32 (B, number of factors), their indices; in `train.make_eval_sums`'s batches also 'valid':
 # float32 (B,), 1 for an example and 0 for the padding of a last, partial batch (statistics of a batch skip it).
 Batch = dict[str, jax.Array]
@@ -46,6 +47,9 @@ CarryFn = Callable[[nn.Module, Config, jax.Array, jax.Array], Any]
 # (model, config, params, key, labels: int32 (N,)) -> float32 (N, H, W, C) samples in [0, 1]; a conditional model
 # draws sample i of class labels[i], an unconditional one reads only their number.
 SampleFn = Callable[[nn.Module, Config, Params, jax.Array, jax.Array], jax.Array]
+# (model, config, state, the train split) -> state: what a variant refreshes from the whole train split between steps
+# (DEC's target distribution), run by the loop before each step whose number `Variant.refresh_every` divides.
+RefreshFn = Callable[[nn.Module, Config, Any, Any], Any]
 # (config, the shared optimiser of a config: `train.make_optimizer`) -> the run's optimiser
 OptimizerFn = Callable[[Config, Callable[[Config], optax.GradientTransformation]], optax.GradientTransformation]
 # (restored run: `aejax.evaluation.suites.Run`) -> ({name: number}, {name: `images.Grid`})
@@ -95,6 +99,11 @@ class Variant:
   # ('other_image', 'other_label'; `aejax.data.input_pipeline.make_batch`). None: one domain.
   second_data: Callable[[Config], Config] | None = None
   conditional: bool = False  # Whether `sample` draws the class it is given (the samples suite scores its accuracy).
+  # A step that needs the whole train split now and then (DEC's target distribution over every example) refreshes
+  # its carry from it: `refresh` runs before the steps whose number `refresh_every(config)` divides (step 0 too),
+  # its result checkpointed with the state, so that resume replays it. None: nothing to refresh.
+  refresh: RefreshFn | None = None
+  refresh_every: Callable[[Config], int] = lambda config: 0
 
 
 _REGISTRY: dict[str, Variant] = {}

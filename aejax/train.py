@@ -431,6 +431,19 @@ def make_population_step(variant: registry.Variant, model: nn.Module, base: conf
   return jax.jit(step, donate_argnums=0, out_shardings=sharding, compiler_options=convolution.compiler_options(base))
 
 
+def make_population_refresh(variant: registry.Variant, model: nn.Module, base: config_dict.ConfigDict,
+                            mesh: Mesh, stacked: bool) -> Callable[..., Any] | None:
+  """The jitted `(states, split) -> states` of the variant's `refresh` (vmapped over a bundle's members), or None
+  for a variant with nothing to refresh."""
+  if variant.refresh is None or variant.refresh_every(base) <= 0:
+    return None
+  refresh = functools.partial(variant.refresh, model, base)
+  if stacked:
+    refresh = jax.vmap(refresh, in_axes=(0, None))
+  sharding = parallel.member_sharded(mesh) if stacked else parallel.replicated(mesh)
+  return jax.jit(refresh, donate_argnums=0, out_shardings=sharding)
+
+
 def _per_member(tree: Any, n: int, stacked: bool) -> list[Any]:
   """A host tree of the population split into its `n` members' trees (a bundle's padding dummies left out)."""
   return [member(tree, k) for k in range(n)] if stacked else [tree]
@@ -496,6 +509,7 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
              for c, w in zip(configs, workdirs)]
     state_bytes = nbytes(shapes)
     train_step = make_population_step(variant, model, base, train_split, mesh, stacked)
+    refresh = make_population_refresh(variant, model, base, mesh, stacked)
     if any(ck.latest_step is None or ck.latest_step < base.num_steps for ck in ckpts):  # Else nothing to train.
       train_step = compile_within_memory(
           train_step, (shapes, rates, train_split, permute(data_keys, 0), train_keys), state_bytes,
@@ -598,6 +612,8 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
         if step // steps_per_epoch != epoch:
           epoch = step // steps_per_epoch
           perm = permute(data_keys, epoch)
+        if refresh is not None and step % variant.refresh_every(base) == 0:
+          state = refresh(state, train_split)
         state, metrics = train_step(state, rates, train_split, perm, train_keys)
         if wait_each:
           jax.block_until_ready(state)

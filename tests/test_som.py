@@ -312,7 +312,7 @@ def test_bad_som_fields_are_one_line_errors(tmp_path):
   rbm.rbm.visible = "gaussian"
   gaussian = _run_folder(tmp_path / "gaussian_rbm", json.loads(rbm.to_json()))
   cases.append(({"som.input_workdir": gaussian}, f"config.som.input_workdir={gaussian!r}: that run's variant 'rbm' "
-                "has no code to map"))
+                "has no code: give an autoencoder's run"))
   for overrides, message in cases:
     with pytest.raises(ConfigError, match="^" + re.escape(message)):
       _check(**overrides)

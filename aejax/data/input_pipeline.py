@@ -63,7 +63,7 @@ def load(data: config_dict.ConfigDict) -> tuple[Split, Split]:
   """The train and test splits named by `config.data`, on the default device.
 
   `data.train_labels`, when not empty, keeps only those digits in the train split (`num_train` then counts the
-  kept images). 'static' binarisation samples both splits once; 'dynamic' resamples each train batch
+  kept images). `data.with_test` appends the test split's examples to the train split. 'static' binarisation samples both splits once; 'dynamic' resamples each train batch
   (`make_batch`) and samples the test split once so that evaluations are comparable.
   """
   if catalog.is_ratings(data.name):
@@ -84,6 +84,10 @@ def load(data: config_dict.ConfigDict) -> tuple[Split, Split]:
     factors = examples.get("factors")
     splits.append(Split(jnp.asarray(images), jnp.asarray(examples["label"], jnp.int32),
                         None if factors is None else jnp.asarray(factors, jnp.int32)))
+  if data.with_test:  # The test split's examples after the train split's own (deep clustering's protocol).
+    train, test = splits
+    splits[0] = Split(jnp.concatenate([train.images, test.images]), jnp.concatenate([train.labels, test.labels]),
+                      None if train.factors is None else jnp.concatenate([train.factors, test.factors]))
   if data.standardize:
     train = np.asarray(splits[0].images, np.float64) / 255.0
     stats = {"pixel_mean": jnp.asarray(train.mean(0), jnp.float32),
@@ -127,7 +131,7 @@ def make_batch(split: Split, indices: jax.Array, key: jax.Array, dynamic_binariz
   if dynamic_binarize:
     x = jax.random.bernoulli(key, x).astype(jnp.float32)
   stats = {} if split.pixel_mean is None else {"pixel_mean": split.pixel_mean, "pixel_std": split.pixel_std}
-  batch = {"image": x, "label": split.labels[indices], **stats}
+  batch = {"image": x, "label": split.labels[indices], "index": indices.astype(jnp.int32), **stats}
   if split.factors is not None:
     batch["factors"] = split.factors[indices]
   if split.other is not None:

@@ -4,12 +4,10 @@ Light on purpose (no JAX): experiment files and the launchers import it. The SOM
 shared `learning_rate`, applied through the run's optimiser (plain SGD on minus the SOM's update), so that bundle
 members may differ in it as in any variant; `check_optimizer` keeps that optimiser the identity it must be.
 """
-import json
-import pathlib
-
 from ml_collections import config_dict
 
 from aejax.errors import require
+from aejax.variants import pretrained
 
 MODES = ("online", "batch")
 TOPOLOGIES = ("rectangular", "hexagonal")
@@ -75,21 +73,7 @@ def check_optimizer(c: config_dict.ConfigDict) -> None:
 
 
 def check_input_workdir(c: config_dict.ConfigDict) -> None:
-  """A `ConfigError` unless `som.input_workdir` (when set) is a trained run of an autoencoder with a code, on the
-  SOM's dataset. Reads only its config.json and checkpoint folder."""
-  workdir = c.som.input_workdir
-  if not workdir:
-    return
-  path = pathlib.Path(workdir)
-  field = "config.som.input_workdir"
-  require((path / "config.json").is_file(), field, workdir,
-           "no config.json there: give the --workdir of a trained autoencoder run")
-  saved = json.loads((path / "config.json").read_text())
-  steps = [p for p in (path / "checkpoints").glob("*") if p.name.isdigit()] if (path / "checkpoints").is_dir() else []
-  require(bool(steps), field, workdir, "that run has no checkpoint yet: train it first (python -m aejax.main "
-           f"--workdir {workdir} --config ...)")
-  require(saved.get("variant") != "som", field, workdir, "that run is a SOM, which has no code: give an "
-           "autoencoder's run (ae, dae, vae, ...)")
-  name = saved.get("data", {}).get("name")
-  require(name == c.data.name, field, workdir, f"that run was trained on {name!r}, this SOM maps {c.data.name!r} "
-           f"images: use --config.data.name={name} or a run of {c.data.name!r}")
+  """A `ConfigError` unless `som.input_workdir` (when set) is a trained run of an autoencoder, on the SOM's dataset.
+  Reads only its config.json and checkpoint folder."""
+  if c.som.input_workdir:
+    pretrained.check_run(c.som.input_workdir, "config.som.input_workdir", c.data.name, ("som",), "SOM")

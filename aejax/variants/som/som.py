@@ -30,7 +30,6 @@ the train images under the final map, with the purity of the train split and bot
 import dataclasses
 import functools
 import json
-import pathlib
 from typing import Any
 
 import flax.linen as nn
@@ -43,6 +42,7 @@ from aejax import images as images_lib, registry
 from aejax.data import catalog, input_pipeline
 from aejax.errors import ConfigError
 from aejax.registry import Batch, Config, HParams, Params
+from aejax.variants import pretrained
 from aejax.variants.som import fields, grids, pictures
 
 
@@ -296,13 +296,7 @@ def validate(config: Config) -> None:
   fields.validate(config)
   fields.check_input_workdir(config)
   if config.som.input_workdir:
-    from aejax import evaluate  # pylint: disable=g-import-not-at-top  (it imports the train loop, which imports us)
-    saved = evaluate.load_config(pathlib.Path(config.som.input_workdir))
-    shape = catalog.image_shape(saved.data.name, saved.data.resize)
-    autoencoder = registry.get(saved.variant).build_model(saved, shape)
-    if not hasattr(autoencoder, "encode"):
-      raise ConfigError(f"config.som.input_workdir={config.som.input_workdir!r}: that run's variant "
-                        f"{saved.variant!r} has no code to map: give an autoencoder's run (ae, dae, vae, ...)")
+    pretrained.check_has_code(config.som.input_workdir, "config.som.input_workdir")
 
 
 registry.register("som", registry.Variant(
