@@ -1,11 +1,21 @@
-"""DEC's soft assignment and target distribution against their formulas in NumPy, the clustering loss against
-KL(P ‖ Q), and its gradient sharpening assignments on a toy mixture."""
+"""DEC and IDEC: the soft assignment and target distribution against their formulas in NumPy, the clustering loss
+against KL(P ‖ Q) and its gradient sharpening assignments on a toy mixture; through the loop, the first target
+against k-means of the pretrained codes recomputed in NumPy, training with refreshes, the clustering suite, resume
+across a refresh, the stop at the tolerance, and bad fields by their message."""
+import json
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from aejax import config as config_lib, evaluate, train
+from aejax.data import input_pipeline
+from aejax.errors import ConfigError
 from aejax.variants.clustering import assignments
+
+from conftest import REPO, saved_checkpoint
 
 
 @pytest.mark.parametrize("alpha", [1.0, 3.0])
@@ -50,3 +60,101 @@ def test_the_target_is_sharper_than_q_and_the_loss_gradient_sharpens_assignments
   assert np.mean(np.argmax(np.asarray(q), axis=1) == truth) > 0.95  # The centres started near their clusters.
   assert float(assignments.changed_fraction(q0, q)) == 0.0
   assert float(assignments.changed_fraction(q0, q0[::-1])) > 0.5
+
+
+# DEC and IDEC through the loop ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def dec_config(data_dir, mnist_manual_dir):
+  """`dec_config(arg, **dotted fields)`: experiments/dec.py:<arg>,smoke on the session's MNIST."""
+  def make(arg, **flat):
+    c = config_lib.from_file(f"{REPO}/experiments/dec.py:{arg},smoke")
+    c.data.data_dir, c.data.manual_dir = str(data_dir), str(mnist_manual_dir)
+    c.update_from_flattened_dict(flat)
+    return c
+  return make
+
+
+@pytest.fixture(scope="module")
+def pretrained(dec_config, tmp_path_factory):
+  """A small autoencoder trained as experiments/dec.py:pretrain,smoke (train and test images together)."""
+  workdir = tmp_path_factory.mktemp("dec") / "ae"
+  train.train_and_evaluate(dec_config("pretrain", num_steps=40), workdir)
+  return str(workdir)
+
+
+def test_with_test_appends_the_test_split_to_the_train_split(dec_config):
+  c = dec_config("pretrain")
+  train_split, test_split = input_pipeline.load(c.data)
+  assert train_split.size == c.data.num_train + c.data.num_test == c.eval.num_train
+  np.testing.assert_array_equal(train_split.images[c.data.num_train:], test_split.images)
+  np.testing.assert_array_equal(train_split.labels[c.data.num_train:], test_split.labels)
+
+
+def test_first_target_is_that_of_kmeans_of_the_pretrained_codes(dec_config, pretrained, tmp_path):
+  """The checkpoint at step 20 (update_every 20) holds the target the loop computed at step 0: P of Q of the
+  pretrained codes and the k-means centres, recomputed here from the pretrained run and scikit-learn in NumPy."""
+  from sklearn import cluster  # pylint: disable=g-import-not-at-top
+  c = dec_config("idec", num_steps=20, checkpoint_every=20, eval_every=20, **{"cluster.pretrained_workdir": pretrained})
+  train.train_and_evaluate(c, tmp_path)
+  run = evaluate.restore(pretrained)
+  train_split, _ = input_pipeline.load(c.data)
+  codes = run.encode(np.asarray(train_split.images, np.float32) / 255.0).astype(np.float64)
+  centres = cluster.KMeans(10, n_init=c.cluster.kmeans_inits, random_state=c.seed).fit(codes).cluster_centers_
+  kernel = 1 / (1 + ((codes[:, None] - centres[None]) ** 2).sum(-1))
+  q = kernel / kernel.sum(1, keepdims=True)
+  p = q**2 / q.sum(0)
+  p /= p.sum(1, keepdims=True)
+  carry = saved_checkpoint(tmp_path, 20)["carry"]
+  np.testing.assert_allclose(carry["p"], p, atol=1e-4)
+  np.testing.assert_array_equal(carry["labels"], np.argmax(q, axis=1))
+
+
+def test_idec_trains_refreshes_and_scores_its_clusters(dec_config, pretrained, tmp_path):
+  c = dec_config("idec", num_steps=60, **{"cluster.pretrained_workdir": pretrained})
+  train.train_and_evaluate(c, tmp_path)
+  rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  logged = [r for r in rows if "train/kl" in r]
+  assert logged[0]["train/changed"] == 0.0  # At step 0 the clusters are k-means' own.
+  assert logged[-1]["train/recon"] > 0 and logged[-1]["train/changed"] > 0
+  got = evaluate.evaluate_run(tmp_path, ["clustering"])
+  assert got["clustering/accuracy"] > 0.2 and 0 < got["clustering/nmi"] < 1  # Chance: about 0.11.
+  assert got["clustering/kmeans_codes_accuracy"] > 0.2
+  p = saved_checkpoint(tmp_path, 60)["carry"]["p"]
+  np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_resumed_run_equals_uninterrupted_across_a_refresh(dec_config, pretrained, tmp_path):
+  fields = {"num_steps": 4, "checkpoint_every": 2, "eval_every": 2, "log_every": 2, "cluster.update_every": 2,
+            "cluster.pretrained_workdir": pretrained, "eval.suites": ()}
+  train.train_and_evaluate(dec_config("idec", **fields), tmp_path / "whole")
+  train.train_and_evaluate(dec_config("idec", **{**fields, "num_steps": 2}), tmp_path / "resumed")
+  train.train_and_evaluate(dec_config("idec", **fields), tmp_path / "resumed")
+  whole, resumed = saved_checkpoint(tmp_path / "whole", 4), saved_checkpoint(tmp_path / "resumed", 4)
+  for x, y in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed), strict=True):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_training_stops_moving_once_assignments_settle(dec_config, pretrained, tmp_path):
+  """With a tolerance no refresh can miss, the refresh at step 2 declares convergence: the parameters of steps 4
+  and 6 are those of step 2."""
+  c = dec_config("", num_steps=6, checkpoint_every=2, eval_every=6, log_every=2, **{
+      "cluster.update_every": 2, "cluster.tolerance": 0.999, "cluster.pretrained_workdir": pretrained,
+      "eval.suites": ()})
+  train.train_and_evaluate(c, tmp_path)
+  saved = {step: saved_checkpoint(tmp_path, step) for step in (2, 4, 6)}
+  assert not bool(saved[2]["carry"]["converged"]) and bool(saved[4]["carry"]["converged"])
+  for step in (4, 6):
+    for x, y in zip(jax.tree.leaves(saved[2]["params"]), jax.tree.leaves(saved[step]["params"]), strict=True):
+      np.testing.assert_array_equal(x, y)
+
+
+def test_bad_fields_are_named_in_one_line(dec_config, pretrained, tmp_path):
+  cases = [({"cluster.clusters": 1}, "config.cluster.clusters=1: clustering needs 2 or more clusters"),
+           ({"cluster.pretrained_workdir": ""}, "config.cluster.pretrained_workdir='': DEC starts from a trained "
+            "autoencoder"),
+           ({"cluster.pretrained_workdir": str(tmp_path)}, f"config.cluster.pretrained_workdir={str(tmp_path)!r}: no "
+            "config.json there")]
+  for flat, message in cases:
+    with pytest.raises(ConfigError, match="^" + re.escape(message)):
+      train.check_config(dec_config("", **{"cluster.pretrained_workdir": pretrained, **flat}))

@@ -8,3 +8,4 @@ from aejax.variants.som import som  # noqa: F401
 from aejax.variants.recommend import autorec, mult_vae  # noqa: F401
 from aejax.variants.compression import compressive_ae  # noqa: F401
 from aejax.variants.medical import patch_dae  # noqa: F401
+from aejax.variants.clustering import dec  # noqa: F401
