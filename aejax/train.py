@@ -1,5 +1,6 @@
 """The one train loop (`train_population`): one jitted step `(state, split, perm, key) -> (state, metrics)` that
-gathers its batch on device (`make_data_step` around a variant's `(state, batch, key)` step), evaluation,
+gathers its batch on device (`make_data_step` around a variant's `(state, batch, key)` step), for a variant that
+needs it a refresh of its carry from the whole train split every few steps (`make_population_refresh`), evaluation,
 checkpoints, logs, and the guards every run and bundle gets (memory, non-finite values, signals).
 
 A single run is a population of one, compiled without a member axis; a bundle of sweep members is stacked on a
