@@ -48,8 +48,10 @@ SMALL_NET_MACS = 250_000  # Multiply-adds per image of a "small" dense net: dae.
 
 
 def _per_member(config: config_dict.ConfigDict) -> set[str]:
-  """The fields in which members of one bundle may differ."""
-  return set(MEMBER_FIELDS) | set(registry.get(config.variant).hparams(config))
+  """The fields in which members of one bundle may differ (not the seed where the model is built from it)."""
+  variant = registry.get(config.variant)
+  fields = set(MEMBER_FIELDS) - ({"seed"} if variant.model_uses_seed else set())
+  return fields | set(variant.hparams(config))
 
 
 def bundle_key(config: config_dict.ConfigDict) -> tuple[tuple[str, Any], ...]:

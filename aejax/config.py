@@ -455,6 +455,13 @@ def validate(config: config_dict.ConfigDict) -> None:
     require(all(isinstance(d, int) and 0 <= d < num_classes for d in labels) and len(set(labels)) == len(labels),
              "config.data.train_labels", labels, f"use distinct class labels in 0..{num_classes - 1}, e.g. "
              "--config.data.train_labels='(3,)', or () for all")
+  if config.data.with_test:
+    require(not catalog.is_ratings(config.data.name), "config.data.with_test", True,
+            "a ratings data set's split is set by config.data.ratings: drop it")
+    require(not config.data.train_labels, "config.data.with_test", True, "it appends the whole test split, every "
+            "class, to a train split of config.data.train_labels: drop one of them")
+    require(config.data.binarize != "dynamic", "config.data.with_test", True, "the test split is binarised once, the "
+            "train split anew each batch: use --config.data.binarize=static or none with it")
   validate_eval(config.eval)
   m = config.model
   require(not m.spatial_code or m.kind == "conv", "config.model.spatial_code", m.spatial_code,

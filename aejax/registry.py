@@ -104,6 +104,9 @@ class Variant:
   # its result checkpointed with the state, so that resume replays it. None: nothing to refresh.
   refresh: RefreshFn | None = None
   refresh_every: Callable[[Config], int] = lambda config: 0
+  # Whether `build_model` draws from `config.seed` (DEC's k-means start): a bundle builds one model for all its
+  # members, so they may not differ in seed.
+  model_uses_seed: bool = False
 
 
 _REGISTRY: dict[str, Variant] = {}

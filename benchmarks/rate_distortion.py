@@ -74,7 +74,7 @@ def main() -> None:
     print(f"{lmbda:8g} {g['bpp']:7.3f} {g['bpp_estimated']:7.3f} {g['gap_payload']:7.2%} {g['gap_one_stream']:7.3%} "
           f"{g['psnr']:6.2f} {g['ssim']:6.3f} {g['jpeg_bpp_at_psnr']:7.3f} {g['jpeg_no_tables_bpp_at_psnr']:7.3f} "
           f"{g['webp_bpp_at_psnr']:7.3f} {g['decoded_equal']:5.2f}")
-  print("bpp: the streams' (9-byte header included); est.: the likelihoods'; gap: payload / estimate - 1, one stream "
+  print("bpp: the streams' (11-byte header included); est.: the likelihoods'; gap: payload / estimate - 1, one stream "
         "per image; gap 1: all codes in one stream; JPEG, JPEG-t (no tables), WebP: their bpp at the same PSNR.")
   if args.figure:
     plane(results, SPECS[args.data], pathlib.Path(args.figure), f"{args.data}: rate–distortion, test split")

@@ -36,26 +36,20 @@ def _jittered(params, key, scale):
   return tree.unflatten([p + scale * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
 
 
-def _numpy_logits(params, y):
-  """The cumulative's logits in float64 NumPy, from the formula: f_k(x) = g(softplus(H) x + b), g(x) = x + tanh(a)
-  tanh(x) on all but the last layer. y: (N, C)."""
-  p = jax.tree.map(lambda a: np.asarray(a, np.float64), params["params"])
-  x = y.T[:, None, :]  # (C, 1, N)
-  k = 0
-  while f"matrix_{k}" in p:
-    x = np.einsum("coi,cin->con", np.log1p(np.exp(p[f"matrix_{k}"])), x) + p[f"bias_{k}"]
-    if f"factor_{k}" in p:
-      x = x + np.tanh(p[f"factor_{k}"]) * np.tanh(x)
-    k += 1
-  return x[:, 0, :].T
-
-
-def test_likelihoods_match_a_numpy_transcription():
+def test_likelihoods_match_the_float64_numpy_tables():
+  """The JAX density (rates in training) against the NumPy one the codec builds its tables from: logits, support
+  and bin masses."""
   density, params = _density()
+  own = params["params"]
   y = np.random.default_rng(0).normal(0, 4, (50, 3))
-  expected = scipy.special.expit(_numpy_logits(params, y + 0.5)) - scipy.special.expit(_numpy_logits(params, y - 0.5))
-  got = np.asarray(density.apply(params, jnp.asarray(y, jnp.float32)))
-  np.testing.assert_allclose(got, np.maximum(expected, entropy.LIKELIHOOD_BOUND), rtol=2e-4, atol=1e-7)
+  np.testing.assert_allclose(density.apply(params, jnp.asarray(y, jnp.float32), method=density.logits),
+                             entropy.numpy_logits(own, y), rtol=1e-4, atol=1e-4)
+  logits = lambda v: density.apply(params, v, method=density.logits)  # noqa: E731
+  assert tuple(map(int, entropy.support(logits, 3, 255, 1e-9))) == entropy.numpy_support(own, 255, 1e-9)
+  low, high = entropy.numpy_support(own, 255, 1e-9)
+  grid = jnp.repeat(jnp.arange(low, high + 1, dtype=jnp.float32)[:, None], 3, 1)
+  np.testing.assert_allclose(np.asarray(density.apply(params, grid)).T, entropy.numpy_pmf(own, low, high), rtol=1e-3,
+                             atol=1e-7)
 
 
 def test_density_is_a_distribution_over_the_integers():
@@ -63,9 +57,18 @@ def test_density_is_a_distribution_over_the_integers():
   grid = jnp.linspace(-300, 300, 2001)[:, None].repeat(3, 1)
   logits = np.asarray(density.apply(params, grid, method=density.logits))
   assert np.all(np.diff(logits, axis=0) > 0)  # An increasing cumulative, for any parameters.
-  mass = np.asarray(entropy.pmf(lambda y: density.apply(params, y, method=density.logits), 3, -300, 300)).sum(1)
+  integers = jnp.arange(-300, 301, dtype=jnp.float32)[:, None].repeat(3, 1)
   # Every bin floored at 1e-9 adds at most 601e-9 to the sum; float32 sigmoids are exact to ~1e-7 each.
-  np.testing.assert_allclose(mass, 1.0, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(density.apply(params, integers)).sum(0), 1.0, atol=1e-5)
+  np.testing.assert_allclose(entropy.numpy_pmf(params["params"], -300, 300).sum(1), 1.0, atol=1e-6)
+
+
+def test_floor_passes_the_gradient_that_raises_a_likelihood():
+  x = jnp.array([1e-12, 0.5])
+  np.testing.assert_allclose(jax.grad(lambda v: -jnp.sum(jnp.log(entropy.floor(v))))(x), [-1e9, -2.0], rtol=1e-6)
+  np.testing.assert_allclose(jax.grad(lambda v: jnp.sum(entropy.floor(v)))(x), [0.0, 1.0])  # Down: held.
+  np.testing.assert_allclose(float(entropy.bin_mass(jnp.float32(-1.0), jnp.float32(1.0))),
+                             scipy.special.expit(1.0) - scipy.special.expit(-1.0), rtol=1e-6)  # lower + upper = 0.
 
 
 def test_upper_tail_masses_do_not_cancel():
@@ -179,8 +182,13 @@ def test_a_stream_of_another_model_or_damaged_is_refused_in_one_line(codec):
   stream = other.write(_draws(codec, 1)[0])
   with pytest.raises(ConfigError, match=r"^this stream was written by another model \(fingerprint [0-9a-f]{8}"):
     codec.read(stream)
-  for damaged in (stream[:10], stream[:-1], b"\x89PNG" + stream[4:]):
+  for damaged in (stream[:12], stream[:-1], b"\x89PNG" + stream[4:]):
     with pytest.raises(ConfigError, match=f"^these {len(damaged)} bytes are no aejax compressive_ae stream"):
+      codec.read(damaged)
+  stream = codec.write(_draws(codec, 1)[0])
+  flipped = stream[:-1] + bytes([stream[-1] ^ 1])
+  for damaged in (flipped, stream[:-4]):
+    with pytest.raises(ConfigError, match=r"^this stream's \d+-byte payload fails its checksum: the file is damaged"):
       codec.read(damaged)
 
 

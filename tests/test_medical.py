@@ -114,3 +114,11 @@ def test_an_image_smaller_than_a_patch_is_named_before_training(tmp_path):
   c.medical.test_images = (str(tmp_path / "small.png"),)
   with pytest.raises(ConfigError, match=r"small\.png' is 20x40, smaller than the 32x32 patches the network trained"):
     train.check_config(c)
+
+
+def test_images_of_other_depths_are_scaled_to_8_bits(tmp_path):
+  ramp = np.linspace(0, 65535, 64 * 64).astype(np.uint16).reshape(64, 64)
+  Image.fromarray(ramp).save(tmp_path / "deep.png")
+  np.testing.assert_allclose(photos.gray(str(tmp_path / "deep.png")).astype(float), ramp / 257.0, atol=1.0)
+  np.testing.assert_array_equal(photos.gray("shepp_logan_phantom"),
+                                np.rint(skimage.data.shepp_logan_phantom() * 255).astype(np.uint8))

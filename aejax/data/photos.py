@@ -20,16 +20,18 @@ MEDICAL_PATCH, MEDICAL_STRIDE = 32, 16
 
 def gray(name: str) -> np.ndarray:
   """uint8 (H, W) grayscale of `skimage.data.<name>()`, or of the image file at path `name`: an RGB image through
-  ITU-R 601 luma (`skimage.color.rgb2gray`'s weights), a float image in [0, 1] scaled to 0..255, rounded."""
+  ITU-R 601 luma (`skimage.color.rgb2gray`'s weights); other depths (16-bit, float in [0, 1], boolean) scaled to
+  0..255 by `skimage.util.img_as_ubyte`."""
   import skimage.color  # pylint: disable=g-import-not-at-top  (only to read images)
   import skimage.data  # pylint: disable=g-import-not-at-top
   import skimage.io  # pylint: disable=g-import-not-at-top
+  import skimage.util  # pylint: disable=g-import-not-at-top
   image = skimage.io.imread(name) if pathlib.Path(name).suffix else getattr(skimage.data, name)()
   if image.ndim == 3:
     image = skimage.color.rgb2gray(image[..., :3])
-  if image.dtype != np.uint8:
-    image = np.rint(np.clip(image, 0, 1) * 255)
-  return image.astype(np.uint8)
+  if image.dtype.kind == "f":
+    image = np.clip(image, 0.0, 1.0)
+  return skimage.util.img_as_ubyte(image)
 
 
 def patches(image: np.ndarray, size: int, stride: int) -> np.ndarray:

@@ -3,13 +3,15 @@ of its folder, which read only its config.json and checkpoint folder (light: exp
 the families' fields), and of its code, which builds its model."""
 import json
 import pathlib
+from typing import Any
 
 from aejax.errors import ConfigError, require
 
 
-def check_run(workdir: str, field: str, data_name: str, not_from: tuple[str, ...], title: str) -> None:
-  """A `ConfigError` naming `field` unless `workdir` is a trained run (a config.json, a checkpoint) on `data_name`
-  whose variant is none of `not_from` (the learner's own variants, called `title` in the message)."""
+def check_run(workdir: str, field: str, data: Any, not_from: tuple[str, ...], title: str) -> None:
+  """A `ConfigError` naming `field` unless `workdir` is a trained run (a config.json, a checkpoint) on the images of
+  `data` (the learner's `config.data`: the same data set at the same size) whose variant is none of `not_from` (the
+  learner's own variants, called `title` in the message)."""
   path = pathlib.Path(workdir)
   require((path / "config.json").is_file(), field, workdir,
           "no config.json there: give the --workdir of a trained autoencoder run")
@@ -20,8 +22,12 @@ def check_run(workdir: str, field: str, data_name: str, not_from: tuple[str, ...
   require(saved.get("variant") not in not_from, field, workdir, f"that run is a {title}, not an autoencoder: give an "
           "autoencoder's run (ae, dae, vae, ...)")
   name = saved.get("data", {}).get("name")
-  require(name == data_name, field, workdir, f"that run was trained on {name!r}, this run reads {data_name!r} "
-          f"images: use --config.data.name={name} or a run of {data_name!r}")
+  require(name == data.name, field, workdir, f"that run was trained on {name!r}, this run reads {data.name!r} "
+          f"images: use --config.data.name={name} or a run of {data.name!r}")
+  resize = saved["data"].get("resize")
+  now = None if data.resize is None else list(data.resize)
+  require(resize == now, field, workdir, f"that run's images were resized to {resize}, this run's to {now}: give both "
+          "the same config.data.resize")
 
 
 def check_has_code(workdir: str, field: str) -> None:

@@ -7,9 +7,13 @@ Every `cluster.update_every` steps the loop refreshes the target distribution P 
 state's carry with each example's hard assignment; each step then takes its batch's rows of P ('index') and
 descends KL(P ‖ Q) in the encoder and the centres (DEC), plus the reconstruction loss with the clustering term
 weighted by `cluster.gamma` (IDEC). Once a refresh finds fewer than `cluster.tolerance` of the examples changed
-cluster, training has converged: the parameters stay as they are for the remaining steps ('converged' in the
-logs). Test metrics per example: 'confidence' (its largest q), 'recon_error'. The clustering suite scores the
-clusters of the whole train split (with `data.with_test`, all 70,000 MNIST images) by accuracy and NMI.
+cluster, training has converged: the parameters stay as they are, and the remaining steps up to num_steps only
+evaluate the objective ('converged' in the logs). Test metrics per example: 'confidence' (its largest q),
+'recon_error'. The clustering suite scores the clusters of the whole train split (with `data.with_test`, all
+70,000 MNIST images) by accuracy and NMI.
+
+A bundle builds one model for its members, and the k-means start draws from `config.seed`: members may not differ
+in seed (`registry.Variant.model_uses_seed`).
 """
 import dataclasses
 import functools
@@ -112,13 +116,13 @@ def refresh(model: DEC, config: Config, state: Any, split: input_pipeline.Split)
   q = jax.lax.map(lambda i: model.apply(state.params, split.images[i].astype(jnp.float32) / 255.0,
                                          method=model.assignment), ids).reshape(chunks * size, -1)[:split.size]
   labels = jnp.argmax(q, axis=1).astype(jnp.int32)
-  changed = jnp.mean(labels != state.carry["labels"])
+  changed = assignments.changed_fraction(state.carry["labels"], labels)
   converged = state.carry["converged"] | ((state.step > 0) & (changed < config.cluster.tolerance))
   return state.replace(carry={"p": assignments.target_distribution(q), "labels": labels, "changed": changed,
                               "converged": converged})
 
 
-def _objective(model: DEC, config: Config, params: Params, batch: Batch, p: jax.Array, gamma: jax.Array,
+def _objective(model: DEC, config: Config, params: Params, *, batch: Batch, p: jax.Array, gamma: jax.Array,
                idec: bool) -> tuple[jax.Array, dict]:
   x = batch["image"]
   out = model.apply(params, x)
@@ -131,18 +135,24 @@ def _objective(model: DEC, config: Config, params: Params, batch: Batch, p: jax.
 
 def train_step(model: DEC, config: Config, state: Any, batch: Batch, key: jax.Array, *,
                idec: bool) -> tuple[Any, dict]:
-  """One gradient step on the batch's KL(P ‖ Q) (IDEC: plus reconstruction), none once converged."""
+  """One gradient step on the batch's KL(P ‖ Q) (IDEC: plus reconstruction); once converged, only the objective's
+  value (`lax.cond`; a bundle's vmap computes both branches)."""
   del key
   p = state.carry["p"][batch["index"]]
-  (objective, metrics), grads = jax.value_and_grad(_objective, argnums=2, has_aux=True)(
-      model, config, state.params, batch, p, state.hparams["cluster.gamma"], idec)
-  stepped = state.apply_gradients(grads=grads)
-  frozen = state.carry["converged"]
-  params, opt_state = jax.tree.map(lambda old, new: jnp.where(frozen, old, new), (state.params, state.opt_state),
-                                   (stepped.params, stepped.opt_state))
-  state = stepped.replace(params=params, opt_state=opt_state)
-  return state, {"loss": objective, **metrics, "changed": state.carry["changed"],
-                 "converged": frozen.astype(jnp.float32)}
+  objective = functools.partial(_objective, model, config, batch=batch, p=p, gamma=state.hparams["cluster.gamma"],
+                                idec=idec)
+
+  def step(state):
+    (value, metrics), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    return state.apply_gradients(grads=grads), {"loss": value, **metrics}
+
+  def frozen(state):
+    value, metrics = objective(state.params)
+    return state.replace(step=state.step + 1), {"loss": value, **metrics}
+
+  state, metrics = jax.lax.cond(state.carry["converged"], frozen, step, state)
+  carried = state.carry
+  return state, {**metrics, "changed": carried["changed"], "converged": carried["converged"].astype(jnp.float32)}
 
 
 def evaluate(model: DEC, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams) -> dict:
@@ -169,7 +179,8 @@ def _variant(idec: bool) -> registry.Variant:
   return registry.Variant(
       build_model=build_model, hparams=hparams, evaluate=evaluate, images=images, init=init, carry=carry,
       train_step=functools.partial(train_step, idec=idec), validate=validate, config_fields=fields.add,
-      suites={"clustering": suite.clustering}, refresh=refresh, refresh_every=lambda c: c.cluster.update_every)
+      suites={"clustering": suite.clustering}, refresh=refresh, refresh_every=lambda c: c.cluster.update_every,
+      model_uses_seed=True)
 
 
 registry.register("dec", _variant(idec=False))

@@ -44,4 +44,4 @@ def validate(c: config_dict.ConfigDict) -> None:
   require(bool(s.pretrained_workdir), "config.cluster.pretrained_workdir", s.pretrained_workdir,
           "DEC starts from a trained autoencoder: train one (python -m aejax.main --config "
           "experiments/dec.py:pretrain --workdir runs/dec_ae) and give --config.cluster.pretrained_workdir=runs/dec_ae")
-  pretrained.check_run(s.pretrained_workdir, "config.cluster.pretrained_workdir", c.data.name, VARIANTS, "DEC run")
+  pretrained.check_run(s.pretrained_workdir, "config.cluster.pretrained_workdir", c.data, VARIANTS, "DEC run")

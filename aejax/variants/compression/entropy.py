@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.special
 
 LIKELIHOOD_BOUND = 1e-9  # Likelihoods are floored here (~30 bits), as Ballé et al.'s models do, to keep log finite.
 
@@ -58,12 +59,29 @@ class FactorizedDensity(nn.Module):
     return bin_mass(self.logits(y - 0.5), self.logits(y + 0.5))
 
 
+@jax.custom_vjp
+def floor(x: jax.Array) -> jax.Array:
+  """max(x, LIKELIHOOD_BOUND), whose gradient still flows where it would raise x from below the floor (as
+  tensorflow-compression's lower bound): a code stuck far in a tail keeps pulling its likelihood up."""
+  return jnp.maximum(x, LIKELIHOOD_BOUND)
+
+
+def _floor_forward(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  return floor(x), x
+
+
+def _floor_backward(x: jax.Array, g: jax.Array) -> tuple[jax.Array]:
+  return (jnp.where((x >= LIKELIHOOD_BOUND) | (g < 0), g, 0.0),)
+
+
+floor.defvjp(_floor_forward, _floor_backward)
+
+
 def bin_mass(lower: jax.Array, upper: jax.Array) -> jax.Array:
   """sigmoid(upper) - sigmoid(lower), computed on the side of the median where both sigmoids are small (in the upper
   tail both are near 1, and their difference would cancel to 0 in float32), floored at `LIKELIHOOD_BOUND`."""
-  sign = jax.lax.stop_gradient(-jnp.sign(lower + upper))
-  mass = jnp.abs(jax.nn.sigmoid(sign * upper) - jax.nn.sigmoid(sign * lower))
-  return jnp.maximum(mass, LIKELIHOOD_BOUND)
+  sign = jax.lax.stop_gradient(jnp.where(lower + upper > 0, -1.0, 1.0))
+  return floor(jnp.abs(jax.nn.sigmoid(sign * upper) - jax.nn.sigmoid(sign * lower)))
 
 
 def bits(likelihoods: jax.Array) -> jax.Array:
@@ -75,7 +93,7 @@ def support(logits: Callable[[jax.Array], jax.Array], channels: int, max_code: i
             tail_mass: float) -> tuple[jax.Array, jax.Array]:
   """The integers [low, high] (int32 scalars) that hold every channel's mass but `tail_mass` (at most half on each
   side), searched within ±max_code, of the density whose cumulative's `logits` (`FactorizedDensity.logits`) are
-  given: codes are clipped to them, and the codec's alphabet is these integers."""
+  given: the model clips its test-time codes to them (the codec to `numpy_support`'s, the same but for rounding)."""
   grid = jnp.arange(-max_code, max_code + 1, dtype=jnp.float32)
   edges = jnp.repeat(grid[:, None], channels, 1)
   below = jax.nn.sigmoid(logits(edges + 0.5))  # (G, C): each channel's mass up to and including each integer's bin.
@@ -85,8 +103,41 @@ def support(logits: Callable[[jax.Array], jax.Array], channels: int, max_code: i
   return (first - max_code).astype(jnp.int32), (last - max_code).astype(jnp.int32)
 
 
-def pmf(logits: Callable[[jax.Array], jax.Array], channels: int, low: int, high: int) -> jax.Array:
-  """Each channel's probabilities of the integers low..high, (channels, high - low + 1), as the likelihoods give
-  them (the codec renormalises them over that alphabet)."""
-  edges = jnp.repeat(jnp.arange(low, high + 1, dtype=jnp.float32)[:, None], channels, 1)
-  return bin_mass(logits(edges - 0.5), logits(edges + 0.5)).T
+# The codec's tables, in float64 NumPy from the density's parameters: the encoder and the decoder must build the same
+# tables wherever they run, and XLA's float32 sigmoid, softplus and tanh differ in their last bits between a CPU and a
+# GPU.
+
+def numpy_logits(params: dict, y: np.ndarray) -> np.ndarray:
+  """`FactorizedDensity.logits` in float64 NumPy: params the density's own ('matrix_k', 'bias_k', 'factor_k'), y
+  (N, channels)."""
+  p = {name: np.asarray(value, np.float64) for name, value in params.items()}
+  x = np.asarray(y, np.float64).T[:, None, :]  # (C, 1, N)
+  k = 0
+  while f"matrix_{k}" in p:
+    x = np.einsum("coi,cin->con", np.logaddexp(0.0, p[f"matrix_{k}"]), x) + p[f"bias_{k}"]
+    if f"factor_{k}" in p:
+      x = x + np.tanh(p[f"factor_{k}"]) * np.tanh(x)
+    k += 1
+  return x[:, 0, :].T
+
+
+def numpy_support(params: dict, max_code: int, tail_mass: float) -> tuple[int, int]:
+  """`support` in float64 NumPy (the codec's alphabet)."""
+  channels = np.asarray(params["bias_0"]).shape[0]
+  edges = np.repeat(np.arange(-max_code, max_code + 1, dtype=np.float64)[:, None], channels, 1)
+  below = scipy.special.expit(numpy_logits(params, edges + 0.5))
+  above = scipy.special.expit(-numpy_logits(params, edges - 0.5))
+  first = int(np.argmax(np.any(below >= tail_mass / 2, axis=1)))
+  last = len(edges) - 1 - int(np.argmax(np.any(above >= tail_mass / 2, axis=1)[::-1]))
+  return first - max_code, last - max_code
+
+
+def numpy_pmf(params: dict, low: int, high: int) -> np.ndarray:
+  """Each channel's probabilities of the integers low..high, (channels, high - low + 1), float64, as `bin_mass`
+  gives them (unnormalised)."""
+  channels = np.asarray(params["bias_0"]).shape[0]
+  edges = np.repeat(np.arange(low, high + 1, dtype=np.float64)[:, None], channels, 1)
+  lower, upper = numpy_logits(params, edges - 0.5), numpy_logits(params, edges + 0.5)
+  sign = np.where(lower + upper > 0, -1.0, 1.0)
+  mass = np.abs(scipy.special.expit(sign * upper) - scipy.special.expit(sign * lower))
+  return np.maximum(mass, LIKELIHOOD_BOUND).T

@@ -61,10 +61,6 @@ class CompressiveAutoEncoder(nn.Module):
     """The code's integer range [low, high]: `entropy.support`."""
     return entropy.support(self.density.logits, self.code_channels, max_code, tail_mass)
 
-  def pmf(self, low: int, high: int) -> jax.Array:
-    """(code_channels, high - low + 1) probabilities: `entropy.pmf`."""
-    return entropy.pmf(self.density.logits, self.code_channels, low, high)
-
   def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
     """Code, likelihoods and image of the code without noise or rounding (`init` traces every layer through it)."""
     y = self.encode(x)

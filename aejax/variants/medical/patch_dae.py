@@ -1,7 +1,8 @@
 """`patch_dae`: a blind denoising autoencoder of image patches (medical and microscopy images).
 
-Each training patch is corrupted by `noise_type` at a level drawn uniformly from [0, noise_factor] (one network for
-every level); the loss is the mean squared error per pixel against the clean patch. Test metrics on the test split's
+Each training patch is corrupted by `noise_type` (`noise.corrupt`: Gaussian unclipped, or photon counts) at a level
+drawn uniformly from [0, noise_factor] (one network for every level); the loss is the mean squared error per pixel
+against the clean patch. Test metrics on the test split's
 patches at noise_factor / 2: 'mse', 'psnr' of the output and 'psnr_noisy' of the input. The medical_denoise suite
 scores whole held-out images at each of eval.noise_factors beside scikit-image's denoisers and BM3D.
 """
@@ -9,10 +10,9 @@ import jax
 import jax.numpy as jnp
 
 from aejax import registry
-from aejax.data import corruption
 from aejax.registry import Batch, Config, HParams, Params
 from aejax.variants import common
-from aejax.variants.medical import fields, models, suite
+from aejax.variants.medical import fields, models, noise, suite
 
 
 def build_model(config: Config, input_shape: tuple[int, ...]) -> models.PatchDenoiser:
@@ -34,14 +34,14 @@ def loss(model: models.PatchDenoiser, config: Config, params: Params, batch: Bat
   x = batch["image"]
   level_key, noise_key = jax.random.split(key)
   levels = hp["noise_factor"] * jax.random.uniform(level_key, (len(x), 1, 1, 1))
-  mse = jnp.mean((model.apply(params, corruption.corrupt(config.noise_type, noise_key, x, levels)) - x) ** 2)
+  mse = jnp.mean((model.apply(params, noise.corrupt(config.noise_type, noise_key, x, levels)) - x) ** 2)
   return mse, {"mse": mse, "psnr": _psnr(mse)}
 
 
 def evaluate(model: models.PatchDenoiser, config: Config, params: Params, batch: Batch, key: jax.Array,
              hp: HParams) -> dict[str, jax.Array]:
   x = batch["image"]
-  noisy = corruption.corrupt(config.noise_type, key, x, hp["noise_factor"] / 2)
+  noisy = noise.corrupt(config.noise_type, key, x, hp["noise_factor"] / 2)
   mse = jnp.mean((jnp.clip(model.apply(params, noisy), 0, 1) - x) ** 2, axis=(1, 2, 3))
   return {"loss": mse, "mse": mse, "psnr": _psnr(mse),
           "psnr_noisy": _psnr(jnp.mean((noisy - x) ** 2, axis=(1, 2, 3)))}
@@ -50,7 +50,7 @@ def evaluate(model: models.PatchDenoiser, config: Config, params: Params, batch:
 def images(model: models.PatchDenoiser, config: Config, params: Params, batch: Batch, key: jax.Array,
            hp: HParams) -> dict:
   x = batch["image"]
-  noisy = corruption.corrupt(config.noise_type, key, x, hp["noise_factor"] / 2)
+  noisy = noise.corrupt(config.noise_type, key, x, hp["noise_factor"] / 2)
   rows = {"clean": x, "noisy": noisy, "denoised": model.apply(params, noisy)}
   return {"denoising": common.image_grid(rows, n=config.num_images)}
 

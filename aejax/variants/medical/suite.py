@@ -3,7 +3,8 @@ each of `eval.noise_factors`, denoised by the run's network and by the denoisers
 images: scikit-image's non-local means, total variation (Chambolle) and wavelet (BayesShrink) denoisers and, where
 the `bm3d` package is installed, BM3D.
 
-The baselines are told the true noise: for Gaussian noise its σ (the level); for Poisson noise the images go
+The noise is as the network trained on it (`noise.corrupt`): Gaussian unclipped, Poisson photon counts. The
+baselines are told the true noise: for Gaussian noise its σ (the level); for Poisson noise the images go
 through the Anscombe transform, after which the noise is close to Gaussian of σ = 1 at the known peak, and come back
 through Mäkitalo and Foi's closed-form unbiased inverse. Non-local means uses skimage's recommended h = 0.8 σ
 (5x5 patches, 13x13 search); total variation the best of four weights on each image, chosen with the clean image
@@ -22,7 +23,8 @@ import numpy as np
 from skimage import metrics as sk_metrics, restoration
 
 from aejax import images
-from aejax.data import corruption, photos
+from aejax.data import photos
+from aejax.variants.medical import noise
 
 Metrics = dict[str, float]
 TV_WEIGHTS = (0.25, 0.5, 1.0, 2.0)  # Total variation's weights, in units of σ, of which each image gets the best.
@@ -91,8 +93,7 @@ def medical_denoise(run: Any) -> tuple[Metrics, dict[str, images.Grid]]:
     sums: dict[str, list[float]] = {}
     for k, (name, clean) in enumerate(chosen.items()):
       key = jax.random.fold_in(jax.random.key(k), int(round(level * 1e6)))  # The same noise for every method.
-      noisy = np.asarray(corruption.corrupt(config.noise_type, key, jnp.asarray(clean, jnp.float32), level),
-                         np.float64)
+      noisy = np.asarray(noise.corrupt(config.noise_type, key, jnp.asarray(clean, jnp.float32), level), np.float64)
       results = {"noisy": np.clip(noisy, 0, 1), "model": denoise_image(apply, noisy, 2**config.medical.levels),
                  **baselines(noisy, clean, config.noise_type, level, config.medical.bm3d)}
       for method, y in results.items():

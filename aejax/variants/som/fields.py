@@ -76,4 +76,4 @@ def check_input_workdir(c: config_dict.ConfigDict) -> None:
   """A `ConfigError` unless `som.input_workdir` (when set) is a trained run of an autoencoder, on the SOM's dataset.
   Reads only its config.json and checkpoint folder."""
   if c.som.input_workdir:
-    pretrained.check_run(c.som.input_workdir, "config.som.input_workdir", c.data.name, ("som",), "SOM")
+    pretrained.check_run(c.som.input_workdir, "config.som.input_workdir", c.data, ("som",), "SOM")
