@@ -129,7 +129,9 @@ def _objective(model: DEC, config: Config, params: Params, *, batch: Batch, p: j
   kl = assignments.clustering_loss(p, out["q"])
   if not idec:
     return kl, {"kl": kl}
-  recon = common.reconstruction_loss(config, out["logits"], x).mean()
+  # Per pixel, as Guo et al.'s Keras 'mse' averages it, so that γ weighs the two terms as in their paper (aejax's
+  # reconstruction losses sum over the pixels).
+  recon = common.reconstruction_loss(config, out["logits"], x).mean() / x[0].size
   return recon + gamma * kl, {"kl": kl, "recon": recon}
 
 
