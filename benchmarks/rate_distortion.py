@@ -79,8 +79,8 @@ def main() -> None:
   if args.figure:
     plane(results, SPECS[args.data], pathlib.Path(args.figure), f"{args.data}: rate–distortion, test split")
   print(json.dumps({"data": args.data, "steps": args.steps,
-                    "results": {str(k): {n: v for n, v in r.items() if isinstance(v, float)}
-                                for k, v in results.items()}}, default=float))
+                    "results": {str(k): {n: v for n, v in run_metrics.items() if isinstance(v, float)}
+                                for k, run_metrics in results.items()}}, default=float))
 
 
 if __name__ == "__main__":
