@@ -225,7 +225,9 @@ def test_batches_carry_the_factors_of_their_images(small_dir):
   np.testing.assert_array_equal(batch["factors"], train.factors[indices])
   np.testing.assert_array_equal(batch["image"][..., 0], dsprites.render(np.asarray(batch["factors"])))
   plain = input_pipeline.Split(train.images, train.labels)  # A data set without factors: batches as before.
-  assert set(input_pipeline.make_batch(plain, indices, jax.random.key(0), False)) == {"image", "label"}
+  batch = input_pipeline.make_batch(plain, indices, jax.random.key(0), False)
+  assert set(batch) == {"image", "label", "index"}
+  np.testing.assert_array_equal(batch["index"], indices)  # Each example's row in its split.
 
 
 def _fake_npz(folder, rows: np.ndarray, seed: int = 0) -> np.ndarray:
