@@ -242,7 +242,7 @@ def test_command_line_reports_a_bad_suite_in_one_line(tmp_path):
   assert result.returncode == 1
   assert result.stderr.strip() == ("aejax.evaluate: error: --suite=recon,fid: suite 'fid' is not known: use any of "
                                    "recon, anomaly, denoise, impute, generate, nll, samples, disentanglement, ais, "
-                                   "recommend, som, translation")
+                                   "clustering, compression, medical_denoise, recommend, som, translation")
 
 
 class _Echo(suites.Run):

@@ -7,16 +7,17 @@ from typing import Any
 
 import jax
 import numpy as np
-from sklearn import cluster as sk_cluster, metrics as sk_metrics
 
 from aejax import images
-from aejax.evaluation import batches, metrics
+from aejax.evaluation import batches
 
 Metrics = dict[str, float]
 
 
 def scores(labels: np.ndarray, clusters: np.ndarray) -> dict[str, float]:
   """Accuracy (Hungarian-matched), NMI and adjusted Rand index of `clusters` against `labels`."""
+  from sklearn import metrics as sk_metrics  # pylint: disable=g-import-not-at-top  (only when scoring)
+  from aejax.evaluation import metrics  # pylint: disable=g-import-not-at-top
   return {"accuracy": metrics.clustering_accuracy(labels, clusters),
           "nmi": float(sk_metrics.normalized_mutual_info_score(labels, clusters)),
           "ari": float(sk_metrics.adjusted_rand_score(labels, clusters))}
@@ -24,6 +25,7 @@ def scores(labels: np.ndarray, clusters: np.ndarray) -> dict[str, float]:
 
 def clustering(run: Any) -> tuple[Metrics, dict[str, images.Grid]]:
   """The suite (see the module docstring)."""
+  from sklearn import cluster as sk_cluster  # pylint: disable=g-import-not-at-top  (only when scoring)
   config, x, labels = run.config, run.train_images, run.train_labels
   assign = jax.jit(lambda params, images: run.model.apply(params, images, method=run.model.assignment))
   q = batches.apply(lambda images: assign(run.state.params, images), x, config.eval_batch_size)

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from aejax import images
-from aejax.evaluation import batches, metrics
+from aejax.evaluation import batches
 from aejax.variants import common
 from aejax.variants.compression import codec as codec_lib
 from aejax.variants.compression import entropy, models
@@ -63,6 +63,7 @@ def pillow_codec(x: np.ndarray, fmt: str, quality: int | None = None,
 
 
 def _scores(prefix: str, bpp: np.ndarray, decoded: np.ndarray, x: np.ndarray) -> Metrics:
+  from aejax.evaluation import metrics  # pylint: disable=g-import-not-at-top  (scikit-image: only when scoring)
   return {f"{prefix}bpp": float(bpp.mean()), f"{prefix}psnr": float(metrics.psnr(decoded, x).mean()),
           f"{prefix}ssim": metrics.mean_ssim(decoded, x)}
 
@@ -109,6 +110,7 @@ def _plane(out: Metrics, jpeg_q: tuple[int, ...], webp_q: tuple[int, ...], title
 
 def compression(run: Any) -> tuple[Metrics, dict[str, images.Grid]]:
   """The suite (see the module docstring) on `run`'s test images."""
+  from aejax.evaluation import metrics  # pylint: disable=g-import-not-at-top  (scikit-image: only when scoring)
   config, x = run.config, run.test_images
   s = config.compress
   codec = codec_lib.Codec(run.model, config, run.state.params)

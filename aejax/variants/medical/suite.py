@@ -20,7 +20,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from skimage import metrics as sk_metrics, restoration
 
 from aejax import images
 from aejax.data import photos
@@ -52,12 +51,14 @@ def inverse_anscombe(d: np.ndarray, peak: float) -> np.ndarray:
 
 
 def _psnr(y: np.ndarray, clean: np.ndarray) -> float:
+  from skimage import metrics as sk_metrics  # pylint: disable=g-import-not-at-top  (only when scoring)
   return float(sk_metrics.peak_signal_noise_ratio(clean, np.clip(y, 0, 1), data_range=1.0))
 
 
 def baselines(noisy: np.ndarray, clean: np.ndarray, noise_type: str, level: float, bm3d: bool) -> dict[str, np.ndarray]:
   """Non-local means, total variation, wavelet and (if installed and asked) BM3D on one noisy image, told the noise
   (see the module docstring); clipped to [0, 1]."""
+  from skimage import restoration  # pylint: disable=g-import-not-at-top  (only when scoring)
   if noise_type == "poisson":
     peak = 1 / level
     forward, back = functools.partial(anscombe, peak=peak), functools.partial(inverse_anscombe, peak=peak)
@@ -84,6 +85,7 @@ def baselines(noisy: np.ndarray, clean: np.ndarray, noise_type: str, level: floa
 
 def medical_denoise(run: Any) -> tuple[Metrics, dict[str, images.Grid]]:
   """The suite (see the module docstring)."""
+  from skimage import metrics as sk_metrics  # pylint: disable=g-import-not-at-top  (only when scoring)
   config = run.config
   patch = run.test_images.shape[1]
   chosen = photos.test_images(tuple(config.medical.test_images), patch)
