@@ -15,7 +15,7 @@ import argparse
 import json
 import pathlib
 
-from aejax import config as config_lib, evaluate, images, train
+from aejax import config as config_lib, evaluate, train
 from aejax.variants.compression import suite
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -39,18 +39,8 @@ def plane(results: dict[float, dict], config_spec: str, path: pathlib.Path, titl
   """Every λ's point and the baselines' curves (from the first run: the same images for all) in one plane."""
   c = config_lib.from_file(str(REPO / config_spec))
   out = {k.removeprefix("compression/"): v for k, v in next(iter(results.values())).items()}
-  figure, axis = images.pyplot().subplots(figsize=(6.5, 4.8), dpi=110)
-  for name, qualities, bpp_of, style, label in (
-      ("jpeg", c.compress.jpeg_qualities, "bpp", "o-", "JPEG"),
-      ("jpeg", c.compress.jpeg_qualities, "bpp_no_tables", "o--", "JPEG without its tables"),
-      ("webp", c.compress.webp_qualities, "bpp", "s-", "WebP")):
-    axis.plot(*suite.curve(out, name, tuple(qualities), bpp_of), style, label=label, markersize=4)
-  points = sorted((r["compression/bpp"], r["compression/psnr"]) for r in results.values())
-  axis.plot(*zip(*points), "r*-", markersize=10, label="aejax compressive_ae (actual streams)")
-  axis.set(xlabel="bits per pixel", ylabel="PSNR (dB)", title=title)
-  axis.grid(alpha=0.3)
-  axis.legend()
-  figure.tight_layout()
+  points = [(r["compression/bpp"], r["compression/psnr"]) for r in results.values()]
+  figure = suite.draw_plane(out, points, tuple(c.compress.jpeg_qualities), tuple(c.compress.webp_qualities), title)
   path.parent.mkdir(parents=True, exist_ok=True)
   figure.savefig(path)
 

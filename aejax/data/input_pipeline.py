@@ -63,8 +63,9 @@ def load(data: config_dict.ConfigDict) -> tuple[Split, Split]:
   """The train and test splits named by `config.data`, on the default device.
 
   `data.train_labels`, when not empty, keeps only those digits in the train split (`num_train` then counts the
-  kept images). `data.with_test` appends the test split's examples to the train split. 'static' binarisation samples both splits once; 'dynamic' resamples each train batch
-  (`make_batch`) and samples the test split once so that evaluations are comparable.
+  kept images). `data.with_test` appends the test split's examples to the train split. 'static' binarisation
+  samples both splits once; 'dynamic' resamples each train batch (`make_batch`) and samples the test split once so
+  that evaluations are comparable.
   """
   if catalog.is_ratings(data.name):
     return _load_ratings(data)

@@ -94,18 +94,21 @@ def bpp_at(points: tuple[np.ndarray, np.ndarray], psnr: float) -> float:
   return float(np.interp(psnr, psnrs, bpp)) if psnrs[0] <= psnr <= psnrs[-1] else float("nan")
 
 
-def _plane(out: Metrics, jpeg_q: tuple[int, ...], webp_q: tuple[int, ...], title: str) -> images.Grid:
-  figure, axis = images.pyplot().subplots(figsize=(6, 4.5), dpi=100)
+def draw_plane(out: Metrics, points: list[tuple[float, float]], jpeg_q: tuple[int, ...], webp_q: tuple[int, ...],
+               title: str) -> Any:
+  """The rate–distortion plane: the baselines' curves of `out` (the suite's metrics, unprefixed) and the model's
+  (bpp, PSNR) `points`, joined in order of bits (the benchmark's λ sweep; the suite's one run). A pyplot figure."""
+  figure, axis = images.pyplot().subplots(figsize=(6.5, 4.8), dpi=110)
   for name, qualities, bpp_of, style, label in (("jpeg", jpeg_q, "bpp", "o-", "JPEG"),
-                                                ("jpeg", jpeg_q, "bpp_no_tables", "o--", "JPEG without tables"),
+                                                ("jpeg", jpeg_q, "bpp_no_tables", "o--", "JPEG without its tables"),
                                                 ("webp", webp_q, "bpp", "s-", "WebP")):
     axis.plot(*curve(out, name, qualities, bpp_of), style, label=label, markersize=4)
-  axis.plot([out["bpp"]], [out["psnr"]], "r*", markersize=12, label="aejax (actual streams)")
+  axis.plot(*zip(*sorted(points)), "r*-", markersize=10, label="aejax compressive_ae (actual streams)")
   axis.set(xlabel="bits per pixel", ylabel="PSNR (dB)", title=title)
   axis.grid(alpha=0.3)
   axis.legend()
   figure.tight_layout()
-  return images.figure_picture(figure)
+  return figure
 
 
 def compression(run: Any) -> tuple[Metrics, dict[str, images.Grid]]:
@@ -138,8 +141,9 @@ def compression(run: Any) -> tuple[Metrics, dict[str, images.Grid]]:
     out[f"{name}_bpp_at_psnr"] = bpp_at(curve(out, name, tuple(qualities)), out["psnr"])
   out["jpeg_no_tables_bpp_at_psnr"] = bpp_at(curve(out, "jpeg", tuple(s.jpeg_qualities), "bpp_no_tables"),
                                              out["psnr"])
-  pictures = {"rate_distortion": _plane(out, tuple(s.jpeg_qualities), tuple(s.webp_qualities),
-                                        f"{config.data.name}, λ={s.lmbda:g}")}
+  pictures = {"rate_distortion": images.figure_picture(draw_plane(
+      out, [(out["bpp"], out["psnr"])], tuple(s.jpeg_qualities), tuple(s.webp_qualities),
+      f"{config.data.name}, λ={s.lmbda:g}"))}
   n = config.num_images
   rows = {"input": x[:n], "aejax": decoded[:n]}
   for name, fmt, qualities in (("jpeg", "JPEG", s.jpeg_qualities), ("webp", "WEBP", s.webp_qualities)):
