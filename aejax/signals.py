@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _received: list[int] = []  # Signals this process received and has not yet acted on.
@@ -74,6 +74,15 @@ def install(program: str) -> None:
   sys.excepthook = lambda kind, value, trace: None if isinstance(value, Stopped) else report(kind, value, trace)
 
 
+def _exit_now(code: int) -> NoReturn:
+  """Ends the process with `code`, its output flushed, without the interpreter's shutdown: a signal that stopped
+  an XLA compilation leaves XLA in a state whose destructors can crash at shutdown (SIGSEGV, exit code -11
+  instead of 128 + the signal). Every `finally` on the way here has run; nothing else is left to do."""
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(code)  # pylint: disable=protected-access
+
+
 def _ignore_further_signals() -> None:
   """While the command says its line and exits: a second signal (a launcher's SIGTERM after the terminal's SIGINT)
   must not turn the exit into another one."""
@@ -90,7 +99,8 @@ def raise_if_signalled() -> None:
 @contextlib.contextmanager
 def exit_on_signals(program: str, rerun: str = "to resume from the last checkpoint") -> Iterator[None]:
   """For a command's whole run: `Interrupted` or `Stopped` end it with one line on stderr and exit code
-  128 + the signal; the line says what rerunning the command does (the command calls `install` first)."""
+  128 + the signal; the line says what rerunning the command does (the command calls `install` first).
+  `Stopped` ends the process at once (`_exit_now`): it may have cut an XLA compilation short."""
   _guards.append((program, rerun))
   try:
     yield
@@ -102,18 +112,15 @@ def exit_on_signals(program: str, rerun: str = "to resume from the last checkpoi
     sys.exit(128 + e.signum)
   except Stopped as e:
     _ignore_further_signals()
-    _received.clear()
     print(_stopped_line(program, e, rerun), file=sys.stderr)
-    sys.exit(128 + e.signum)
+    _exit_now(128 + e.signum)
   except BaseException:  # pylint: disable=broad-exception-caught
     if not _received or isinstance(sys.exception(), SystemExit):
       raise
     # A C extension turns what a handler raises into its own error (jaxlib: an ImportError): the signal's doing.
     _ignore_further_signals()
-    signum = _received[0]
-    _received.clear()
-    print(_stopped_line(program, Stopped(signum), rerun), file=sys.stderr)
-    sys.exit(128 + signum)
+    print(_stopped_line(program, Stopped(_received[0]), rerun), file=sys.stderr)
+    _exit_now(128 + _received[0])
   finally:
     _guards.pop()
 

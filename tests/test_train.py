@@ -1,10 +1,7 @@
 """Training by behaviour: smoke runs learn and write their outputs, runs reproduce, resume equals uninterrupted."""
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -173,24 +170,6 @@ def test_data_step_walks_each_epochs_permutation_and_binarises_dynamic_batches(b
   else:  # Bernoulli(128/255) draws, fresh each step.
     assert set(np.unique(pixels)) == {0.0, 1.0} and pixels.mean() == pytest.approx(128 / 255, abs=0.01)
     assert not np.array_equal(pixels[0], pixels[3])  # The same images, other draws.
-
-
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_outside_the_training_loop_ends_the_command_with_one_line(signum, capsys):
-  before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-  try:
-    signals.install("aejax")
-    with pytest.raises(SystemExit) as stopped:
-      with signals.exit_on_signals("aejax"):
-        os.kill(os.getpid(), signum)  # As at start-up or in the evaluation suites after training.
-        time.sleep(5)
-  finally:
-    for s, handler in zip((signal.SIGTERM, signal.SIGINT), before):
-      signal.signal(s, handler)
-  assert stopped.value.code == 128 + signum
-  assert capsys.readouterr().err == (f"aejax: stopped by signal {signum}; nothing was lost: rerun the same command "
-                                     "to resume from the last checkpoint\n")
-  signals.raise_if_signalled()  # The command acted on the signal: nothing is left pending for the next.
 
 
 def test_a_workdir_in_use_by_another_process_is_one_line(smoke_config, tmp_path):
