@@ -7,6 +7,7 @@ turns a bad value into one `ConfigError` line naming the field, the value and th
 import importlib.machinery
 import importlib.util
 import json
+import os
 import pathlib
 import re
 import sys
@@ -165,7 +166,8 @@ def base_config() -> config_dict.ConfigDict:
   c.keep_checkpoints = 3
   c.eval_batch_size = 1_000
   c.num_images = 8
-  c.compilation_cache_dir = "~/.cache/aejax/jax"  # '' disables JAX's persistent cache.
+  # '' disables JAX's persistent cache; JAX's own JAX_COMPILATION_CACHE_DIR, where set, is the default.
+  c.compilation_cache_dir = os.environ.get("JAX_COMPILATION_CACHE_DIR", "~/.cache/aejax/jax")
 
   c.wandb = config_dict.ConfigDict()
   c.wandb.mode = "online"  # With no API key an 'online' run falls back to 'offline'.
