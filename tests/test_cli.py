@@ -146,7 +146,7 @@ def test_a_run_imports_only_what_it_uses(data_dir, mnist_manual_dir, tmp_path):
   assert result.returncode == 0 and "aejax: finished" in result.stdout, result.stderr
   imported = set(json.loads(result.stdout.splitlines()[-1]))
   assert {"jax", "flax", "optax", "orbax"} <= imported  # What the run does use.
-  assert not imported & {"wandb", "sklearn", "skimage", "matplotlib", "tensorflow_datasets", "requests"}
+  assert not imported & {"wandb", "sklearn", "skimage", "scipy", "matplotlib", "tensorflow_datasets", "requests"}
 
 
 def test_sigterm_writes_a_checkpoint_and_the_rerun_resumes(cli, tmp_path):
