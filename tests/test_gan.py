@@ -2,6 +2,7 @@
 player's update against Adam's first step (the other player untouched), the moving average, eight-mode coverage on a
 2-D mixture, conditioning, resume and bundles by behaviour, and bad input."""
 import dataclasses
+import functools
 import re
 
 import jax
@@ -149,8 +150,9 @@ def _train_on_mixture(variant_name, steps, **fields):
   config = _config(variant_name, **{"latent_dim": 2, "learning_rate": 1e-3, "batch_size": 256, "model.kind": "mlp",
                                     "model.encoder_widths": (128, 128), **fields})
   variant, model, state = _state(config, (1, 1, 2))
-  step = jax.jit(train.make_train_step(variant, model, config), donate_argnums=0)
+  step = train.make_train_step(variant, model, config)
 
+  @functools.partial(jax.jit, donate_argnums=0)  # The draws and the step in one program: one dispatch a step.
   def one(state, key):
     data_key, step_key = jax.random.split(key)
     images, modes_of = _mixture(data_key, config.batch_size)
