@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
@@ -59,8 +60,8 @@ def install(program: str) -> None:
     _received.append(signum)
     if not _guards or _importing(frame):
       rerun = _guards[-1][1] if _guards else "to start it again"
-      print(_stopped_line(_guards[-1][0] if _guards else program, Stopped(signum), rerun), file=sys.stderr,
-            flush=True)
+      print(_stopped_line(_guards[-1][0] if _guards else program, Stopped(signum), rerun), file=sys.stderr)
+      _flush_output()
       os._exit(128 + signum)  # pylint: disable=protected-access  (no cleanup: nothing has started)
     raise Stopped(signum)
 
@@ -74,12 +75,30 @@ def install(program: str) -> None:
   sys.excepthook = lambda kind, value, trace: None if isinstance(value, Stopped) else report(kind, value, trace)
 
 
+def _flush_output() -> None:
+  """Flushes stdout and stderr where they still can be (a closed pipe, a stream set to None: nothing to do)."""
+  for stream in (sys.stdout, sys.stderr):
+    try:
+      stream.flush()
+    except (AttributeError, OSError, ValueError):
+      pass
+
+
 def _exit_now(code: int) -> NoReturn:
-  """Ends the process with `code`, its output flushed, without the interpreter's shutdown: a signal that stopped
-  an XLA compilation leaves XLA in a state whose destructors can crash at shutdown (SIGSEGV, exit code -11
-  instead of 128 + the signal). Every `finally` on the way here has run; nothing else is left to do."""
-  sys.stdout.flush()
-  sys.stderr.flush()
+  """Ends the process with `code` without the interpreter's shutdown, whose destructors can crash once a signal
+  has cut an XLA compilation short (SIGSEGV, exit code -11 instead of 128 + the signal). What that shutdown
+  would have waited for is done first: the output flushed, threads still writing (a checkpoint's seal, orbax's
+  commit) joined, and a multi-process run's `jax.distributed` client shut down."""
+  _flush_output()
+  for thread in threading.enumerate():
+    if thread is not threading.current_thread() and not thread.daemon:
+      thread.join()
+  if "jax" in sys.modules:
+    try:
+      sys.modules["jax"].distributed.shutdown()
+    except Exception:  # pylint: disable=broad-exception-caught  (exiting anyway: the peers see the process go)
+      pass
+  _flush_output()
   os._exit(code)  # pylint: disable=protected-access
 
 
@@ -100,7 +119,7 @@ def raise_if_signalled() -> None:
 def exit_on_signals(program: str, rerun: str = "to resume from the last checkpoint") -> Iterator[None]:
   """For a command's whole run: `Interrupted` or `Stopped` end it with one line on stderr and exit code
   128 + the signal; the line says what rerunning the command does (the command calls `install` first).
-  `Stopped` ends the process at once (`_exit_now`): it may have cut an XLA compilation short."""
+  `Stopped` ends the process through `_exit_now`, not the interpreter's shutdown."""
   _guards.append((program, rerun))
   try:
     yield
