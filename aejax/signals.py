@@ -13,12 +13,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _received: list[int] = []  # Signals this process received and has not yet acted on.
 _guards: list[tuple[str, str]] = []  # (program, what its rerun does) of each active `exit_on_signals`.
+_JOIN_S = 30.0  # How long a stopped command waits for threads still writing before it exits.
 
 
 class Stopped(BaseException):
@@ -88,11 +90,14 @@ def _exit_now(code: int) -> NoReturn:
   """Ends the process with `code` without the interpreter's shutdown, whose destructors can crash once a signal
   has cut an XLA compilation short (SIGSEGV, exit code -11 instead of 128 + the signal). What that shutdown
   would have waited for is done first: the output flushed, threads still writing (a checkpoint's seal, orbax's
-  commit) joined, and a multi-process run's `jax.distributed` client shut down."""
+  commit) joined, for at most `_JOIN_S` in all (an idle worker that only the shutdown would have ended must not
+  hang a command that now ignores further signals; an unsealed checkpoint is skipped by the rerun), and a
+  multi-process run's `jax.distributed` client shut down."""
   _flush_output()
+  deadline = time.monotonic() + _JOIN_S
   for thread in threading.enumerate():
     if thread is not threading.current_thread() and not thread.daemon:
-      thread.join()
+      thread.join(max(0.0, deadline - time.monotonic()))
   if "jax" in sys.modules:
     try:
       sys.modules["jax"].distributed.shutdown()
