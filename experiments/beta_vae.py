@@ -9,10 +9,11 @@ from ml_collections import config_dict
 
 from aejax import config as config_lib
 from aejax import sweep as sweep_lib
+from aejax.variants.variational import fields
 
 
 def get_config(arg: str | None = None) -> config_dict.ConfigDict:
-  c = config_lib.base_config()
+  c = fields.add_vae(config_lib.base_config())
   c.variant = "beta_vae"
   c.beta = 4.0
   c.kl_warmup_steps = 2_000

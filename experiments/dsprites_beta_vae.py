@@ -13,7 +13,7 @@ from aejax.variants.variational import fields
 
 
 def get_config(arg: str | None = None) -> config_dict.ConfigDict:
-  c = config_lib.base_config()
+  c = fields.add_vae(config_lib.base_config())
   c.variant = "beta_vae"
   c.beta = 4.0
   c.wandb.tags = ("dsprites", "beta_vae")

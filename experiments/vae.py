@@ -8,10 +8,11 @@ The flax VAE example's setting (one hidden layer of 500, 20 latents, Adam 1e-3, 
 from ml_collections import config_dict
 
 from aejax import config as config_lib
+from aejax.variants.variational import fields
 
 
 def get_config(arg: str | None = None) -> config_dict.ConfigDict:
-  c = config_lib.base_config()
+  c = fields.add_vae(config_lib.base_config())
   c.variant = "vae"
   c.latent_dim = 20
   c.model.encoder_widths = (500,)

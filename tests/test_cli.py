@@ -52,7 +52,7 @@ def test_overrides_reach_the_run(cli, tmp_path):
 
 
 @pytest.mark.parametrize("overrides,message", [
-    (["--config.variant=vqvae"], "config.variant='vqvae' is not a known variant: use one of aae, ae, autorec, "
+    (["--config.variant=vqgan"], "config.variant='vqgan' is not a known variant: use one of aae, ae, autorec, "
      "beta_tcvae, beta_vae, "),
     (["--config.beta=-1"], "config.beta=-1.0: the KL weight must be >= 0"),
     # Flags that fail while they are parsed, in ml_collections.

@@ -12,7 +12,7 @@ from sklearn import metrics as sk_classification
 from aejax import config as config_lib
 from aejax.evaluation import metrics
 from aejax.variants import common
-from aejax.variants.variational import vae
+from aejax.variants.variational import fields as vae_fields, vae
 
 
 def test_auroc_is_one_when_separated_zero_when_reversed_half_when_all_tied():
@@ -100,7 +100,7 @@ def test_pca_error_is_the_discarded_variance_and_matches_sklearn():
 @pytest.fixture(scope="module")
 def tiny_vae():
   """A VAE with one latent unit on 2x2 binary images, randomly initialised: log p(x) is a 1-D integral."""
-  config = config_lib.base_config()
+  config = vae_fields.add_vae(config_lib.base_config())
   config.variant, config.loss, config.latent_dim = "vae", "bce", 1
   config.model.encoder_widths = (8,)
   model = vae.build_model(config, (2, 2, 1))

@@ -10,7 +10,7 @@ from aejax.errors import ConfigError
 
 
 def _config(variant: str, **model):
-  c = config_lib.base_config()
+  c = registry.get(variant).config_fields(config_lib.base_config())
   c.variant, c.latent_dim = variant, 7
   c.model.encoder_widths = (32, 16)
   c.model.conv_features = (8, 16)

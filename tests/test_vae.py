@@ -9,10 +9,11 @@ import scipy.special
 import scipy.stats
 
 from aejax import config as config_lib, registry, train
+from aejax.variants.variational import fields as vae_fields
 
 
 def _setup(**fields):
-  c = config_lib.base_config()
+  c = vae_fields.add_vae(config_lib.base_config())
   c.variant, c.latent_dim, c.model.encoder_widths = "vae", 3, (16,)
   c.update_from_flattened_dict(fields)
   variant = registry.get(c.variant)

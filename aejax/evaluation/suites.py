@@ -11,7 +11,7 @@ Suites (errors and likelihoods per image, in the units of the README: squared er
 - impute: a random mask (`eval.mask_fraction`) and a square block (`eval.block_size`) of hidden pixels, set to
   0 as the masking noise does; squared error on the hidden pixels only, beside filling them with the train
   split's mean image.
-- generate (VAEs): samples from the prior, latent traversals (one row per latent unit), interpolations between
+- generate (VAEs): samples from the run's prior, latent traversals (one row per latent unit), interpolations between
   test images, and a scatter of the test codes coloured by label when latent_dim = 2.
 - nll (VAEs): the importance-weighted estimate of the test NLL with `eval.nll_samples` samples per image.
 - samples (generative variants, `registry.Variant.sample`): `eval.sample_count` samples scored in the penultimate
@@ -201,7 +201,8 @@ def impute(run: Run) -> tuple[Metrics, Pictures]:
 def generate(run: Run) -> tuple[Metrics, Pictures]:
   """Pictures of the VAE's generative side: prior samples, latent traversals, interpolations, a 2-D scatter."""
   n, latent_dim, shape = run.config.num_images, run.config.latent_dim, run.test_images.shape[1:]
-  samples = run.decode(np.asarray(jax.random.normal(run.key("prior"), (n * n, latent_dim))))
+  codes = run.model.apply(run.state.params, run.key("prior"), n * n, method=run.model.sample_prior)  # The run's prior.
+  samples = run.decode(np.asarray(codes))
   base = run.encode(run.test_images[:1])[0]
   ends = run.encode(run.test_images[:2 * n])
   pairs = min(n, len(ends) // 2)

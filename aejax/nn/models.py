@@ -183,14 +183,34 @@ class AutoEncoder(nn.Module):
 
 
 class GaussianAutoEncoder(nn.Module):
-  """The VAE: mean and log-variance heads on a shared encoder, z = mean + std * eps."""
+  """The VAE: mean and log-variance heads on a shared encoder, z_0 = mean + std * eps, then an optional flow.
+
+  `prior`: 'normal' (N(0, I)), 'mog' (a mixture of `prior_components` Gaussians with learned means, variances and
+  weights) or 'vamp' (VampPrior, Tomczak & Welling 2018: p(z) = (1/K) Σ_k q_0(z|u_k), the posterior's Gaussian at K
+  learned pseudo-inputs u_k of `input_shape`, kept in [0, 1] like the images). Both learned priors are Gaussian
+  mixtures (`prior_mixture`). `flow`: None, or an `aejax.nn.flows` module applied to z_0 with the encoder's
+  features as its context; `log_q` then includes its log-determinants.
+  """
   encoder: nn.Module
   decoder: nn.Module
   latent_dim: int
+  prior: str = "normal"
+  prior_components: int = 1
+  input_shape: Shape = ()
+  flow: nn.Module | None = None
 
   def setup(self):
     self.mean_head = nn.Dense(self.latent_dim)
     self.logvar_head = nn.Dense(self.latent_dim)
+    shape = (self.prior_components, self.latent_dim)
+    if self.prior == "mog":
+      self.prior_means = self.param("prior_means", nn.initializers.normal(1.0), shape)
+      self.prior_logvars = self.param("prior_logvars", nn.initializers.zeros, shape)
+      self.prior_logits = self.param("prior_logits", nn.initializers.zeros, (self.prior_components,))
+    elif self.prior == "vamp":  # Tomczak & Welling's initialisation: N(0.05, 0.01²) pixels.
+      self.pseudo_inputs = self.param(
+          "pseudo_inputs", lambda key, s: 0.05 + 0.01 * jax.random.normal(key, s),
+          (self.prior_components, *self.input_shape))
 
   def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     h = self.encoder(x)
@@ -199,10 +219,50 @@ class GaussianAutoEncoder(nn.Module):
   def decode(self, z: jax.Array) -> jax.Array:
     return self.decoder(z)
 
+  def posterior(self, x: jax.Array, eps: jax.Array) -> dict[str, jax.Array]:
+    """Draws z of q(z|x) from standard normal `eps` (..., B, D), and log q(z|x) (..., B) including the flow's
+    log-determinants; also the base Gaussian's 'mean' and 'logvar' (B, D)."""
+    h = self.encoder(x)
+    mean, logvar = self.mean_head(h), self.logvar_head(h)
+    z = mean + jnp.exp(0.5 * logvar) * eps
+    log_q = -0.5 * jnp.sum(jnp.square(eps) + logvar + jnp.log(2 * jnp.pi), axis=-1)
+    if self.flow is not None:
+      z, log_det = self.flow(z, h)
+      log_q = log_q - log_det
+    return {"z": z, "log_q": log_q, "mean": mean, "logvar": logvar}
+
+  def prior_mixture(self) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The prior as a Gaussian mixture: means and log-variances (K, D), log-weights (K,) that sum to one."""
+    if self.prior == "mog":
+      return self.prior_means, self.prior_logvars, jax.nn.log_softmax(self.prior_logits)
+    if self.prior == "vamp":
+      mean, logvar = self.encode(jnp.clip(self.pseudo_inputs, 0.0, 1.0))
+      return mean, logvar, jnp.full((self.prior_components,), -math.log(self.prior_components))
+    zeros = jnp.zeros((1, self.latent_dim))
+    return zeros, zeros, jnp.zeros((1,))
+
+  def log_prior(self, z: jax.Array) -> jax.Array:
+    """log p(z) per code: z (..., D) -> (...)."""
+    if self.prior == "normal":
+      return -0.5 * jnp.sum(jnp.square(z) + jnp.log(2 * jnp.pi), axis=-1)
+    means, logvars, log_weights = self.prior_mixture()
+    d = z[..., None, :]
+    log_components = -0.5 * jnp.sum(jnp.square(d - means) * jnp.exp(-logvars) + logvars + jnp.log(2 * jnp.pi), -1)
+    return jax.nn.logsumexp(log_components + log_weights, axis=-1)
+
+  def sample_prior(self, key: jax.Array, n: int) -> jax.Array:
+    """`n` codes (n, D) drawn from the prior."""
+    if self.prior == "normal":
+      return jax.random.normal(key, (n, self.latent_dim))
+    means, logvars, log_weights = self.prior_mixture()
+    pick, draw = jax.random.split(key)
+    k = jax.random.categorical(pick, log_weights, shape=(n,))
+    return means[k] + jnp.exp(0.5 * logvars[k]) * jax.random.normal(draw, (n, self.latent_dim))
+
   def __call__(self, x: jax.Array, key: jax.Array) -> dict[str, jax.Array]:
-    mean, logvar = self.encode(x)
-    z = reparameterize(key, mean, logvar)
-    return {"mean": mean, "logvar": logvar, "z": z, "logits": self.decode(z)}
+    """One draw z ~ q(z|x) per image (key's), its decoder logits, log q(z|x) and log p(z)."""
+    out = self.posterior(x, jax.random.normal(key, (x.shape[0], self.latent_dim)))
+    return {**out, "logits": self.decode(out["z"]), "log_p": self.log_prior(out["z"])}
 
 
 class StackedAutoEncoder(nn.Module):

@@ -40,7 +40,7 @@ def evaluate(model: models.GaussianAutoEncoder, config: Config, params: Params, 
 
 
 def validate(config: Config) -> None:
-  vae.validate(config)
+  vae.validate_plain(config)
   fields.validate_capacity(config)
   for field, plain in (("beta", 1.0), ("kl_warmup_steps", 0), ("iwae_samples", 1)):
     if config[field] != plain:
@@ -49,5 +49,5 @@ def validate(config: Config) -> None:
 
 
 registry.register("beta_vae_capacity", registry.Variant(
-    build_model=vae.build_model, hparams=hparams, loss=loss, evaluate=evaluate, images=vae.images, init=vae.init,
+    build_model=vae.build_plain_model, hparams=hparams, loss=loss, evaluate=evaluate, images=vae.images, init=vae.init,
     validate=validate, config_fields=fields.add_capacity, sample=vae.sample))

@@ -49,7 +49,7 @@ def player_of(module: str) -> str:
 def build_model(config: Config, input_shape: tuple[int, ...]) -> FactorVAE:
   encoder, decoder = models.build_backbone(config, input_shape)
   discriminator = networks.Discriminator(tuple(config.factor.d_widths), False, config.factor.d_leaky_slope)
-  return FactorVAE(encoder, decoder, config.latent_dim, discriminator)
+  return FactorVAE(encoder, decoder, config.latent_dim, discriminator=discriminator)
 
 
 def hparams(config: Config) -> dict[str, float]:
@@ -124,7 +124,7 @@ def evaluate(model: FactorVAE, config: Config, params: Params, batch: Batch, key
 
 
 def validate(config: Config) -> None:
-  vae.validate(config)
+  vae.validate_plain(config)
   fields.validate_factor(config)
   if config.iwae_samples > 1:
     raise ConfigError(f"config.iwae_samples={config.iwae_samples}: FactorVAE adds its penalty to the ELBO: use "

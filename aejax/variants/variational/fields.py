@@ -1,6 +1,8 @@
-"""The config sections of the VAEs that target disentanglement, their defaults and checks: `config.tcvae`
-(`beta_tcvae`), `config.capacity` (`beta_vae_capacity`) and `config.factor` (`factor_vae`); and the dSprites
-protocol their experiments share (`dsprites_protocol`).
+"""The config sections of the variational family, their defaults and checks: `config.vae` (the bound, prior and
+posterior flow of `vae` and `beta_vae`), `config.tcvae` (`beta_tcvae`), `config.capacity` (`beta_vae_capacity`),
+`config.factor` (`factor_vae`), `config.mmd` (`wae_mmd`, `info_vae`) and `config.rae` (`rae`); the dSprites protocol
+the disentangling VAEs' experiments share (`dsprites_protocol`) and the MNIST one of the distribution-matching and
+regularised autoencoders' (`ghosh_mnist_protocol`).
 
 Light on purpose (no JAX): experiment files and the launchers import it. Each variant adds only its own section
 (`registry.Variant.config_fields`).
@@ -11,9 +13,85 @@ from aejax import config as config_lib
 from aejax.errors import require
 
 SAMPLINGS = ("mws", "mss")
+BOUNDS = ("iwae", "miwae", "piwae", "ciwae")
+PRIORS = ("normal", "mog", "vamp")
+FLOWS = ("none", "planar", "iaf")
 # What a dSprites sweep's curves plot against its swept weight: the disentanglement suite's metrics, reconstruction.
 DSPRITES_CURVES = ["disentanglement/mig", "disentanglement/factor_vae_score", "disentanglement/dci_disentanglement",
                    "disentanglement/beta_vae_score", "disentanglement/sap", "test/recon_error"]
+
+
+def add_vae(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
+  """`c` with `config.vae`: what `vae` and `beta_vae` train on, beside the shared `beta`, `kl_warmup_steps` and
+  `iwae_samples` (k).
+
+  `bound`: 'iwae' (Burda et al. 2016: log (1/k) Σ_i w_i; k = 1 is the ELBO, weighted by β), 'miwae' (the mean of
+  `bound_estimates` = M IWAE bounds of k samples each), 'piwae' (the decoder and prior trained on the IWAE bound of
+  all M·k samples, the encoder and flow on MIWAE(M, k)), 'ciwae' (`ciwae_beta` · ELBO + (1 - `ciwae_beta`) · IWAE),
+  the three of Rainforth et al. (2018). `prior`: 'normal', 'mog' (`prior_components` learned Gaussians) or 'vamp'
+  (VampPrior, `prior_components` learned pseudo-inputs; Tomczak & Welling 2018: 500 on MNIST). `flow`: 'none',
+  'planar' (Rezende & Mohamed 2015) or 'iaf' (Kingma et al. 2016, MADEs of `flow_hidden` units reading the encoder's
+  features), `flow_steps` of them after the Gaussian posterior."""
+  c.vae = config_dict.ConfigDict()
+  c.vae.bound = "iwae"
+  c.vae.bound_estimates = 1
+  c.vae.ciwae_beta = 0.5
+  c.vae.prior = "normal"
+  c.vae.prior_components = 500
+  c.vae.flow = "none"
+  c.vae.flow_steps = 4
+  c.vae.flow_hidden = (128, 128)
+  return c
+
+
+def validate_vae(c: config_dict.ConfigDict) -> None:
+  """Checks `config.vae` (and its bound's use of the shared β and warm-up); raises `ConfigError` on the first bad
+  field."""
+  v = c.vae
+  require(v.bound in BOUNDS, "config.vae.bound", v.bound, f"use one of {', '.join(BOUNDS)}")
+  require(isinstance(v.bound_estimates, int) and v.bound_estimates >= 1, "config.vae.bound_estimates",
+           v.bound_estimates, "use M >= 1 bounds of iwae_samples each, e.g. 8 (MIWAE's and PIWAE's M)")
+  require(v.bound_estimates == 1 or v.bound in ("miwae", "piwae"), "config.vae.bound_estimates", v.bound_estimates,
+           f"M is MIWAE's and PIWAE's: use --config.vae.bound=miwae (or piwae), or 1 with bound={v.bound}")
+  require(0 <= v.ciwae_beta <= 1, "config.vae.ciwae_beta", v.ciwae_beta, "use a weight in [0, 1], e.g. 0.05")
+  if not (v.bound == "iwae" and c.iwae_samples == 1):
+    field, value = ("config.iwae_samples", c.iwae_samples) if v.bound == "iwae" else ("config.vae.bound", v.bound)
+    require(c.beta == 1 and not c.kl_warmup_steps, field, value,
+             f"the {v.bound.upper()} bound has no KL weight: use it with --config.beta=1 --config.kl_warmup_steps=0, "
+             "or --config.vae.bound=iwae --config.iwae_samples=1 for the β-VAE loss")
+  require(v.prior in PRIORS, "config.vae.prior", v.prior, f"use one of {', '.join(PRIORS)}")
+  require(isinstance(v.prior_components, int) and v.prior_components >= 1, "config.vae.prior_components",
+           v.prior_components, "use K >= 1 mixture components or pseudo-inputs, e.g. 500")
+  require(v.flow in FLOWS, "config.vae.flow", v.flow, f"use one of {', '.join(FLOWS)}")
+  require(isinstance(v.flow_steps, int) and v.flow_steps >= 1, "config.vae.flow_steps", v.flow_steps,
+           "use at least one flow step, e.g. 4")
+  require(len(v.flow_hidden) >= 1 and all(isinstance(w, int) and w >= 1 for w in v.flow_hidden),
+           "config.vae.flow_hidden", tuple(v.flow_hidden), "use one or more positive widths, e.g. (128, 128)")
+  require(v.flow != "iaf" or c.latent_dim >= 2, "config.latent_dim", c.latent_dim,
+           "an inverse autoregressive flow orders two or more code units: use latent_dim >= 2, or flow=planar")
+
+
+def burda_protocol(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
+  """`c` (with `config.vae`) on Burda et al.'s (2016) MNIST protocol, one stochastic layer: 784-200-200-50 with tanh
+  units, a Gaussian code of 50, a Bernoulli decoder; MNIST binarised dynamically (the test split sampled once);
+  batch 20; Adam (0.9, 0.999). The paper trains 3,280 epochs, 3^i epochs at rate 1e-3·10^(-i/7) for i = 0..7; a
+  cosine decay from 1e-3 over the same number of steps (9.84 M at 3,000 steps per epoch) stands in for that
+  staircase. The run ends with the `nll` suite (k = 5,000)."""
+  c.variant = "vae"
+  c.latent_dim = 50
+  c.model.encoder_widths = (200, 200)
+  c.model.activation = "tanh"
+  c.loss = "bce"
+  c.data.binarize = "dynamic"
+  c.learning_rate = 1e-3
+  c.lr_schedule = "cosine"
+  c.batch_size = 20
+  c.num_steps = 9_840_000  # 3,280 epochs of 3,000 steps.
+  c.eval_every = c.checkpoint_every = 300_000
+  c.log_every = 1_000
+  c.eval.suites = ("nll",)
+  c.eval.nll_samples = 5_000
+  return c
 
 
 def add_tcvae(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
@@ -143,3 +221,133 @@ def dsprites_protocol(c: config_dict.ConfigDict, arg: str | None) -> config_dict
     c.model.conv_features = (8, 8, 16, 16)
     c.model.encoder_widths = (32,)
   return c
+
+
+def add_vq(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
+  """`c` with `config.vq`: the VQ-VAE's (van den Oord et al. 2017) codebook of `num_codes` (K) vectors of `code_dim`
+  (D), D the channels of a spatial code (`model.code_channels`) or a divisor of a vector code's `latent_dim`; the
+  commitment weight `beta_commit` (the paper: 0.25); with `ema`, codes as moving averages of their assigned outputs,
+  decay `decay` and Laplace smoothing `epsilon` (Razavi et al. 2019: 0.99, 1e-5) instead of the codebook loss; a
+  code unused for `dead_after` steps counts as dead in the train metrics."""
+  c.vq = config_dict.ConfigDict()
+  c.vq.num_codes = 512
+  c.vq.code_dim = 64
+  c.vq.beta_commit = 0.25
+  c.vq.ema = False
+  c.vq.decay = 0.99
+  c.vq.epsilon = 1e-5
+  c.vq.dead_after = 100
+  return c
+
+
+def validate_vq(c: config_dict.ConfigDict) -> None:
+  """Checks `config.vq` and the code it quantises; raises `ConfigError` on the first bad field."""
+  q, m = c.vq, c.model
+  require(isinstance(q.num_codes, int) and q.num_codes >= 2, "config.vq.num_codes", q.num_codes,
+          "use a codebook of at least 2 codes, e.g. 512")
+  require(isinstance(q.code_dim, int) and q.code_dim >= 1, "config.vq.code_dim", q.code_dim,
+          "use a positive code size, e.g. 64")
+  if m.spatial_code:
+    require(q.code_dim == m.code_channels, "config.vq.code_dim", q.code_dim,
+            f"the encoder's spatial code has model.code_channels={m.code_channels} channels, each position one code: "
+            "set both to the same size")
+  else:
+    require(c.latent_dim % q.code_dim == 0, "config.vq.code_dim", q.code_dim,
+            f"a vector code of latent_dim={c.latent_dim} units is quantised in groups of code_dim: use a divisor of "
+            "latent_dim, or a spatial code (--config.model.kind=conv --config.model.spatial_code=True)")
+  require(q.beta_commit >= 0, "config.vq.beta_commit", q.beta_commit, "use a weight >= 0, e.g. 0.25 (the paper's)")
+  require(0 < q.decay < 1, "config.vq.decay", q.decay, "use a decay in (0, 1), e.g. 0.99")
+  require(q.epsilon > 0, "config.vq.epsilon", q.epsilon, "use a small positive smoothing count, e.g. 1e-5")
+  require(isinstance(q.dead_after, int) and q.dead_after >= 1, "config.vq.dead_after", q.dead_after,
+          "use a number of steps >= 1, e.g. 100")
+  require(c.iwae_samples == 1, "config.iwae_samples", c.iwae_samples,
+          "the VQ-VAE has no importance-weighted bound: use --config.iwae_samples=1")
+
+
+MMD_KERNELS = ("imq", "rbf")
+RAE_REGULARIZERS = ("l2", "gp")
+
+
+def add_mmd(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
+  """`c` with `config.mmd`: the MMD² term of `wae_mmd` and `info_vae` (aejax/variants/variational/mmd.py). `lambda_`:
+  λ, WAE's weight of MMD² (Tolstikhin et al. on MNIST: 10 against 0.05 times the summed squared error, that is 200
+  against aejax's summed error) and InfoVAE's λ (MMD² weighted by α + λ - 1); `alpha`: InfoVAE's α (the KL weighted
+  by 1 - α; 1 drops it); `kernel`: 'imq', C / (C + ‖x - y‖²), or 'rbf', exp(-‖x - y‖² / C), at C = 2·d·σ² for codes of
+  d units and each σ² of `scales`, their kernels summed (Tolstikhin et al.: σ² = 1, the prior's variance)."""
+  c.mmd = config_dict.ConfigDict()
+  c.mmd.lambda_ = 10.0
+  c.mmd.alpha = 0.0
+  c.mmd.kernel = "imq"
+  c.mmd.scales = (1.0,)
+  return c
+
+
+def validate_mmd(c: config_dict.ConfigDict) -> None:
+  """Checks `config.mmd` and the code it matches to N(0, I): vectors, unbounded for `wae_mmd`'s deterministic code;
+  for `info_vae` also that its weights of the KL and MMD² are >= 0. Raises `ConfigError` on the first bad field."""
+  m = c.mmd
+  require(m.lambda_ >= 0, "config.mmd.lambda_", m.lambda_, "use a weight >= 0 of MMD², e.g. 10")
+  require(m.kernel in MMD_KERNELS, "config.mmd.kernel", m.kernel, f"use one of {', '.join(MMD_KERNELS)}")
+  require(len(m.scales) >= 1 and all(s > 0 for s in m.scales), "config.mmd.scales", tuple(m.scales),
+          "use one or more positive multiples of the prior's variance, e.g. (1.0,)")
+  require(not c.model.spatial_code, "config.model.spatial_code", c.model.spatial_code,
+          "MMD² matches vector codes to N(0, I): use --config.model.spatial_code=false and set latent_dim")
+  require(c.variant != "wae_mmd" or c.model.code_activation == "linear", "config.model.code_activation",
+          c.model.code_activation, "the codes are matched to N(0, I), which a bounded or one-sided code cannot reach: "
+          "use --config.model.code_activation=linear")
+  if c.variant == "info_vae":
+    require(c.iwae_samples == 1, "config.iwae_samples", c.iwae_samples,
+            "InfoVAE trains its own objective at one draw per image: use --config.iwae_samples=1")
+    require(m.alpha <= 1, "config.mmd.alpha", m.alpha, "InfoVAE weighs the KL by 1 - α: use α <= 1, e.g. 0 (1: no KL)")
+    require(m.alpha + m.lambda_ >= 1, "config.mmd.lambda_", m.lambda_,
+            f"InfoVAE weighs MMD² by α + λ - 1 = {m.alpha + m.lambda_ - 1:g}, and a negative weight pushes the codes "
+            "away from the prior: use λ >= 1 - α, e.g. 1000")
+
+
+def add_rae(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
+  """`c` with `config.rae`: the regularised autoencoder's (Ghosh et al. 2020; aejax/variants/variational/rae.py)
+  decoder regulariser `regularizer`, 'l2' (‖θ_dec‖²) or 'gp' (the decoder's squared Jacobian norm in the code), and its
+  weight `reg_weight` (λ; the code's ½‖z‖² is weighted by the shared `beta`); the ex-post density, a Gaussian mixture
+  of `components` full-covariance components (the paper: 10) refitted to the train codes every `density_every`
+  steps."""
+  c.rae = config_dict.ConfigDict()
+  c.rae.regularizer = "l2"
+  c.rae.reg_weight = 1e-4
+  c.rae.components = 10
+  c.rae.density_every = 2_000
+  return c
+
+
+def validate_rae(c: config_dict.ConfigDict) -> None:
+  """Checks `config.rae`; raises `ConfigError` on the first bad field."""
+  r = c.rae
+  require(r.regularizer in RAE_REGULARIZERS, "config.rae.regularizer", r.regularizer,
+          f"use one of {', '.join(RAE_REGULARIZERS)}")
+  require(r.reg_weight >= 0, "config.rae.reg_weight", r.reg_weight, "use a weight >= 0 of the decoder's penalty, "
+          "e.g. 1e-4")
+  require(isinstance(r.components, int) and r.components >= 1, "config.rae.components", r.components,
+          "use one or more mixture components, e.g. 10 (the paper's)")
+  require(c.data.num_train is None or r.components <= c.data.num_train, "config.rae.components", r.components,
+          f"a mixture is fitted to data.num_train={c.data.num_train} codes: use at most that many components")
+  require(isinstance(r.density_every, int) and r.density_every >= 1, "config.rae.density_every", r.density_every,
+          "use the number of steps between refits of the density (at least 1), e.g. 2000")
+  require(not c.model.spatial_code, "config.model.spatial_code", c.model.spatial_code,
+          "the ex-post density is fitted to vector codes: use --config.model.spatial_code=false and set latent_dim")
+
+
+def ghosh_mnist_protocol(c: config_dict.ConfigDict, arg: str | None) -> config_dict.ConfigDict:
+  """`c` on the MNIST protocol of Ghosh et al.'s (2020) comparison of RAE, WAE and the VAE, which pythae's benchmark
+  follows, then finalised with `arg`: a 16-d code, grey-level images, batches of 100 for 100 epochs (60,000 steps),
+  Adam at 1e-3 decayed to 0 (cosine), the samples suite after training. The paper's nets (four 4x4 stride-2
+  convolutions of 128 to 1024 channels with batch norm) are beyond this CPU: here `mnist_strided_net`'s two (32, 64)
+  and Dense 256, and their mirror, scored by the squared error summed over pixels."""
+  c = mnist_strided_net(c)
+  c.latent_dim, c.loss, c.data.binarize = 16, "mse", "none"
+  c.learning_rate = 1e-3
+  c.lr_schedule = "cosine"
+  c.batch_size = 100
+  c.num_steps = 60_000
+  c.eval_every = c.checkpoint_every = 6_000
+  c.eval.suites = ("samples",)
+  c.num_images = 10
+  return config_lib.finalize(c, arg)

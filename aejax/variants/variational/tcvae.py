@@ -101,7 +101,7 @@ def evaluate(model: models.GaussianAutoEncoder, config: Config, params: Params, 
 
 
 def validate(config: Config) -> None:
-  vae.validate(config)
+  vae.validate_plain(config)
   fields.validate_tcvae(config)
   if config.iwae_samples > 1:
     raise ConfigError(f"config.iwae_samples={config.iwae_samples}: β-TCVAE weighs the terms of the ELBO's KL, which "
@@ -109,5 +109,5 @@ def validate(config: Config) -> None:
 
 
 registry.register("beta_tcvae", registry.Variant(
-    build_model=vae.build_model, hparams=hparams, loss=loss, evaluate=evaluate, images=vae.images, init=vae.init,
+    build_model=vae.build_plain_model, hparams=hparams, loss=loss, evaluate=evaluate, images=vae.images, init=vae.init,
     validate=validate, config_fields=fields.add_tcvae, sample=vae.sample))

@@ -1,0 +1,121 @@
+"""The variational family on binarised MNIST: each model's train-step throughput beside `vae.py`'s, and a
+reproduction table at a stated, shortened schedule (test NLL by importance sampling, k = `--nll_samples`).
+
+`--mode throughput`: for each entry, `--steps` jitted train steps of its experiment file (throughput.py's runner:
+the code path of `aejax.train`, batches gathered on device), `--rounds` rounds interleaved over the entries, medians; samples/s and the slowdown against `vae.py`'s step on the same net (Burda et al.'s
+784-200-200-50, batch 20) — the price of a bound's extra draws, a VampPrior, a flow.
+
+`--mode train`: trains each entry for `--epochs` epochs of its own batch size (the learning-rate schedule follows
+the shortened run), W&B off, in WORKDIR/<name>, then scores the `nll` suite with `--nll_samples` importance samples
+on the whole test split; prints the test NLL, the negative ELBO, the training minutes and samples/s. A finished
+run is read back, not retrained.
+
+  python benchmarks/vae_family.py --mode throughput
+  python benchmarks/vae_family.py --mode train --workdir runs/vae_family --epochs 10 [--only vae vamp]
+"""
+import argparse
+import json
+import pathlib
+import statistics
+import sys
+import time
+
+import throughput as throughput_lib
+from family import Entry
+
+from aejax import config as config_lib, evaluate, train
+
+_REPO = pathlib.Path(__file__).resolve().parents[1]
+_DEFAULT_MNIST_DIR = _REPO.parent / "shared" / "data" / "mnist"
+
+
+# Each model: the experiment file that trains it and its overrides (dotted fields), with its published NLLs.
+ENTRIES = (
+    Entry("vae", "experiments/iwae_burda2016.py"),
+    Entry("iwae_k8", "experiments/iwae_burda2016.py", overrides={"iwae_samples": 8}),
+    Entry("miwae_8x8", "experiments/miwae.py"),
+    Entry("piwae_8x8", "experiments/piwae.py"),
+    Entry("ciwae_0.05", "experiments/ciwae.py"),
+    Entry("vamp", "experiments/vamp_vae.py"),
+    Entry("mog", "experiments/vamp_vae.py", overrides={"vae.prior": "mog"}),
+    Entry("iaf_4", "experiments/iaf_vae.py"),
+    Entry("planar_10", "experiments/planar_vae.py"),
+)
+PUBLISHED = {"vae": "86.76 (Burda et al.); pythae 89.78", "iwae_k8": "k = 50: 84.78 (Burda et al.)",
+             "miwae_8x8": "pythae 85.09", "piwae_8x8": "pythae 84.58", "ciwae_0.05": "pythae 84.74",
+             "vamp": "85.57 (Tomczak & Welling); pythae 85.79"}
+
+
+def make_config(entry: Entry, args: argparse.Namespace) -> config_lib.config_dict.ConfigDict:
+  config = config_lib.from_file(str(_REPO / entry.experiment))
+  config.data.manual_dir, config.data.data_dir, config.wandb.mode = args.mnist_dir, args.data_dir, "disabled"
+  config.update_from_flattened_dict(entry.overrides)
+  return config
+
+
+def throughput(entries: list[Entry], args: argparse.Namespace) -> None:
+  runners = {e.name: throughput_lib.AejaxRunner(make_config(e, args), warmup_steps=10) for e in entries}
+  rates = {name: [] for name in runners}
+  for _ in range(args.rounds):
+    for name, runner in runners.items():
+      rates[name].append(runner.run(args.steps))
+  medians = {name: statistics.median(r) for name, r in rates.items()}
+  base = medians.get("vae")
+  print(f"{'model':<12}{'samples/s':>11}{'min':>9}{'max':>9}{'vae / it':>10}")
+  for name, r in rates.items():
+    ratio = f"{base / medians[name]:>10.2f}" if base else ""
+    print(f"{name:<12}{medians[name]:>11.0f}{min(r):>9.0f}{max(r):>9.0f}{ratio}")
+  print(json.dumps({"samples_per_s": medians, "rounds": rates}))
+
+
+def trained(entry: Entry, args: argparse.Namespace) -> dict:
+  config = make_config(entry, args)
+  epochs_steps = args.epochs * (60_000 // config.batch_size)
+  config.num_steps = epochs_steps
+  config.eval_every = config.checkpoint_every = max(1, epochs_steps // 4)
+  config.kl_warmup_steps = min(config.kl_warmup_steps, epochs_steps // 2)
+  config.eval.suites = ()
+  workdir = args.workdir / entry.name
+  start = time.perf_counter()
+  summary = train.train_and_evaluate(config, workdir)
+  seconds = time.perf_counter() - start
+  report = evaluate.evaluate_run(workdir, ["nll"], nll_samples=args.nll_samples)
+  rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  rate = statistics.median(r["train/samples_per_s"] for r in rows if "train/samples_per_s" in r)
+  return {"nll": report["nll/iwae_nll"], "neg_elbo": report["nll/neg_elbo"], "steps": summary["step"],
+          "train_minutes": seconds / 60, "samples_per_s": rate}
+
+
+def reproduce(entries: list[Entry], args: argparse.Namespace) -> None:
+  results = {e.name: trained(e, args) for e in entries}
+  print(f"{'model':<12}{'NLL':>9}{'-ELBO':>9}{'steps':>10}{'minutes':>9}{'samples/s':>11}  published")
+  for e in entries:
+    r = results[e.name]
+    print(f"{e.name:<12}{r['nll']:>9.2f}{r['neg_elbo']:>9.2f}{r['steps']:>10}{r['train_minutes']:>9.1f}"
+          f"{r['samples_per_s']:>11.0f}  {PUBLISHED.get(e.name, '')}")
+  print(json.dumps(results))
+
+
+def main(argv: list[str]) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--mode", choices=("throughput", "train"), required=True)
+  parser.add_argument("--workdir", type=pathlib.Path, default=None, help="train: runs go to WORKDIR/<name>")
+  parser.add_argument("--only", nargs="+", choices=[e.name for e in ENTRIES], default=None)
+  parser.add_argument("--epochs", type=float, default=10, help="train: epochs of each model's own batch size")
+  parser.add_argument("--nll_samples", type=int, default=5_000)
+  parser.add_argument("--steps", type=int, default=200, help="throughput: steps per round")
+  parser.add_argument("--rounds", type=int, default=5)
+  parser.add_argument("--mnist_dir", default=str(_DEFAULT_MNIST_DIR), help="the four MNIST IDX .gz files")
+  parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: $TFDS_DATA_DIR or TFDS's own)")
+  args = parser.parse_args(argv)
+  entries = [e for e in ENTRIES if args.only is None or e.name in args.only]
+  if args.mode == "throughput":
+    throughput(entries, args)
+  elif args.workdir is None:
+    parser.error("--mode train needs --workdir")
+  else:
+    reproduce(entries, args)
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])
