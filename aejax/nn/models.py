@@ -189,7 +189,9 @@ class GaussianAutoEncoder(nn.Module):
   weights) or 'vamp' (VampPrior, Tomczak & Welling 2018: p(z) = (1/K) Σ_k q_0(z|u_k), the posterior's Gaussian at K
   learned pseudo-inputs u_k of `input_shape`, kept in [0, 1] like the images). Both learned priors are Gaussian
   mixtures (`prior_mixture`). `flow`: None, or an `aejax.nn.flows` module applied to z_0 with the encoder's
-  features as its context; `log_q` then includes its log-determinants.
+  features as its context; `log_q` then includes its log-determinants. `leapfrog_steps` > 0 adds the Hamiltonian
+  VAE's learned leapfrog step sizes and initial inverse temperature (aejax/variants/variational/hvae.py moves the
+  draws with them), started at `leapfrog_step_size` and `leapfrog_beta0`.
   """
   encoder: nn.Module
   decoder: nn.Module
@@ -198,10 +200,18 @@ class GaussianAutoEncoder(nn.Module):
   prior_components: int = 1
   input_shape: Shape = ()
   flow: nn.Module | None = None
+  leapfrog_steps: int = 0
+  leapfrog_step_size: float = 0.01
+  leapfrog_beta0: float = 0.3
 
   def setup(self):
     self.mean_head = nn.Dense(self.latent_dim)
     self.logvar_head = nn.Dense(self.latent_dim)
+    if self.leapfrog_steps:  # Stored unconstrained: ε = softplus(·) > 0, β_0 = sigmoid(·) in (0, 1).
+      raw_step = math.log(math.expm1(self.leapfrog_step_size))
+      self.raw_leapfrog_step = self.param("leapfrog_step", nn.initializers.constant(raw_step), (self.latent_dim,))
+      raw_beta0 = math.log(self.leapfrog_beta0 / (1 - self.leapfrog_beta0))
+      self.raw_leapfrog_beta0 = self.param("leapfrog_beta0", nn.initializers.constant(raw_beta0), ())
     shape = (self.prior_components, self.latent_dim)
     if self.prior == "mog":
       self.prior_means = self.param("prior_means", nn.initializers.normal(1.0), shape)
@@ -230,6 +240,10 @@ class GaussianAutoEncoder(nn.Module):
       z, log_det = self.flow(z, h)
       log_q = log_q - log_det
     return {"z": z, "log_q": log_q, "mean": mean, "logvar": logvar}
+
+  def leapfrog_parameters(self) -> tuple[jax.Array, jax.Array]:
+    """The Hamiltonian VAE's step sizes ε (D,) and initial inverse temperature β_0."""
+    return jax.nn.softplus(self.raw_leapfrog_step), jax.nn.sigmoid(self.raw_leapfrog_beta0)
 
   def prior_mixture(self) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The prior as a Gaussian mixture: means and log-variances (K, D), log-weights (K,) that sum to one."""

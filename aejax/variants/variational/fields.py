@@ -31,7 +31,7 @@ def add_vae(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   the three of Rainforth et al. (2018). `prior`: 'normal', 'mog' (`prior_components` learned Gaussians) or 'vamp'
   (VampPrior, `prior_components` learned pseudo-inputs; Tomczak & Welling 2018: 500 on MNIST). `flow`: 'none',
   'planar' (Rezende & Mohamed 2015) or 'iaf' (Kingma et al. 2016, MADEs of `flow_hidden` units reading the encoder's
-  features), `flow_steps` of them after the Gaussian posterior."""
+  features), `flow_steps` of them after the Gaussian posterior; or `leapfrog_steps` > 0, the Hamiltonian VAE."""
   c.vae = config_dict.ConfigDict()
   c.vae.bound = "iwae"
   c.vae.bound_estimates = 1
@@ -41,6 +41,11 @@ def add_vae(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   c.vae.flow = "none"
   c.vae.flow_steps = 4
   c.vae.flow_hidden = (128, 128)
+  # The Hamiltonian VAE (Caterini et al. 2018): `leapfrog_steps` K > 0 tempered leapfrog steps after the Gaussian
+  # posterior, their step sizes and initial inverse temperature learned from these starts.
+  c.vae.leapfrog_steps = 0
+  c.vae.leapfrog_step_size = 0.01
+  c.vae.leapfrog_beta0 = 0.3
   return c
 
 
@@ -54,10 +59,24 @@ def validate_vae(c: config_dict.ConfigDict) -> None:
   require(v.bound_estimates == 1 or v.bound in ("miwae", "piwae"), "config.vae.bound_estimates", v.bound_estimates,
            f"M is MIWAE's and PIWAE's: use --config.vae.bound=miwae (or piwae), or 1 with bound={v.bound}")
   require(0 <= v.ciwae_beta <= 1, "config.vae.ciwae_beta", v.ciwae_beta, "use a weight in [0, 1], e.g. 0.05")
-  if not (v.bound == "iwae" and c.iwae_samples == 1):
-    field, value = ("config.iwae_samples", c.iwae_samples) if v.bound == "iwae" else ("config.vae.bound", v.bound)
+  require(isinstance(v.leapfrog_steps, int) and v.leapfrog_steps >= 0, "config.vae.leapfrog_steps", v.leapfrog_steps,
+           "use K >= 1 leapfrog steps for the Hamiltonian VAE (e.g. 4), or 0 for none")
+  require(v.leapfrog_step_size > 0, "config.vae.leapfrog_step_size", v.leapfrog_step_size,
+           "use a positive initial step size, e.g. 0.01")
+  require(0 < v.leapfrog_beta0 < 1, "config.vae.leapfrog_beta0", v.leapfrog_beta0,
+           "use an initial inverse temperature in (0, 1), e.g. 0.3")
+  require(not (v.leapfrog_steps and v.flow != "none"), "config.vae.flow", v.flow,
+           "the Hamiltonian VAE moves the Gaussian posterior's draws itself: use --config.vae.flow=none with "
+           "leapfrog_steps, or --config.vae.leapfrog_steps=0 with a flow")
+  if v.leapfrog_steps:
+    field, value, what = "config.vae.leapfrog_steps", v.leapfrog_steps, "the Hamiltonian VAE's ELBO"
+  elif v.bound != "iwae":
+    field, value, what = "config.vae.bound", v.bound, f"the {v.bound.upper()} bound"
+  else:
+    field, value, what = "config.iwae_samples", c.iwae_samples, "the IWAE bound"
+  if v.leapfrog_steps or v.bound != "iwae" or c.iwae_samples > 1:
     require(c.beta == 1 and not c.kl_warmup_steps, field, value,
-             f"the {v.bound.upper()} bound has no KL weight: use it with --config.beta=1 --config.kl_warmup_steps=0, "
+             f"{what} has no KL weight: use it with --config.beta=1 --config.kl_warmup_steps=0, "
              "or --config.vae.bound=iwae --config.iwae_samples=1 for the β-VAE loss")
   require(v.prior in PRIORS, "config.vae.prior", v.prior, f"use one of {', '.join(PRIORS)}")
   require(isinstance(v.prior_components, int) and v.prior_components >= 1, "config.vae.prior_components",

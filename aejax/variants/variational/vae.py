@@ -3,8 +3,8 @@
 The default is the VAE of Kingma & Welling: N(0, I) prior, loss = -log p(x|z) + β·KL in closed form (with optional
 warm-up). `beta_vae` is the same model and loss; its config sets β > 1. `config.vae` (aejax/variants/variational/
 fields.py) picks the rest of the family: the importance-weighted bounds (IWAE with `iwae_samples` k > 1, Burda et
-al. 2016; MIWAE, PIWAE and CIWAE, Rainforth et al. 2018), a learned prior (mixture of Gaussians, VampPrior) and a
-flow on the posterior (planar, IAF; aejax/nn/flows.py). Wherever the KL has no closed form (a learned prior, a flow)
+al. 2016; MIWAE, PIWAE and CIWAE, Rainforth et al. 2018), a learned prior (mixture of Gaussians, VampPrior), a
+flow on the posterior (planar, IAF; aejax/nn/flows.py) or the Hamiltonian VAE's leapfrog steps (hvae.py). Wherever the KL has no closed form (a learned prior, a flow)
 it is the one-draw estimate log q(z|x) - log p(z) at the draw the reconstruction term uses.
 
 Every bound is a function of the log-weights log w_i = log p(x, z_i) - log q(z_i|x), z_i ~ q(z|x) (`log_weights`);
@@ -20,7 +20,7 @@ from aejax.errors import ConfigError
 from aejax.nn import flows, losses, models
 from aejax.registry import Batch, Config, HParams, Params
 from aejax.variants import common
-from aejax.variants.variational import fields
+from aejax.variants.variational import fields, hvae
 
 
 def build_plain_model(config: Config, input_shape: tuple[int, ...]) -> models.GaussianAutoEncoder:
@@ -36,7 +36,9 @@ def build_model(config: Config, input_shape: tuple[int, ...]) -> models.Gaussian
   flow = {"none": None, "planar": flows.PlanarFlow(v.flow_steps),
           "iaf": flows.InverseAutoregressiveFlow(v.flow_steps, tuple(v.flow_hidden))}[v.flow]
   return models.GaussianAutoEncoder(encoder, decoder, config.latent_dim, prior=v.prior,
-                                    prior_components=v.prior_components, input_shape=tuple(input_shape), flow=flow)
+                                    prior_components=v.prior_components, input_shape=tuple(input_shape), flow=flow,
+                                    leapfrog_steps=v.leapfrog_steps, leapfrog_step_size=v.leapfrog_step_size,
+                                    leapfrog_beta0=v.leapfrog_beta0)
 
 
 def init(model: models.GaussianAutoEncoder, key: jax.Array, x: jax.Array) -> Params:
@@ -82,7 +84,10 @@ def nll_and_kl(model: models.GaussianAutoEncoder, config: Config, params: Params
 
 def log_weights(model: models.GaussianAutoEncoder, config: Config, params: Params, x: jax.Array, key: jax.Array,
                 num_samples: int) -> jax.Array:
-  """log p(x, z_i) - log q(z_i|x) for `num_samples` draws z_i ~ q(z|x) per image: (num_samples, B), in nats."""
+  """log p(x, z_i) - log q(z_i|x) for `num_samples` draws z_i ~ q(z|x) per image: (num_samples, B), in nats; for a
+  Hamiltonian VAE, those of its extended space (aejax/variants/variational/hvae.py)."""
+  if model.leapfrog_steps:
+    return hvae.log_weights(model, config, params, x, key, num_samples)
   eps = jax.random.normal(key, (num_samples, x.shape[0], model.latent_dim))
   out = model.apply(params, x, eps, method=model.posterior)
   z = out["z"]
@@ -167,8 +172,9 @@ def bound(model: models.GaussianAutoEncoder, config: Config, params: Params, x: 
 
 
 def weighted_elbo(config: Config) -> bool:
-  """Whether the run trains on the (β-weighted) ELBO rather than an importance-weighted bound."""
-  return config.vae.bound == "iwae" and config.iwae_samples == 1
+  """Whether the run trains on the (β-weighted) ELBO of one Gaussian draw rather than on `bound` (an
+  importance-weighted bound, or the Hamiltonian VAE's ELBO)."""
+  return config.vae.bound == "iwae" and config.iwae_samples == 1 and not config.vae.leapfrog_steps
 
 
 def loss(model: models.GaussianAutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
@@ -196,14 +202,17 @@ def evaluate(model: models.GaussianAutoEncoder, config: Config, params: Params, 
 
 def evaluate_bound(model: models.GaussianAutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array,
                    hp: HParams) -> dict:
-  """`evaluate`, and where an importance-weighted bound trains the model, its value (`loss`, `neg_bound`) and the
-  IWAE bound of all its draws (`neg_iwae_bound`)."""
+  """`evaluate`, and where `bound` trains the model, its value (`loss`, `neg_bound`) and the IWAE bound of all its
+  draws (`neg_iwae_bound`); a Hamiltonian VAE's `recon` and `kl` are those of its initial draw z_0."""
   metrics = evaluate(model, config, params, batch, key, hp)
   if weighted_elbo(config):
     return metrics
   _, bounds = bound(model, config, params, batch["image"], jax.random.fold_in(key, 1), hp)
-  return {**metrics, "loss": bounds["neg_bound"], "neg_bound": bounds["neg_bound"],
-          "neg_iwae_bound": bounds["neg_iwae_bound"]}
+  metrics = {**metrics, "loss": bounds["neg_bound"], "neg_bound": bounds["neg_bound"],
+             "neg_iwae_bound": bounds["neg_iwae_bound"]}
+  if config.vae.leapfrog_steps:  # Its ELBO is of the leapfrogs' draws, not of q_0's that `recon` and `kl` score.
+    metrics["neg_elbo"] = bounds["neg_elbo"]
+  return metrics
 
 
 def images(model: models.GaussianAutoEncoder, config: Config, params: Params, batch: Batch, key: jax.Array,
