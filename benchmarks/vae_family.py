@@ -1,15 +1,16 @@
-"""The variational family on binarised MNIST: each model's train-step throughput beside `vae.py`'s, and a
+"""The variational family on binarised MNIST: each model's train-step throughput beside the plain VAE's, and a
 reproduction table at a stated, shortened schedule (test NLL by importance sampling, k = `--nll_samples`).
 
 `--mode throughput`: for each entry, `--steps` jitted train steps of its experiment file (throughput.py's runner:
-the code path of `aejax.train`, batches gathered on device), `--rounds` rounds interleaved over the entries, medians; samples/s and the slowdown against the plain VAE's step on the same net (Burda et al.'s
-784-200-200-50 at batch 20: `vae`; the VampPrior protocol's 784-300-300-40 at batch 100: `vae_300`) — the price of
-a bound's extra draws, a learned prior, a flow.
+the code path of `aejax.train`, batches gathered on device), `--rounds` rounds interleaved over the entries,
+medians; samples/s and the slowdown against the plain VAE's step on the same net (Burda et al.'s 784-200-200-50 at
+batch 20: `vae`; the VampPrior protocol's 784-300-300-40 at batch 100: `vae_300`) — the price of a bound's extra
+draws, a learned prior, a flow, leapfrog steps. The autoencoders without a bound (`OTHERS`) on their own nets.
 
 `--mode train`: trains each entry for `--epochs` epochs of its own batch size (the learning-rate schedule follows
 the shortened run), W&B off, in WORKDIR/<name>, then scores the `nll` suite with `--nll_samples` importance samples
 on the whole test split; prints the test NLL, the negative ELBO, the training minutes and samples/s. A finished
-run is read back, not retrained.
+run is read back, not retrained (its minutes those it took).
 
   python benchmarks/vae_family.py --mode throughput
   python benchmarks/vae_family.py --mode train --workdir runs/vae_family --epochs 10 [--only vae vamp]
@@ -44,12 +45,20 @@ ENTRIES = (
     Entry("planar_10", "experiments/planar_vae.py"),
     Entry("hvae_4", "experiments/hvae.py"),
 )
+# Autoencoders without a likelihood bound (no NLL to reproduce): their steps' speeds only, on their own nets.
+OTHERS = (
+    Entry("vqvae", "experiments/vqvae.py"),
+    Entry("wae_mmd", "experiments/wae_mmd.py"),
+    Entry("info_vae", "experiments/info_vae.py"),
+    Entry("rae_gp", "experiments/rae.py", overrides={"rae.regularizer": "gp"}),
+)
 PUBLISHED = {"vae": "86.76 (Burda et al.); pythae 89.78", "iwae_k8": "k = 50: 84.78 (Burda et al.)",
              "miwae_8x8": "pythae 85.09", "piwae_8x8": "pythae 84.58", "ciwae_0.05": "pythae 84.74",
              "vamp": "85.57 (Tomczak & Welling); pythae 85.79", "hvae_4": "86.40 (Caterini et al.); pythae 86.21"}
 
 
 def make_config(entry: Entry, args: argparse.Namespace) -> config_lib.config_dict.ConfigDict:
+  """`entry`'s experiment file with its overrides, on the MNIST files of `args`, W&B off."""
   config = config_lib.from_file(str(_REPO / entry.experiment))
   config.data.manual_dir, config.data.data_dir, config.wandb.mode = args.mnist_dir, args.data_dir, "disabled"
   config.update_from_flattened_dict(entry.overrides)
@@ -57,6 +66,7 @@ def make_config(entry: Entry, args: argparse.Namespace) -> config_lib.config_dic
 
 
 def throughput(entries: list[Entry], args: argparse.Namespace) -> None:
+  """Prints each entry's train-step samples/s (medians of interleaved rounds) and its slowdown."""
   runners = {e.name: throughput_lib.AejaxRunner(make_config(e, args), warmup_steps=10) for e in entries}
   rates = {name: [] for name in runners}
   for _ in range(args.rounds):
@@ -66,23 +76,28 @@ def throughput(entries: list[Entry], args: argparse.Namespace) -> None:
   print(f"{'model':<12}{'samples/s':>11}{'min':>9}{'max':>9}  slowdown against the plain VAE of its net")
   for e in entries:
     base = "vae_300" if e.experiment == "experiments/vamp_vae.py" else "vae"
-    ratio = f"{medians[base] / medians[e.name]:.2f} ({base})" if base in medians else ""
+    ratio = f"{medians[base] / medians[e.name]:.2f} ({base})" if base in medians and e not in OTHERS else ""
     r = rates[e.name]
     print(f"{e.name:<12}{medians[e.name]:>11.0f}{min(r):>9.0f}{max(r):>9.0f}  {ratio}")
   print(json.dumps({"samples_per_s": medians, "rounds": rates}))
 
 
 def trained(entry: Entry, args: argparse.Namespace) -> dict:
+  """`entry` trained for `args.epochs` epochs in WORKDIR/<name> (its training time kept in train_seconds.json, so
+  that a finished run read back reports it), and its figures."""
   config = make_config(entry, args)
-  epochs_steps = args.epochs * (60_000 // config.batch_size)
-  config.num_steps = epochs_steps
-  config.eval_every = config.checkpoint_every = max(1, epochs_steps // 4)
-  config.kl_warmup_steps = min(config.kl_warmup_steps, epochs_steps // 2)
+  steps = round(args.epochs * (60_000 // config.batch_size))
+  config.num_steps = steps
+  config.eval_every = config.checkpoint_every = max(1, steps // 4)
+  config.kl_warmup_steps = min(config.kl_warmup_steps, steps // 2)
   config.eval.suites = ()
   workdir = args.workdir / entry.name
+  timing = workdir / "train_seconds.json"
   start = time.perf_counter()
   summary = train.train_and_evaluate(config, workdir)
-  seconds = time.perf_counter() - start
+  if not timing.exists():
+    timing.write_text(json.dumps({"seconds": time.perf_counter() - start}))
+  seconds = json.loads(timing.read_text())["seconds"]
   report = evaluate.evaluate_run(workdir, ["nll"], nll_samples=args.nll_samples)
   rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   rate = statistics.median(r["train/samples_per_s"] for r in rows if "train/samples_per_s" in r)
@@ -91,6 +106,7 @@ def trained(entry: Entry, args: argparse.Namespace) -> dict:
 
 
 def reproduce(entries: list[Entry], args: argparse.Namespace) -> None:
+  """Prints the reproduction table of `entries` trained by `trained`."""
   results = {e.name: trained(e, args) for e in entries}
   print(f"{'model':<12}{'NLL':>9}{'-ELBO':>9}{'steps':>10}{'minutes':>9}{'samples/s':>11}  published")
   for e in entries:
@@ -104,7 +120,7 @@ def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--mode", choices=("throughput", "train"), required=True)
   parser.add_argument("--workdir", type=pathlib.Path, default=None, help="train: runs go to WORKDIR/<name>")
-  parser.add_argument("--only", nargs="+", choices=[e.name for e in ENTRIES], default=None)
+  parser.add_argument("--only", nargs="+", choices=[e.name for e in ENTRIES + OTHERS], default=None)
   parser.add_argument("--epochs", type=float, default=10, help="train: epochs of each model's own batch size")
   parser.add_argument("--nll_samples", type=int, default=5_000)
   parser.add_argument("--steps", type=int, default=200, help="throughput: steps per round")
@@ -112,13 +128,12 @@ def main(argv: list[str]) -> None:
   parser.add_argument("--mnist_dir", default=str(_DEFAULT_MNIST_DIR), help="the four MNIST IDX .gz files")
   parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: $TFDS_DATA_DIR or TFDS's own)")
   args = parser.parse_args(argv)
-  entries = [e for e in ENTRIES if args.only is None or e.name in args.only]
   if args.mode == "throughput":
-    throughput(entries, args)
+    throughput([e for e in ENTRIES + OTHERS if args.only is None or e.name in args.only], args)
   elif args.workdir is None:
     parser.error("--mode train needs --workdir")
   else:
-    reproduce(entries, args)
+    reproduce([e for e in ENTRIES if args.only is None or e.name in args.only], args)
 
 
 if __name__ == "__main__":

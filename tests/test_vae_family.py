@@ -83,16 +83,18 @@ def test_each_bound_trains_on_its_formula_over_the_same_draws(bound, m, k, flat)
   assert float(metrics["neg_iwae_bound"]) == pytest.approx(-_log_mean_exp(log_w).mean(), rel=1e-5)
 
 
-def test_piwae_trains_the_encoder_on_miwae_and_the_decoder_on_the_iwae_of_all_draws():
-  c, variant, model, params, hp, x, key, *_ = _loss_and_log_weights("piwae", 3, 4)
+@pytest.mark.parametrize("flat", [{}, {"vae.flow": "iaf", "vae.prior": "mog"}])
+def test_piwae_trains_the_encoder_on_miwae_and_the_decoder_on_the_iwae_of_all_draws(flat):
+  c, variant, model, params, hp, x, key, *_ = _loss_and_log_weights("piwae", 3, 4, **flat)
 
   def grads_of(objective):
     return jax.grad(lambda p: -objective(vae.log_weights(model, c, p, x, key, 12)).mean())(params)["params"]
 
   piwae = jax.grad(lambda p: variant.loss(model, c, p, {"image": x}, key, hp, jnp.int32(0))[0])(params)["params"]
   miwae, iwae = grads_of(lambda w: vae.miwae_bound(w, 3)), grads_of(vae.iwae_bound)
+  assert set(piwae) >= {"encoder", "decoder"} and (not flat or {"flow", "prior_means"} <= set(piwae))
   for name in piwae:
-    expected = miwae[name] if name in ("encoder", "mean_head", "logvar_head") else iwae[name]
+    expected = miwae[name] if name in ("encoder", "mean_head", "logvar_head", "flow") else iwae[name]
     for got, want in zip(jax.tree.leaves(piwae[name]), jax.tree.leaves(expected), strict=True):
       np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-6)
   assert not np.allclose(miwae["mean_head"]["kernel"], iwae["mean_head"]["kernel"], rtol=1e-2)  # They differ.
@@ -107,6 +109,23 @@ def _mixture_log_density(z, means, logvars, log_weights):
   return scipy.special.logsumexp(per_component + np.asarray(log_weights, np.float64), axis=1)
 
 
+@pytest.mark.parametrize("flat", [{"vae.prior": "mog"}, {"vae.prior": "vamp"}, {"vae.flow": "planar"},
+                                  {"vae.flow": "iaf"}])
+def test_elbo_without_a_closed_form_kl_is_the_log_weight_of_the_same_draw(flat):
+  """The β-VAE loss of a learned prior or a flow estimates the KL at its draw: recon + KL = -log w of that draw."""
+  c = _config(**flat)
+  _, model, params, _ = _model(c)
+  x, key = _images(), jax.random.key(9)
+  nll, kl = vae.nll_and_kl(model, c, params, x, key)
+  np.testing.assert_allclose(nll + kl, -vae.log_weights(model, c, params, x, key, 1)[0], rtol=1e-5)
+  if "vae.flow" in flat:  # The code is the posterior mean through the flow: what the decoder is trained on.
+    code, _ = model.apply(params, x, method=model.encode)
+    through = model.apply(params, x, jnp.zeros((6, 3)), method=model.posterior)["z"]
+    np.testing.assert_allclose(code, through, rtol=1e-6)
+    base, _ = model.apply(params, x, method=model.gaussian)
+    assert not np.allclose(code, base, atol=1e-3)
+
+
 @pytest.mark.parametrize("prior", ["mog", "vamp"])
 def test_learned_prior_density_is_the_direct_mixture_sum(prior):
   c = _config(**{"vae.prior": prior})
@@ -117,7 +136,7 @@ def test_learned_prior_density_is_the_direct_mixture_sum(prior):
     means, logvars = p["prior_means"], p["prior_logvars"]
     log_weights = scipy.special.log_softmax(np.asarray(p["prior_logits"], np.float64))
   else:  # The posterior's Gaussians at the pseudo-inputs, equally weighted.
-    means, logvars = model.apply(params, jnp.clip(p["pseudo_inputs"], 0, 1), method=model.encode)
+    means, logvars = model.apply(params, jnp.clip(p["pseudo_inputs"], 0, 1), method=model.gaussian)
     log_weights = np.full(4, -np.log(4))
   got = model.apply(params, jnp.asarray(z), method=model.log_prior)
   np.testing.assert_allclose(got, _mixture_log_density(z, means, logvars, log_weights), rtol=1e-5)

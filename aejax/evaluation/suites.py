@@ -55,7 +55,7 @@ _NLL_ROWS = 32_768  # Decoder rows (images x samples) per step of the NLL estima
 # a signal is acted on, where one call over eval_batch_size images x 5,000 samples took some 50 s.
 _NLL_CALL_ROWS = 2**18
 _PCA_BCE_EPS = 1e-4  # PCA reconstructions leave [0, 1]; their BCE is taken on them clipped to [eps, 1 - eps].
-_TRAVERSAL_RANGE = 3.0  # Latent traversals sweep one unit over ±this many prior standard deviations.
+_TRAVERSAL_RANGE = 3.0  # Latent traversals sweep one unit over ±this (the N(0, I) prior's standard deviations).
 
 Metrics = dict[str, float]
 Pictures = dict[str, images.Grid]  # name -> (rows, N, H, W, C) in [0, 1] and the rows' labels

@@ -187,9 +187,9 @@ class GaussianAutoEncoder(nn.Module):
 
   `prior`: 'normal' (N(0, I)), 'mog' (a mixture of `prior_components` Gaussians with learned means, variances and
   weights) or 'vamp' (VampPrior, Tomczak & Welling 2018: p(z) = (1/K) Σ_k q_0(z|u_k), the posterior's Gaussian at K
-  learned pseudo-inputs u_k of `input_shape`, kept in [0, 1] like the images). Both learned priors are Gaussian
-  mixtures (`prior_mixture`). `flow`: None, or an `aejax.nn.flows` module applied to z_0 with the encoder's
-  features as its context; `log_q` then includes its log-determinants. `leapfrog_steps` > 0 adds the Hamiltonian
+  learned pseudo-inputs u_k of `input_shape`, kept in [0, 1] like the images; q_0 before any flow). Both learned
+  priors are Gaussian mixtures (`prior_mixture`). `flow`: None, or an `aejax.nn.flows` module applied to z_0 with
+  the encoder's features as its context; `log_q` then includes its log-determinants. `leapfrog_steps` > 0 adds the Hamiltonian
   VAE's learned leapfrog step sizes and initial inverse temperature (aejax/variants/variational/hvae.py moves the
   draws with them), started at `leapfrog_step_size` and `leapfrog_beta0`.
   """
@@ -222,9 +222,17 @@ class GaussianAutoEncoder(nn.Module):
           "pseudo_inputs", lambda key, s: 0.05 + 0.01 * jax.random.normal(key, s),
           (self.prior_components, *self.input_shape))
 
-  def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  def gaussian(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The Gaussian posterior q_0(z|x) before any flow: its mean and log-variance (B, D)."""
     h = self.encoder(x)
     return self.mean_head(h), self.logvar_head(h)
+
+  def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The code of x (the posterior mean, pushed through the flow where there is one: the point the decoder is
+    trained on) and q_0's log-variance."""
+    h = self.encoder(x)
+    mean, logvar = self.mean_head(h), self.logvar_head(h)
+    return (mean if self.flow is None else self.flow(mean, h)[0]), logvar
 
   def decode(self, z: jax.Array) -> jax.Array:
     return self.decoder(z)
@@ -250,7 +258,7 @@ class GaussianAutoEncoder(nn.Module):
     if self.prior == "mog":
       return self.prior_means, self.prior_logvars, jax.nn.log_softmax(self.prior_logits)
     if self.prior == "vamp":
-      mean, logvar = self.encode(jnp.clip(self.pseudo_inputs, 0.0, 1.0))
+      mean, logvar = self.gaussian(jnp.clip(self.pseudo_inputs, 0.0, 1.0))
       return mean, logvar, jnp.full((self.prior_components,), -math.log(self.prior_components))
     zeros = jnp.zeros((1, self.latent_dim))
     return zeros, zeros, jnp.zeros((1,))
@@ -260,9 +268,11 @@ class GaussianAutoEncoder(nn.Module):
     if self.prior == "normal":
       return -0.5 * jnp.sum(jnp.square(z) + jnp.log(2 * jnp.pi), axis=-1)
     means, logvars, log_weights = self.prior_mixture()
-    d = z[..., None, :]
-    log_components = -0.5 * jnp.sum(jnp.square(d - means) * jnp.exp(-logvars) + logvars + jnp.log(2 * jnp.pi), -1)
-    return jax.nn.logsumexp(log_components + log_weights, axis=-1)
+    precision = jnp.exp(-logvars)  # Σ_d (z_d - μ_kd)²/σ²_kd expanded into products, so no (..., K, D) array is made.
+    distance = (jnp.square(z) @ precision.T - 2 * z @ (means * precision).T
+                + jnp.sum(jnp.square(means) * precision, axis=-1))
+    log_norm = jnp.sum(logvars, axis=-1) + self.latent_dim * jnp.log(2 * jnp.pi)
+    return jax.nn.logsumexp(log_weights - 0.5 * (distance + log_norm), axis=-1)
 
   def sample_prior(self, key: jax.Array, n: int) -> jax.Array:
     """`n` codes (n, D) drawn from the prior."""
@@ -332,11 +342,6 @@ class StackedAutoEncoder(nn.Module):
         if k > 0:
           logits = self._code_activation(k - 1)(logits)
     return {"code": h, "logits": logits.reshape(x.shape[0], *self.output_shape)}
-
-
-def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
-  """A sample of N(mean, exp(logvar)) that is differentiable in mean and logvar."""
-  return mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape, mean.dtype)
 
 
 def build_backbone(config: config_dict.ConfigDict, input_shape: Shape) -> tuple[nn.Module, nn.Module]:

@@ -1,6 +1,6 @@
 """Importing this module registers every variant with `aejax.registry`."""
 from aejax.variants.autoencoders import autoencoder, contractive, sparse, stacked  # noqa: F401
-from aejax.variants.variational import capacity, factor_vae, mmd, rae, tcvae, vae, vqvae  # noqa: F401
+from aejax.variants.variational import capacity, factor_vae, mmd, rae, tcvae, two_stage, vae, vqvae  # noqa: F401
 from aejax.variants.boltzmann import dbn, dbn_ae, rbm  # noqa: F401
 from aejax.variants.adversarial import aae, cyclegan, gan  # noqa: F401
 from aejax.variants import classifier  # noqa: F401

@@ -29,7 +29,8 @@ def add_vae(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   `bound_estimates` = M IWAE bounds of k samples each), 'piwae' (the decoder and prior trained on the IWAE bound of
   all M·k samples, the encoder and flow on MIWAE(M, k)), 'ciwae' (`ciwae_beta` · ELBO + (1 - `ciwae_beta`) · IWAE),
   the three of Rainforth et al. (2018). `prior`: 'normal', 'mog' (`prior_components` learned Gaussians) or 'vamp'
-  (VampPrior, `prior_components` learned pseudo-inputs; Tomczak & Welling 2018: 500 on MNIST). `flow`: 'none',
+  (VampPrior, `prior_components` learned pseudo-inputs; Tomczak & Welling 2018: 500 on MNIST; its mixture is of the
+  Gaussian posterior before any flow). `flow`: 'none',
   'planar' (Rezende & Mohamed 2015) or 'iaf' (Kingma et al. 2016, MADEs of `flow_hidden` units reading the encoder's
   features), `flow_steps` of them after the Gaussian posterior; or `leapfrog_steps` > 0, the Hamiltonian VAE."""
   c.vae = config_dict.ConfigDict()
@@ -370,3 +371,22 @@ def ghosh_mnist_protocol(c: config_dict.ConfigDict, arg: str | None) -> config_d
   c.eval.suites = ("samples",)
   c.num_images = 10
   return config_lib.finalize(c, arg)
+
+
+def add_two_stage(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
+  """`c` with `config.two_stage`: the two-stage VAE (Dai & Wipf 2019) learns the codes of the trained VAE run in
+  `first_workdir` with a second VAE of `latent_dim` units whose encoder and decoder are ReLU MLPs of `widths` (the
+  paper: three layers of 1024)."""
+  c.two_stage = config_dict.ConfigDict()
+  c.two_stage.first_workdir = config_dict.placeholder(str)
+  c.two_stage.widths = (1024, 1024, 1024)
+  return c
+
+
+def validate_two_stage(c: config_dict.ConfigDict) -> None:
+  """Checks `config.two_stage` (the first stage's run itself is checked by the variant); raises `ConfigError`."""
+  t = c.two_stage
+  require(bool(t.first_workdir), "config.two_stage.first_workdir", t.first_workdir,
+           "give the --workdir of a trained VAE run, e.g. --config.two_stage.first_workdir=runs/vae")
+  require(len(t.widths) >= 1 and all(isinstance(w, int) and w >= 1 for w in t.widths), "config.two_stage.widths",
+           tuple(t.widths), "use one or more positive layer widths, e.g. (1024, 1024, 1024)")

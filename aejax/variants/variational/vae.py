@@ -138,8 +138,8 @@ _INFERENCE = ("encoder", "mean_head", "logvar_head", "flow")  # Top-level module
 
 def _hold(params: Params, modules: tuple[str, ...]) -> Params:
   """`params` with the gradient stopped at the top-level modules named in `modules`."""
-  return {"params": {name: jax.lax.stop_gradient(value) if name in modules else value
-                     for name, value in params["params"].items()}}
+  return {**params, "params": {name: jax.lax.stop_gradient(value) if name in modules else value
+                               for name, value in params["params"].items()}}
 
 
 def bound(model: models.GaussianAutoEncoder, config: Config, params: Params, x: jax.Array, key: jax.Array,
@@ -149,26 +149,33 @@ def bound(model: models.GaussianAutoEncoder, config: Config, params: Params, x: 
   over all the draws.
 
   PIWAE's gradient reaches q(z|x) from MIWAE(M, k) and p(x, z) from IWAE(M·k) of the same draws; its value is
-  MIWAE's (the bound q is trained on)."""
+  MIWAE's (the bound q is trained on). With a VampPrior, whose density runs the encoder on its pseudo-inputs, the
+  encoder is q's: its part in p(z) learns from MIWAE, the pseudo-inputs from IWAE."""
   v = config.vae
   draws = config.iwae_samples * v.bound_estimates
-  log_w = log_weights(model, config, params, x, key, draws)
   if v.bound == "piwae":
     generative = tuple(name for name in params["params"] if name not in _INFERENCE)
     inference_w = log_weights(model, config, _hold(params, generative), x, key, draws)
-    model_w = log_weights(model, config, _hold(params, _INFERENCE), x, key, draws)
+    log_w = log_weights(model, config, _hold(params, _INFERENCE), x, key, draws)
     value = miwae_bound(inference_w, v.bound_estimates)
-    model_bound = iwae_bound(model_w)
+    model_bound = iwae_bound(log_w)
     value = value + model_bound - jax.lax.stop_gradient(model_bound)
-  elif v.bound == "miwae":
+    return value, _bound_metrics(value, log_w)
+  log_w = log_weights(model, config, params, x, key, draws)
+  if v.bound == "miwae":
     value = miwae_bound(log_w, v.bound_estimates)
   elif v.bound == "ciwae":
     value = ciwae_bound(log_w, hp["vae.ciwae_beta"])
   else:
     value = iwae_bound(log_w)
+  return value, _bound_metrics(value, log_w)
+
+
+def _bound_metrics(value: jax.Array, log_w: jax.Array) -> dict[str, jax.Array]:
+  """Per image: the negative bound trained, the negative ELBO and IWAE bound of all the draws."""
   log_w = jax.lax.stop_gradient(log_w)
-  return value, {"neg_bound": -jax.lax.stop_gradient(value), "neg_elbo": -jnp.mean(log_w, axis=0),
-                 "neg_iwae_bound": -iwae_bound(log_w)}
+  return {"neg_bound": -jax.lax.stop_gradient(value), "neg_elbo": -jnp.mean(log_w, axis=0),
+          "neg_iwae_bound": -iwae_bound(log_w)}
 
 
 def weighted_elbo(config: Config) -> bool:
