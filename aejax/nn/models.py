@@ -289,6 +289,68 @@ class GaussianAutoEncoder(nn.Module):
     return {**out, "logits": self.decode(out["z"]), "log_p": self.log_prior(out["z"])}
 
 
+class TwoLayerGaussianAutoEncoder(GaussianAutoEncoder, kw_only=True):
+  """The VAE of two stochastic layers (Burda et al. 2016, 784-[200-200]-100-[100-100]-50): q(h1|x) q(h2|h1) and
+  p(h2) p(h1|h2) p(x|h1), Gaussian but for p(x|h1), the middle maps MLPs of `top_widths`. Its code z is [h1, h2]
+  (`latent_dim` = `bottom_dim` + the top's), so that the VAE's log-weights, bounds and suites read it as any code:
+  `posterior` draws both layers, `log_prior` is log p(h2) + log p(h1|h2), `decode` reads h1."""
+  bottom_dim: int
+  top_widths: tuple[int, ...]
+  activation: str = "tanh"
+  prior: str = "two_layer"
+
+  def setup(self):
+    top = self.latent_dim - self.bottom_dim
+    self.mean_head, self.logvar_head = nn.Dense(self.bottom_dim), nn.Dense(self.bottom_dim)
+    self.top_encoder = MLPEncoder(self.top_widths, self.activation)
+    self.top_mean, self.top_logvar = nn.Dense(top), nn.Dense(top)
+    self.top_decoder = MLPEncoder(tuple(reversed(self.top_widths)), self.activation)
+    self.bottom_mean, self.bottom_logvar = nn.Dense(self.bottom_dim), nn.Dense(self.bottom_dim)
+
+  def _up(self, h1: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """q(h2|h1)'s mean and log-variance."""
+    f = self.top_encoder(h1.reshape(-1, h1.shape[-1]))
+    return self.top_mean(f).reshape(*h1.shape[:-1], -1), self.top_logvar(f).reshape(*h1.shape[:-1], -1)
+
+  def _down(self, h2: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """p(h1|h2)'s mean and log-variance."""
+    f = self.top_decoder(h2.reshape(-1, h2.shape[-1]))
+    return (self.bottom_mean(f).reshape(*h2.shape[:-1], -1), self.bottom_logvar(f).reshape(*h2.shape[:-1], -1))
+
+  def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """[h1, h2] at the posterior means (h2's given h1's mean), and their log-variances."""
+    mean, logvar = self.gaussian(x)
+    top_mean, top_logvar = self._up(mean)
+    return jnp.concatenate([mean, top_mean], -1), jnp.concatenate([logvar, top_logvar], -1)
+
+  def posterior(self, x: jax.Array, eps: jax.Array) -> dict[str, jax.Array]:
+    mean, logvar = self.gaussian(x)
+    b = self.bottom_dim
+    h1 = mean + jnp.exp(0.5 * logvar) * eps[..., :b]
+    top_mean, top_logvar = self._up(h1)
+    h2 = top_mean + jnp.exp(0.5 * top_logvar) * eps[..., b:]
+    log_q = (-0.5 * jnp.sum(jnp.square(eps) + jnp.log(2 * jnp.pi), axis=-1)
+             - 0.5 * jnp.sum(logvar, axis=-1) - 0.5 * jnp.sum(top_logvar, axis=-1))
+    return {"z": jnp.concatenate([h1, h2], -1), "log_q": log_q, "mean": jnp.concatenate(
+        [jnp.broadcast_to(mean, h1.shape), top_mean], -1), "logvar": jnp.concatenate(
+            [jnp.broadcast_to(logvar, h1.shape), top_logvar], -1)}
+
+  def log_prior(self, z: jax.Array) -> jax.Array:
+    h1, h2 = z[..., :self.bottom_dim], z[..., self.bottom_dim:]
+    mean, logvar = self._down(h2)
+    log_h1 = -0.5 * jnp.sum(jnp.square(h1 - mean) * jnp.exp(-logvar) + logvar + jnp.log(2 * jnp.pi), axis=-1)
+    return log_h1 - 0.5 * jnp.sum(jnp.square(h2) + jnp.log(2 * jnp.pi), axis=-1)
+
+  def sample_prior(self, key: jax.Array, n: int) -> jax.Array:
+    top_key, bottom_key = jax.random.split(key)
+    h2 = jax.random.normal(top_key, (n, self.latent_dim - self.bottom_dim))
+    mean, logvar = self._down(h2)
+    return jnp.concatenate([mean + jnp.exp(0.5 * logvar) * jax.random.normal(bottom_key, mean.shape), h2], -1)
+
+  def decode(self, z: jax.Array) -> jax.Array:
+    return self.decoder(z[..., :self.bottom_dim])
+
+
 class StackedAutoEncoder(nn.Module):
   """A stack of one-hidden-layer autoencoders: layer k is the pair (Dense `dims[k]`, Dense back to its input).
 

@@ -47,6 +47,11 @@ def add_vae(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   c.vae.leapfrog_steps = 0
   c.vae.leapfrog_step_size = 0.01
   c.vae.leapfrog_beta0 = 0.3
+  # 2: Burda et al.'s two stochastic layers, h1 of `latent_dim` units from the encoder, h2 of `top_latent_dim` above
+  # it through MLPs of `top_widths` (the paper: 100 and 50 units, 100-100), under N(0, I) and Gaussian p(h1|h2).
+  c.vae.stochastic_layers = 1
+  c.vae.top_widths = (100, 100)
+  c.vae.top_latent_dim = 50
   return c
 
 
@@ -69,6 +74,16 @@ def validate_vae(c: config_dict.ConfigDict) -> None:
   require(not (v.leapfrog_steps and v.flow != "none"), "config.vae.flow", v.flow,
            "the Hamiltonian VAE moves the Gaussian posterior's draws itself: use --config.vae.flow=none with "
            "leapfrog_steps, or --config.vae.leapfrog_steps=0 with a flow")
+  require(v.stochastic_layers in (1, 2), "config.vae.stochastic_layers", v.stochastic_layers,
+           "use 1 (one Gaussian code) or 2 (Burda et al.'s two stochastic layers)")
+  if v.stochastic_layers == 2:
+    require(isinstance(v.top_latent_dim, int) and v.top_latent_dim >= 1, "config.vae.top_latent_dim",
+             v.top_latent_dim, "use a positive number of units of the top layer, e.g. 50")
+    require(len(v.top_widths) >= 1 and all(isinstance(w, int) and w >= 1 for w in v.top_widths),
+             "config.vae.top_widths", tuple(v.top_widths), "use one or more positive widths, e.g. (100, 100)")
+    plain = v.prior == "normal" and v.flow == "none" and not v.leapfrog_steps
+    require(plain, "config.vae.stochastic_layers", 2, "two stochastic layers have their own prior and posterior: use "
+             "them with --config.vae.prior=normal --config.vae.flow=none --config.vae.leapfrog_steps=0")
   if v.leapfrog_steps:
     field, value, what = "config.vae.leapfrog_steps", v.leapfrog_steps, "the Hamiltonian VAE's ELBO"
   elif v.bound != "iwae":

@@ -30,9 +30,13 @@ def build_plain_model(config: Config, input_shape: tuple[int, ...]) -> models.Ga
 
 
 def build_model(config: Config, input_shape: tuple[int, ...]) -> models.GaussianAutoEncoder:
-  """The VAE with the prior and flow of `config.vae`."""
+  """The VAE with the prior and flow of `config.vae`, or of its two stochastic layers."""
   encoder, decoder = models.build_backbone(config, input_shape)
   v = config.vae
+  if v.stochastic_layers == 2:
+    return models.TwoLayerGaussianAutoEncoder(encoder, decoder, config.latent_dim + v.top_latent_dim,
+                                              bottom_dim=config.latent_dim, top_widths=tuple(v.top_widths),
+                                              activation=config.model.activation)
   flow = {"none": None, "planar": flows.PlanarFlow(v.flow_steps),
           "iaf": flows.InverseAutoregressiveFlow(v.flow_steps, tuple(v.flow_hidden))}[v.flow]
   return models.GaussianAutoEncoder(encoder, decoder, config.latent_dim, prior=v.prior,
