@@ -9,7 +9,7 @@ draws, a learned prior, a flow, leapfrog steps. The autoencoders without a bound
 
 `--mode train`: trains each entry for `--epochs` epochs of its own batch size (the learning-rate schedule follows
 the shortened run), W&B off, in WORKDIR/<name>, then scores the `nll` suite with `--nll_samples` importance samples
-on the whole test split; prints the test NLL, the negative ELBO, the training minutes and samples/s. A finished
+on the whole test split (or its first `--nll_images`); prints the test NLL, the negative ELBO, the training minutes and samples/s. A finished
 run is read back, not retrained (its minutes those it took).
 
   python benchmarks/vae_family.py --mode throughput
@@ -93,6 +93,7 @@ def trained(entry: Entry, args: argparse.Namespace) -> dict:
   config.eval_every = config.checkpoint_every = max(1, steps // 4)
   config.kl_warmup_steps = min(config.kl_warmup_steps, steps // 2)
   config.eval.suites = ()
+  config.data.num_test = args.nll_images
   workdir = args.workdir / entry.name
   timing = workdir / "train_seconds.json"
   start = time.perf_counter()
@@ -125,6 +126,7 @@ def main(argv: list[str]) -> None:
   parser.add_argument("--only", nargs="+", choices=[e.name for e in ENTRIES + OTHERS], default=None)
   parser.add_argument("--epochs", type=float, default=10, help="train: epochs of each model's own batch size")
   parser.add_argument("--nll_samples", type=int, default=5_000)
+  parser.add_argument("--nll_images", type=int, default=None, help="train: the first N test images (None: all)")
   parser.add_argument("--steps", type=int, default=200, help="throughput: steps per round")
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--mnist_dir", default=str(_DEFAULT_MNIST_DIR), help="the four MNIST IDX .gz files")
