@@ -149,6 +149,17 @@ def test_a_short_run_learns_and_its_checkpoint_samples_images(name, fields_, smo
         pytest.approx(1.0, abs=1e-5))
 
 
+def test_rae_resumed_between_two_refits_of_its_density_equals_an_uninterrupted_run(smoke_config, tmp_path):
+  fields_ = {**_SHORT, "rae__density_every": 10, "checkpoint_every": 5, "eval_every": 20}
+  train.train_and_evaluate(smoke_config("rae", **fields_), tmp_path / "whole")
+  train.train_and_evaluate(smoke_config("rae", **{**fields_, "num_steps": 15}), tmp_path / "resumed")  # Refit at 10.
+  train.train_and_evaluate(smoke_config("rae", **fields_), tmp_path / "resumed")
+  whole, resumed = saved_checkpoint(tmp_path / "whole", 20), saved_checkpoint(tmp_path / "resumed", 20)
+  assert "density" in whole["params"]
+  for x, y in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed), strict=True):
+    np.testing.assert_array_equal(x, y)
+
+
 @pytest.mark.parametrize("name,fields_,message", [
     ("wae_mmd", {"mmd.kernel": "laplace"}, "config.mmd.kernel='laplace': use one of imq, rbf"),
     ("wae_mmd", {"mmd.scales": ()}, "config.mmd.scales=(): use one or more positive multiples"),

@@ -1,8 +1,9 @@
-"""The config sections of the variational family, their defaults and checks: `config.vae` (the bound, prior and
-posterior flow of `vae` and `beta_vae`), `config.tcvae` (`beta_tcvae`), `config.capacity` (`beta_vae_capacity`),
-`config.factor` (`factor_vae`), `config.mmd` (`wae_mmd`, `info_vae`) and `config.rae` (`rae`); the dSprites protocol
-the disentangling VAEs' experiments share (`dsprites_protocol`) and the MNIST one of the distribution-matching and
-regularised autoencoders' (`ghosh_mnist_protocol`).
+"""The config sections of the variational family, their defaults and checks: `config.vae` (the bound, prior,
+posterior and layers of `vae` and `beta_vae`), `config.two_stage` (`two_stage_vae`), `config.tcvae` (`beta_tcvae`),
+`config.capacity` (`beta_vae_capacity`), `config.factor` (`factor_vae`), `config.vq` (`vqvae`), `config.mmd`
+(`wae_mmd`, `info_vae`) and `config.rae` (`rae`); the protocols experiments share: Burda et al.'s MNIST one
+(`burda_protocol`), disentanglement_lib's dSprites one (`dsprites_protocol`) and the MNIST one of the
+distribution-matching and regularised autoencoders (`ghosh_mnist_protocol`).
 
 Light on purpose (no JAX): experiment files and the launchers import it. Each variant adds only its own section
 (`registry.Variant.config_fields`).
