@@ -150,7 +150,7 @@ def test_a_short_run_learns_and_its_checkpoint_samples_images(name, fields_, smo
 
 
 def test_rae_resumed_between_two_refits_of_its_density_equals_an_uninterrupted_run(smoke_config, tmp_path):
-  fields_ = {**_SHORT, "rae__density_every": 10, "checkpoint_every": 5, "eval_every": 20}
+  fields_ = {**_SHORT, "rae__density_every": 10, "checkpoint_every": 5, "eval_every": 20, "lr_schedule": "constant"}
   train.train_and_evaluate(smoke_config("rae", **fields_), tmp_path / "whole")
   train.train_and_evaluate(smoke_config("rae", **{**fields_, "num_steps": 15}), tmp_path / "resumed")  # Refit at 10.
   train.train_and_evaluate(smoke_config("rae", **fields_), tmp_path / "resumed")
