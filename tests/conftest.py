@@ -14,6 +14,10 @@ _SESSION = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"{os.getpid()}-{os.uran
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.join(tempfile.gettempdir(), f"aejax-test-jax-cache-{_SESSION}"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+# Most tests run a few steps of many small programs, so XLA's optimisation passes cost more than they save: off
+# (here and in the runs tests start as subprocesses), which took the suite from 809 s to 646 s on 2026-12-07. Tests
+# that run one program for long are marked `optimized` and compile with them (`_optimized` below).
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import pytest  # noqa: E402
 
@@ -118,3 +122,18 @@ def preempt_at(monkeypatch):
     monkeypatch.setattr(writers.MetricWriter, "write_scalars", write_then_preempt)
 
   return arm
+
+
+@pytest.fixture(autouse=True)
+def _optimized(request) -> Iterator[None]:
+  """A test marked `optimized` compiles what it runs with XLA's optimisations (on for aejax's users)."""
+  if request.node.get_closest_marker("optimized") is None:
+    yield
+    return
+  import jax  # pylint: disable=g-import-not-at-top
+  before = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", False)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_disable_most_optimizations", before)

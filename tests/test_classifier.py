@@ -13,6 +13,7 @@ def _config(data_dir, manual_dir, **fields):
   return c
 
 
+@pytest.mark.optimized
 def test_a_short_training_already_classifies_most_digits(data_dir, mnist_manual_dir, tmp_path):
   # 150 steps of batch 128 (a third of an epoch), scored on 2,000 test images.
   config = _config(data_dir, mnist_manual_dir, num_steps=150, data__num_test=2_000)

@@ -316,6 +316,7 @@ def test_experiment_files_give_valid_configs_and_sweep():
   assert len(members) == 4
 
 
+@pytest.mark.optimized
 def test_ais_suite_of_a_one_rbm_dbn_is_the_rbms_and_its_log_z_the_exact_one(smoke_config, tmp_path):
   """With one RBM the DBN's bound is log p(v) itself: its suite must give the `rbm` suite's figures for the same
   parameters, and its AIS estimate of log Z (12 hidden units: enumerable) the exact one."""

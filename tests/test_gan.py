@@ -163,6 +163,7 @@ def _train_on_mixture(variant_name, steps, **fields):
   return config, variant, model, state
 
 
+@pytest.mark.optimized
 def test_gan_covers_all_eight_modes_of_a_ring_of_gaussians():
   config, variant, model, state = _train_on_mixture("gan", 2_000)
   samples = variant.sample(model, config, state.params, jax.random.key(7), jnp.zeros(4_000, jnp.int32))
@@ -173,6 +174,7 @@ def test_gan_covers_all_eight_modes_of_a_ring_of_gaussians():
   assert shares.min() > 0.05, shares  # 0.125 each when every mode is matched; a dropped mode has none.
 
 
+@pytest.mark.optimized
 def test_cgan_draws_the_mode_it_is_given():
   config, variant, model, state = _train_on_mixture("cgan", 1_500, **{"gan.conditioning": "projection"})
   labels = jnp.repeat(jnp.arange(8), 250)
@@ -375,6 +377,7 @@ def test_bad_cyclegan_domains_are_one_line_errors(fields, message):
     _config("cyclegan", **fields)
 
 
+@pytest.mark.optimized
 def test_translation_suite_scores_each_direction_beside_source_only(smoke_config, tmp_path):
   from aejax.evaluation import judge  # pylint: disable=g-import-not-at-top
   from aejax.variants.adversarial import cyclegan  # pylint: disable=g-import-not-at-top

@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+import pytest
 
 from aejax import registry, train
 from aejax.data import corruption, datasets
@@ -28,6 +29,7 @@ def _response_to_dropped_pixels(config, workdir) -> dict[str, float]:
           "to_input": per_image(f_masked, masked), "to_clean": per_image(f_masked, clean)}
 
 
+@pytest.mark.optimized
 def test_plain_overcomplete_ae_passes_holes_through_and_the_denoising_one_fills_them(smoke_config, tmp_path):
   fields = dict(num_steps=250, eval_every=250, checkpoint_every=250, learning_rate=3e-3, data__num_train=10_000)
   response = {}

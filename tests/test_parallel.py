@@ -97,11 +97,12 @@ def _rows(workdir):
 
 def _assert_same_state(one_workdir, other_workdir, num_steps: int = FIELDS["num_steps"], rtol: float = 1e-4):
   """Same parameters and optimiser state at the end (up to float reassociation where the two split the batch
-  differently)."""
+  differently: Adam's m/√v turns it into parameter differences of a few 1e-6 where a gradient is near zero; an
+  all-reduce that sums or drops a shard moves parameters by about the learning rate, 1e-3)."""
   one, other = _latest(one_workdir), _latest(other_workdir)
   assert int(other["step"]) == num_steps
   for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(other), strict=True):
-    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol / 100)
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol / 10)
 
 
 def _assert_same_training(one_workdir, other_workdir, evaluated: bool = False):
