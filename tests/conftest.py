@@ -126,14 +126,18 @@ def preempt_at(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _optimized(request) -> Iterator[None]:
-  """A test marked `optimized` compiles what it runs with XLA's optimisations (on for aejax's users)."""
+  """A test marked `optimized` compiles what it runs with XLA's optimisations (on for aejax's users); fixtures of a
+  wider scope have compiled theirs without. JAX's in-memory caches do not key on the setting: cleared at each
+  switch, so that the test's programs are compiled with it and later tests do not reuse them."""
   if request.node.get_closest_marker("optimized") is None:
     yield
     return
   import jax  # pylint: disable=g-import-not-at-top
   before = jax.config.read("jax_disable_most_optimizations")
   jax.config.update("jax_disable_most_optimizations", False)
+  jax.clear_caches()
   try:
     yield
   finally:
     jax.config.update("jax_disable_most_optimizations", before)
+    jax.clear_caches()

@@ -212,7 +212,8 @@ with signals.exit_on_signals("aejax"):
 def test_a_signal_during_a_compilation_ends_the_command_with_its_code_not_a_crash(signum):
   """Stopped there, the interpreter's shutdown used to crash in XLA's destructors (exit -11 after the line)."""
   proc = subprocess.run([sys.executable, "-c", _SIGNAL_IN_COMPILATION, str(int(signum))], capture_output=True,
-                        text=True, timeout=120, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+                        text=True, timeout=120,  # With XLA's optimisations, so that the compilation lasts.
+                        env={**os.environ, "JAX_PLATFORMS": "cpu", "JAX_DISABLE_MOST_OPTIMIZATIONS": "0"})
   assert proc.returncode == 128 + signum, proc.stderr[-2000:]
   assert proc.stderr == (f"aejax: stopped by signal {signum}; nothing was lost: rerun the same command to resume "
                          "from the last checkpoint\n")

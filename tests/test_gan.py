@@ -402,7 +402,7 @@ def test_translation_suite_scores_each_direction_beside_source_only(smoke_config
     name = "a_to_b" if source == "a" else "b_to_a"
     assert summary[f"translation/{name}_source_only"] == pytest.approx(np.mean(target_judge.classify(x)[1] == labels))
     assert summary[f"translation/{name}_accuracy"] == pytest.approx(np.mean(target_judge.classify(moved)[1] == labels),
-                                                                   abs=2e-3)
+                                                                   abs=2.5 / len(labels))  # Two images.
 
 
 def test_cyclegan_domains_of_other_channel_counts_are_one_line(monkeypatch):
