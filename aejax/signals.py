@@ -17,7 +17,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
-SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# SIGINT first: Python's own handler (KeyboardInterrupt) holds it until replaced, so once SIGTERM is caught both are
+# ours, which is what a launcher or a test reading /proc/<pid>/status (SigCgt) can see.
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received: list[int] = []  # Signals this process received and has not yet acted on.
 _guards: list[tuple[str, str]] = []  # (program, what its rerun does) of each active `exit_on_signals`.
 _JOIN_S = 30.0  # How long a stopped command waits for threads still writing before it exits.

@@ -149,7 +149,8 @@ def _start(args: list[str], **kwargs) -> subprocess.Popen:
 
 
 def _wait_for_handlers(proc: subprocess.Popen) -> None:
-  """Returns once `proc` catches SIGTERM (`signals.install`, its first line: Python itself catches only SIGINT)."""
+  """Returns once `proc` catches SIGTERM, which `signals.install` (its first line) takes after SIGINT: Python itself
+  catches only SIGINT, so from then on both are aejax's."""
   deadline = time.monotonic() + 30
   while time.monotonic() < deadline:
     status = pathlib.Path(f"/proc/{proc.pid}/status").read_text()
@@ -158,6 +159,17 @@ def _wait_for_handlers(proc: subprocess.Popen) -> None:
       return
     time.sleep(0.005)
   raise AssertionError("the command never installed its signal handlers")
+
+
+def test_install_takes_sigint_before_sigterm(monkeypatch):
+  """The order `_wait_for_handlers` relies on: in the other one, a SIGINT between the two `signal.signal` calls met
+  Python's KeyboardInterrupt (a traceback and exit code -2 in a CI run)."""
+  taken = []
+  monkeypatch.setattr(signal, "signal", lambda signum, handler: taken.append(signum))
+  monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # Restored after the test: `install` wraps both.
+  monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+  signals.install("aejax")
+  assert taken == [signal.SIGINT, signal.SIGTERM]
 
 
 def test_a_signal_at_any_moment_of_start_up_ends_the_command_with_one_line(smoke_config, tmp_path):
