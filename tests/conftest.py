@@ -1,11 +1,14 @@
 """Tests run on the CPU, whatever accelerators the machine has."""
 import contextlib
+import fcntl
 import os
 import pathlib
+import pickle
 import signal
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 os.environ["JAX_PLATFORMS"] = "cpu"
 # Runs in one session share compiled programs, as the members of a sweep do: pytest-xdist's workers too (one folder
@@ -20,6 +23,8 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import pytest  # noqa: E402
+
+T = TypeVar("T")
 
 # The real MNIST IDX files: beside the checkout (here and in CI), or wherever AEJAX_MNIST_DIR says.
 MNIST_DIR = pathlib.Path(os.environ.get("AEJAX_MNIST_DIR",
@@ -37,7 +42,7 @@ def mnist_manual_dir() -> pathlib.Path:
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _session_dir(tmp_path_factory, name: str) -> pathlib.Path:
+def session_dir(tmp_path_factory, name: str) -> pathlib.Path:
   """A folder of this test session that pytest-xdist's workers share (their temp folders sit side by side), so the
   prepared MNIST and the samples suite's classifiers are made once, not once per worker: aejax's own locks make
   the second worker wait for the first (or take what it left)."""
@@ -46,6 +51,20 @@ def _session_dir(tmp_path_factory, name: str) -> pathlib.Path:
   path = root / name
   path.mkdir(exist_ok=True)
   return path
+
+
+def once_per_session(tmp_path_factory, name: str, make: Callable[[pathlib.Path], T]) -> T:
+  """`make(folder)`'s result, computed once per test session in a folder that pytest-xdist's workers share: the
+  first worker to ask runs it under a lock and pickles the result there, the other waits and unpickles it. For a
+  module fixture that trains and whose tests only read what it made: xdist spreads a module's tests over both
+  workers, so a plain module fixture trains twice."""
+  folder = session_dir(tmp_path_factory, name)
+  result = folder / "result.pickle"
+  with (folder / "lock").open("w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes, or the process dies.
+    if not result.exists():
+      result.write_bytes(pickle.dumps(make(folder)))
+    return pickle.loads(result.read_bytes())
 
 
 def saved_checkpoint(workdir: pathlib.Path, step: int) -> dict:
@@ -74,7 +93,7 @@ def network_blocked() -> Iterator[list]:
 def data_dir(tmp_path_factory, mnist_manual_dir) -> pathlib.Path:
   """A TFDS data dir with aejax_mnist prepared once per session from the IDX files, with the network blocked."""
   from aejax.data import datasets  # pylint: disable=g-import-not-at-top
-  root = _session_dir(tmp_path_factory, "tfds")
+  root = session_dir(tmp_path_factory, "tfds")
   with network_blocked() as attempts:
     datasets.load_split("mnist", "test", data_dir=str(root), manual_dir=str(mnist_manual_dir), num_examples=1)
   assert not attempts
@@ -86,7 +105,7 @@ def smoke_config(data_dir, mnist_manual_dir, tmp_path_factory):
   """`smoke_config(name, **fields)`: `experiments/<name>.py:smoke` on the session's MNIST, with fields overridden;
   the samples suite's classifiers are cached in a folder of the session, not the user's."""
   from aejax import config as config_lib  # pylint: disable=g-import-not-at-top
-  classifier_dir = _session_dir(tmp_path_factory, "classifiers")
+  classifier_dir = session_dir(tmp_path_factory, "classifiers")
 
   def make(name: str, **fields):
     c = config_lib.from_file(f"{REPO}/experiments/{name}.py:smoke")
@@ -125,16 +144,18 @@ def preempt_at(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def _optimized(request) -> Iterator[None]:
-  """A test marked `optimized` compiles what it runs with XLA's optimisations (on for aejax's users); fixtures of a
-  wider scope have compiled theirs without. JAX's in-memory caches do not key on the setting: cleared at each
-  switch, so that the test's programs are compiled with it and later tests do not reuse them."""
+def _optimized(request, monkeypatch) -> Iterator[None]:
+  """A test marked `optimized` compiles what it runs, and the commands it starts theirs, with XLA's optimisations
+  (on for aejax's users); fixtures of a wider scope have compiled theirs without. JAX's in-memory caches do not key
+  on the setting: cleared at each switch, so that the test's programs are compiled with it and later tests do not
+  reuse them."""
   if request.node.get_closest_marker("optimized") is None:
     yield
     return
   import jax  # pylint: disable=g-import-not-at-top
   before = jax.config.read("jax_disable_most_optimizations")
   jax.config.update("jax_disable_most_optimizations", False)
+  monkeypatch.setenv("JAX_DISABLE_MOST_OPTIMIZATIONS", "0")
   jax.clear_caches()
   try:
     yield

@@ -15,7 +15,7 @@ import pytest
 from aejax import bundle, config as config_lib, signals, train
 from aejax.errors import ConfigError
 
-from conftest import REPO
+from conftest import REPO, once_per_session
 
 # Three β-VAE members that differ in every per-member field: β (the variant's hparams), learning rate, seed.
 MEMBERS = [dict(beta=1.0, learning_rate=1e-3, seed=0), dict(beta=4.0, learning_rate=3e-3, seed=1),
@@ -82,9 +82,13 @@ def train_sharded(root: str, data_dir: str, manual_dir: str) -> None:
 
 @pytest.fixture(scope="module")
 def trained_bundle(dirs, tmp_path_factory):
-  root = tmp_path_factory.mktemp("bundle")
-  workdirs = [root / f"member{k}" for k in range(len(MEMBERS))]
-  return workdirs, bundle.train_bundle(_configs(dirs), workdirs)
+  """(workdirs, summaries) of the bundle trained once for the session: tests copy a workdir before they change it."""
+
+  def make(root):
+    workdirs = [root / f"member{k}" for k in range(len(MEMBERS))]
+    return workdirs, bundle.train_bundle(_configs(dirs), workdirs)
+
+  return once_per_session(tmp_path_factory, "bundle", make)
 
 
 def test_member_ends_as_if_trained_alone(trained_bundle, dirs, tmp_path):
@@ -133,8 +137,11 @@ def test_sigterm_checkpoints_every_member_and_the_rerun_ends_as_uninterrupted(tr
     _assert_close(_latest(whole), _latest(part))
 
 
-def test_rerun_of_a_finished_bundle_trains_nothing_and_reports_the_same(trained_bundle, dirs):
-  workdirs, summaries = trained_bundle
+def test_rerun_of_a_finished_bundle_trains_nothing_and_reports_the_same(trained_bundle, dirs, tmp_path):
+  finished, summaries = trained_bundle
+  workdirs = [tmp_path / w.name for w in finished]
+  for source, workdir in zip(finished, workdirs):
+    shutil.copytree(source, workdir)
   rows = [_rows(w) for w in workdirs]
   again = bundle.train_bundle(_configs(dirs), workdirs)
   assert [_rows(w) for w in workdirs] == rows

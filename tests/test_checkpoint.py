@@ -20,7 +20,7 @@ import pytest
 from aejax import checkpoint, evaluate, train
 from aejax.errors import ConfigError
 
-from conftest import REPO
+from conftest import REPO, once_per_session
 
 # A small net, so that copies and hashes are quick; two steps kept, 30 and 60.
 FIELDS = dict(num_steps=60, checkpoint_every=30, eval_every=60, latent_dim=8, model__encoder_widths=(64,))
@@ -28,9 +28,14 @@ FIELDS = dict(num_steps=60, checkpoint_every=30, eval_every=60, latent_dim=8, mo
 
 @pytest.fixture(scope="module")
 def reference(smoke_config, tmp_path_factory) -> pathlib.Path:
-  """The workdir of an uninterrupted run, trained once for the module: checkpoints 30 and 60, both sealed."""
-  workdir = tmp_path_factory.mktemp("reference")
-  train.train_and_evaluate(smoke_config("ae", **FIELDS), workdir)
+  """The workdir of an uninterrupted run, trained once for the session: checkpoints 30 and 60, both sealed. Tests
+  copy it before they damage it."""
+
+  def make(folder):
+    train.train_and_evaluate(smoke_config("ae", **FIELDS), folder / "reference")
+    return folder / "reference"
+
+  workdir = once_per_session(tmp_path_factory, "checkpoint-reference", make)
   assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["30", "60"]
   return workdir
 

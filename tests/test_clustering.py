@@ -15,7 +15,7 @@ from aejax.data import input_pipeline
 from aejax.errors import ConfigError
 from aejax.variants.clustering import assignments
 
-from conftest import REPO, saved_checkpoint
+from conftest import REPO, once_per_session, saved_checkpoint
 
 
 @pytest.mark.parametrize("alpha", [1.0, 3.0])
@@ -79,9 +79,12 @@ def dec_config(data_dir, mnist_manual_dir):
 @pytest.fixture(scope="module")
 def pretrained(dec_config, tmp_path_factory):
   """A small autoencoder trained as experiments/dec.py:pretrain,smoke (train and test images together)."""
-  workdir = tmp_path_factory.mktemp("dec") / "ae"
-  train.train_and_evaluate(dec_config("pretrain", num_steps=40), workdir)
-  return str(workdir)
+
+  def make(folder):
+    train.train_and_evaluate(dec_config("pretrain", num_steps=40), folder / "ae")
+    return str(folder / "ae")
+
+  return once_per_session(tmp_path_factory, "dec-pretrained", make)
 
 
 def test_with_test_appends_the_test_split_to_the_train_split(dec_config):

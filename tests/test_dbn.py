@@ -244,6 +244,7 @@ def fixture_hinton_rbm_smoke(data_dir, mnist_manual_dir):
   return make
 
 
+@pytest.mark.optimized
 def test_hinton2006_rbm_smoke_pretrains_then_fine_tuning_improves(hinton_rbm_smoke, tmp_path):
   config = hinton_rbm_smoke(num_steps=100, eval_every=40, log_every=10)
   assert config.variant == "dbn_ae" and config.eval.suites == ("recon",)

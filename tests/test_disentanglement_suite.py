@@ -15,7 +15,7 @@ from aejax.data import datasets, dsprites
 from aejax.errors import ConfigError
 from aejax.evaluation import disentanglement, selection, suites
 
-from conftest import REPO
+from conftest import REPO, once_per_session
 
 _FEW = dict(data__manual_dir=None, num_steps=10, log_every=5, eval_every=10, checkpoint_every=10,
             eval__factor_samples=100, num_images=4)
@@ -25,14 +25,16 @@ _FEW = dict(data__manual_dir=None, num_steps=10, log_every=5, eval_every=10, che
 def run(smoke_config, tmp_path_factory):
   """A smoke β-VAE of dsprites_small, restored, and what the suite gives for it (DCI's boosted trees cut from 100
   rounds to 10: these tests check the suite's wiring; tests/test_disentanglement.py scores DCI itself)."""
-  workdir = tmp_path_factory.mktemp("disentanglement") / "beta_vae"
-  config = smoke_config("dsprites_beta_vae", **_FEW)
-  train.train_and_evaluate(config, workdir)
-  restored = evaluate.restore(workdir)
-  with pytest.MonkeyPatch.context() as mp:
-    mp.setattr(disentanglement.ensemble, "GradientBoostingClassifier",
-               functools.partial(disentanglement.ensemble.GradientBoostingClassifier, n_estimators=10))
-    return restored, *suites.disentanglement(restored)
+
+  def make(folder):
+    train.train_and_evaluate(smoke_config("dsprites_beta_vae", **_FEW), folder / "beta_vae")
+    with pytest.MonkeyPatch.context() as mp:
+      mp.setattr(disentanglement.ensemble, "GradientBoostingClassifier",
+                 functools.partial(disentanglement.ensemble.GradientBoostingClassifier, n_estimators=10))
+      return folder / "beta_vae", *suites.disentanglement(evaluate.restore(folder / "beta_vae"))
+
+  workdir, report, pictures = once_per_session(tmp_path_factory, "disentanglement-suite", make)
+  return evaluate.restore(workdir), report, pictures
 
 
 def test_mig_and_the_unit_labels_follow_sklearns_mutual_information_of_the_posterior_means(run):

@@ -317,6 +317,7 @@ def test_a_signal_in_a_long_evaluation_suite_acts_within_seconds(smoke_config, t
   assert took < 15, took  # About 2 s of work per call of the suite here.
 
 
+@pytest.mark.optimized
 def test_kill_9_at_several_moments_then_reruns_end_as_an_uninterrupted_run(smoke_config, tmp_path):
   """SIGKILL (nothing can be saved) at three moments of one workdir's runs, in start-up and in training, each
   followed by a rerun: the last rerun ends with the parameters and metrics rows of a run never stopped."""

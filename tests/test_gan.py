@@ -377,6 +377,7 @@ def test_bad_cyclegan_domains_are_one_line_errors(fields, message):
     _config("cyclegan", **fields)
 
 
+@pytest.mark.optimized
 def test_translation_suite_scores_each_direction_beside_source_only(smoke_config, tmp_path):
   from aejax.evaluation import judge  # pylint: disable=g-import-not-at-top
   from aejax.variants.adversarial import cyclegan  # pylint: disable=g-import-not-at-top

@@ -24,7 +24,7 @@ from aejax import sweep as sweep_lib
 from aejax.errors import ConfigError
 from launch import common, local, slurm
 
-from conftest import REPO
+from conftest import REPO, once_per_session
 
 # Two members (seeds 0 and 1) of a tiny AE: a few seconds each.
 _EXPERIMENT = f"""from aejax import config as config_lib
@@ -42,14 +42,17 @@ def get_sweep():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, data_dir, mnist_manual_dir):
-  """(config spec, shared overrides) of the two-member sweep on the session's MNIST."""
-  folder = tmp_path_factory.mktemp("tiny")
-  (folder / "tiny.py").write_text(_EXPERIMENT)
-  overrides = {"num_steps": 4, "data.num_train": 256, "data.num_test": 256, "eval_batch_size": 256,
-               "model.encoder_widths": (32,), "latent_dim": 8, "num_images": 2, "data.data_dir": str(data_dir),
-               "data.manual_dir": str(mnist_manual_dir),
-               "compilation_cache_dir": str(tmp_path_factory.getbasetemp() / "launch-jax-cache")}
-  return f"{folder / 'tiny.py'}:smoke", overrides
+  """(config spec, shared overrides) of the two-member sweep on the session's MNIST, written once for the session:
+  the sweeps below are launched once for it too."""
+
+  def make(folder):
+    (folder / "tiny.py").write_text(_EXPERIMENT)
+    overrides = {"num_steps": 4, "data.num_train": 256, "data.num_test": 256, "eval_batch_size": 256,
+                 "model.encoder_widths": (32,), "latent_dim": 8, "num_images": 2, "data.data_dir": str(data_dir),
+                 "data.manual_dir": str(mnist_manual_dir), "compilation_cache_dir": str(folder / "jax-cache")}
+    return f"{folder / 'tiny.py'}:smoke", overrides
+
+  return once_per_session(tmp_path_factory, "launch-tiny", make)
 
 
 def _resolve(tiny, root) -> common.Sweep:
@@ -71,9 +74,10 @@ def _test_rows(workdir):
 
 @pytest.fixture(scope="module")
 def finished_sweep(tiny, tmp_path_factory):
-  """A root where `python -m launch.local` ran the two members to their end: (root, the launcher's result)."""
-  root = tmp_path_factory.mktemp("sweeps") / "tiny_sweep"
-  return root, _launch_local(tiny, root)
+  """A root where `python -m launch.local` ran the two members to their end: (root, the launcher's result). Tests
+  copy it before they launch in it."""
+  return once_per_session(tmp_path_factory, "launch-finished",
+                          lambda folder: (folder / "tiny_sweep", _launch_local(tiny, folder / "tiny_sweep")))
 
 
 def test_local_sweep_runs_every_member_and_writes_the_summary(finished_sweep):
@@ -95,9 +99,10 @@ def test_local_sweep_runs_every_member_and_writes_the_summary(finished_sweep):
   assert "seed0" in result.stdout and "finished" in result.stdout and str(root / "summary.csv") in result.stdout
 
 
-def test_relaunch_skips_finished_members(finished_sweep, tiny):
-  root, first = finished_sweep
+def test_relaunch_skips_finished_members(finished_sweep, tiny, tmp_path):
+  finished, first = finished_sweep
   assert first.returncode == 0, first.stderr
+  root = shutil.copytree(finished, tmp_path / finished.name)
   before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.glob("seed*/metrics.jsonl")}
   assert len(before) == 2
   result = _launch_local(tiny, root)
@@ -549,7 +554,8 @@ def _experiment(folder, name, text, tiny):
 
 @pytest.fixture(scope="module")
 def beta(tiny, tmp_path_factory):
-  return _experiment(tmp_path_factory.mktemp("beta"), "beta", _BETA_EXPERIMENT, tiny)
+  return once_per_session(tmp_path_factory, "launch-beta",
+                          lambda folder: _experiment(folder, "beta", _BETA_EXPERIMENT, tiny))
 
 
 def _params(workdir):
@@ -560,12 +566,16 @@ def _params(workdir):
 
 @pytest.fixture(scope="module")
 def bundled_sweep(beta, tmp_path_factory):
-  """A root where `python -m launch.local --bundle_size=2` ran the two β-VAE members: (root, the launcher's result)."""
-  root = tmp_path_factory.mktemp("sweeps") / "beta_sweep"
+  """A root where `python -m launch.local --bundle_size=2` ran the two β-VAE members: (root, the launcher's result).
+  Tests copy it before they launch in it."""
   spec, overrides = beta
-  command = [sys.executable, "-m", "launch.local", f"--config={spec}", f"--root={root}", "--bundle_size=2",
-             *(common.flag(field, value) for field, value in overrides.items())]
-  return root, subprocess.run(command, cwd=REPO, text=True, capture_output=True, timeout=300)
+
+  def make(folder):
+    command = [sys.executable, "-m", "launch.local", f"--config={spec}", f"--root={folder / 'beta_sweep'}",
+               "--bundle_size=2", *(common.flag(field, value) for field, value in overrides.items())]
+    return folder / "beta_sweep", subprocess.run(command, cwd=REPO, text=True, capture_output=True, timeout=300)
+
+  return once_per_session(tmp_path_factory, "launch-bundled", make)
 
 
 def test_bundled_sweep_finishes_every_member_as_if_each_ran_alone(bundled_sweep, beta, tmp_path):
@@ -595,9 +605,10 @@ def test_bundled_sweep_finishes_every_member_as_if_each_ran_alone(bundled_sweep,
   assert not np.allclose(jax.tree.leaves(_params(first))[0], jax.tree.leaves(bundled)[0])  # β and seed differ.
 
 
-def test_relaunched_bundle_skips_finished_members(bundled_sweep, beta, capsys):
-  root, first = bundled_sweep
+def test_relaunched_bundle_skips_finished_members(bundled_sweep, beta, capsys, tmp_path):
+  finished, first = bundled_sweep
   assert first.returncode == 0, first.stderr
+  root = shutil.copytree(finished, tmp_path / finished.name)
   before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.glob("beta*/metrics.jsonl")}
   assert len(before) == 2
   spec, overrides = beta

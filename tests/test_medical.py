@@ -80,6 +80,7 @@ def test_medical_patches_hold_out_their_test_images(tmp_path):
   assert not set(photos.MEDICAL_TEST) & set(photos.MEDICAL_TRAIN)
 
 
+@pytest.mark.optimized
 def test_smoke_run_denoises_and_scores_whole_images_beside_the_baselines(smoke_config, tmp_path):
   config = smoke_config("medical_dae", num_steps=60, log_every=20)
   config.eval.noise_factors = (0.1,)

@@ -21,7 +21,7 @@ import pytest
 
 from aejax import config as config_lib, parallel, train
 
-from conftest import REPO
+from conftest import REPO, once_per_session, session_dir
 
 # Dynamic binarisation and the VAE's sampling: the random draws must not depend on how the batch is split.
 FIELDS = {"data.binarize": "dynamic", "num_steps": 8, "log_every": 4, "eval_every": 8, "checkpoint_every": 8,
@@ -61,23 +61,28 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-  return tmp_path_factory.mktemp("parallel")
+  """The session's folder of this module's runs (each test's own names in it): `runs` fills it once."""
+  return session_dir(tmp_path_factory, "parallel")
 
 
 @pytest.fixture(scope="module")
-def runs(root, data_dir, mnist_manual_dir):
+def runs(tmp_path_factory, data_dir, mnist_manual_dir):
   """The same run on 1 device (here) and on 4 (a subprocess, started first); and batch size 30 tried on 4."""
   dirs = (str(data_dir), str(mnist_manual_dir))
-  four = _start(root / "four", *dirs, devices=4)
-  indivisible = _start(root / "indivisible", *dirs, devices=4, batch_size=30)
-  try:
-    config = config_lib.from_file(f"{REPO}/experiments/vae.py:smoke")
-    config.update_from_flattened_dict({**FIELDS, "data.data_dir": dirs[0], "data.manual_dir": dirs[1]})
-    train.train_and_evaluate(config, root / "one")
-    yield {"four": _finish(four), "indivisible": _finish(indivisible)}
-  finally:
-    four.kill()
-    indivisible.kill()
+
+  def make(root):
+    four = _start(root / "four", *dirs, devices=4)
+    indivisible = _start(root / "indivisible", *dirs, devices=4, batch_size=30)
+    try:
+      config = config_lib.from_file(f"{REPO}/experiments/vae.py:smoke")
+      config.update_from_flattened_dict({**FIELDS, "data.data_dir": dirs[0], "data.manual_dir": dirs[1]})
+      train.train_and_evaluate(config, root / "one")
+      return {"four": _finish(four), "indivisible": _finish(indivisible)}
+    finally:
+      four.kill()
+      indivisible.kill()
+
+  return once_per_session(tmp_path_factory, "parallel", make)
 
 
 def _latest(workdir):

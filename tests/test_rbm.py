@@ -16,7 +16,7 @@ from aejax.data import input_pipeline
 from aejax.errors import ConfigError
 from aejax.variants.boltzmann import fields as fields_lib, rbm
 
-from conftest import REPO, saved_checkpoint
+from conftest import REPO, once_per_session, saved_checkpoint
 
 SHAPE = (2, 3, 1)  # Six visible units, as images.
 NAMES = ("weights", "visible_bias", "hidden_bias")
@@ -248,9 +248,12 @@ def test_gaussian_reconstruction_error_is_in_the_images_units():
 @pytest.fixture(scope="module")
 def pcd_run(smoke_config, tmp_path_factory):
   """The workdir of an uninterrupted PCD run of 40 steps."""
-  workdir = tmp_path_factory.mktemp("pcd") / "whole"
-  train.train_and_evaluate(smoke_config("rbm", **PCD), workdir)
-  return workdir
+
+  def make(folder):
+    train.train_and_evaluate(smoke_config("rbm", **PCD), folder / "whole")
+    return folder / "whole"
+
+  return once_per_session(tmp_path_factory, "rbm-pcd", make)
 
 
 def test_pcd_resumed_run_equals_uninterrupted_parameters_and_chains(pcd_run, smoke_config, tmp_path):

@@ -16,7 +16,7 @@ from aejax import bundle, config as config_lib, registry, signals, train
 from aejax.errors import ConfigError
 from aejax.variants.som import fields, grids, pictures, som
 
-from conftest import REPO, saved_checkpoint
+from conftest import REPO, once_per_session, saved_checkpoint
 
 VARIANT = registry.get("som")
 
@@ -208,9 +208,12 @@ RUN = dict(eval__suites=(), num_images=2, som__mode="online", learning_rate=0.5,
 
 @pytest.fixture(scope="module")
 def whole_run(smoke_config, tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("som") / "whole"
-  summary = train.train_and_evaluate(smoke_config("som", **RUN), workdir)
-  return workdir, summary
+  """(workdir, summary) of an uninterrupted run, trained once for the session."""
+
+  def make(folder):
+    return folder / "whole", train.train_and_evaluate(smoke_config("som", **RUN), folder / "whole")
+
+  return once_per_session(tmp_path_factory, "som", make)
 
 
 def test_smoke_run_measures_and_draws_the_map(whole_run):

@@ -11,7 +11,7 @@ from aejax import train
 from aejax.errors import ConfigError
 from aejax.variants.variational import two_stage
 
-from conftest import saved_checkpoint
+from conftest import once_per_session, saved_checkpoint
 
 SMALL = {"data__num_train": 512, "data__num_test": 128, "batch_size": 32, "eval_batch_size": 128, "log_every": 5,
          "eval_every": 40, "checkpoint_every": 40, "num_steps": 40, "eval__suites": ()}
@@ -20,13 +20,14 @@ SMALL = {"data__num_train": 512, "data__num_test": 128, "batch_size": 32, "eval_
 @pytest.fixture(scope="module")
 def runs(smoke_config, tmp_path_factory):
   """A small trained VAE (the first stage) and a two-stage run on it."""
-  root = tmp_path_factory.mktemp("two_stage")
-  first = smoke_config("vae", model__encoder_widths=(64,), latent_dim=4, **SMALL)
-  train.train_and_evaluate(first, root / "first")
-  config = smoke_config("two_stage_vae", two_stage__first_workdir=str(root / "first"), latent_dim=4,
-                        two_stage__widths=(32, 32), learning_rate=3e-3, **SMALL)
-  summary = train.train_and_evaluate(config, root / "second")
-  return root, config, summary
+
+  def make(root):
+    train.train_and_evaluate(smoke_config("vae", model__encoder_widths=(64,), latent_dim=4, **SMALL), root / "first")
+    config = smoke_config("two_stage_vae", two_stage__first_workdir=str(root / "first"), latent_dim=4,
+                          two_stage__widths=(32, 32), learning_rate=3e-3, **SMALL)
+    return root, config, train.train_and_evaluate(config, root / "second")
+
+  return once_per_session(tmp_path_factory, "two-stage", make)
 
 
 def test_second_stage_learns_with_the_first_stage_frozen(runs):
