@@ -123,7 +123,7 @@ class Checkpoints:
       return state
     arrays = _arrays(state)
     skipped = {}
-    with _orbax_failures_quiet():
+    with _orbax_failures_quiet(skipped):
       for step in steps:
         try:
           restored = self._restore(step, arrays)
@@ -282,10 +282,12 @@ def _skipped_line(directory: pathlib.Path, skipped: dict[int, str], restored: in
 
 
 @contextlib.contextmanager
-def _orbax_failures_quiet() -> Iterator[None]:
+def _orbax_failures_quiet(failed: dict[int, str]) -> Iterator[None]:
   """Keeps stderr to the one line while restores may fail: what a failed orbax restore leaves behind (TensorStore
   reads ending after orbax closed its event loop, asyncio tasks whose errors nobody retrieved) would otherwise print
-  a traceback each, then or whenever they are freed; they are silenced, and freed before leaving."""
+  a traceback each, then or whenever they are freed; they are silenced, and freed before leaving once `failed`
+  (the steps that failed, filled within) is not empty. Not otherwise: a full collection of a process holding JAX's
+  objects takes about 0.3 s, on every resume and evaluation."""
   asyncio_logger, previous_hook = logging.getLogger("asyncio"), sys.unraisablehook
   level = asyncio_logger.level
 
@@ -298,7 +300,8 @@ def _orbax_failures_quiet() -> Iterator[None]:
   try:
     yield
   finally:
-    gc.collect()
+    if failed:
+      gc.collect()
     asyncio_logger.setLevel(level)
     sys.unraisablehook = previous_hook
 
