@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 # SIGINT first: Python's own handler (KeyboardInterrupt) holds it until replaced, so once SIGTERM is caught both are
-# ours, which is what a launcher or a test reading /proc/<pid>/status (SigCgt) can see.
+# ours, which is what a test reading /proc/<pid>/status (SigCgt) can see.
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received: list[int] = []  # Signals this process received and has not yet acted on.
 _guards: list[tuple[str, str]] = []  # (program, what its rerun does) of each active `exit_on_signals`.

@@ -54,23 +54,29 @@ def session_dir(tmp_path_factory, name: str) -> pathlib.Path:
 
 
 def once_per_session(tmp_path_factory, name: str, make: Callable[[pathlib.Path], T]) -> T:
-  """`make(folder)`'s result, computed once per test session in a folder that pytest-xdist's workers share: the
-  first worker to ask runs it under a lock and pickles the result there, the other waits and unpickles it. For a
-  module fixture that trains and whose tests only read what it made: xdist spreads a module's tests over both
-  workers, so a plain module fixture trains twice."""
+  """`make(folder)`'s result, computed once per test session: the first pytest-xdist worker to ask runs it, under
+  a lock, in a fresh folder inside the session's folder `name` (unique to the caller) and pickles the result
+  there; the other waits (without a timeout) and unpickles it. A `make` that fails leaves no result: the next
+  worker to ask tries again, in another fresh folder.
+
+  For a module fixture that trains and whose tests only read what it made (a test that changes it copies it
+  first): xdist spreads a module's tests over both workers, so a plain module fixture trains twice. Its result
+  may come from the other worker's process, so a test comparing it bit for bit with a run of its own relies on the
+  same program giving the same numbers in two processes (as the kill -9 drill does)."""
   folder = session_dir(tmp_path_factory, name)
   result = folder / "result.pickle"
   with (folder / "lock").open("w") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes, or the process dies.
     if not result.exists():
-      result.write_bytes(pickle.dumps(make(folder)))
+      result.write_bytes(pickle.dumps(make(pathlib.Path(tempfile.mkdtemp(prefix="try-", dir=folder)))))
     return pickle.loads(result.read_bytes())
 
 
 def saved_checkpoint(workdir: pathlib.Path, step: int) -> dict:
   """The whole train state a run in `workdir` checkpointed at `step`, as orbax restores it (nested dicts of arrays)."""
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  with ocp.CheckpointManager(workdir / "checkpoints") as manager:
+  options = ocp.CheckpointManagerOptions(read_only=True)  # It may be a folder other tests read at the same time.
+  with ocp.CheckpointManager(workdir / "checkpoints", options=options) as manager:
     return manager.restore(step)
 
 

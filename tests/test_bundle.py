@@ -45,7 +45,8 @@ def dirs(data_dir, mnist_manual_dir):
 
 
 def _latest(workdir):
-  with ocp.CheckpointManager(workdir / "checkpoints") as manager:
+  options = ocp.CheckpointManagerOptions(read_only=True)  # Maybe a folder the other worker reads too.
+  with ocp.CheckpointManager(workdir / "checkpoints", options=options) as manager:
     return manager.restore(manager.latest_step())
 
 

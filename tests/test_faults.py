@@ -162,7 +162,7 @@ def _wait_for_handlers(proc: subprocess.Popen) -> None:
 
 
 def test_install_takes_sigint_before_sigterm(monkeypatch):
-  """The order `_wait_for_handlers` relies on: in the other one, a SIGINT between the two `signal.signal` calls met
+  """The order `_wait_for_handlers` relies on: in the other order, a SIGINT between the two `signal.signal` calls met
   Python's KeyboardInterrupt (a traceback and exit code -2 in a CI run)."""
   taken = []
   monkeypatch.setattr(signal, "signal", lambda signum, handler: taken.append(signum))

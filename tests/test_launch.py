@@ -560,7 +560,8 @@ def beta(tiny, tmp_path_factory):
 
 def _params(workdir):
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  with ocp.CheckpointManager(workdir / "checkpoints") as manager:
+  options = ocp.CheckpointManagerOptions(read_only=True)  # Maybe a folder the other worker reads too.
+  with ocp.CheckpointManager(workdir / "checkpoints", options=options) as manager:
     return manager.restore(manager.latest_step())["params"]
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from aejax import config as config_lib, parallel, train
 
-from conftest import REPO, once_per_session, session_dir
+from conftest import REPO, once_per_session
 
 # Dynamic binarisation and the VAE's sampling: the random draws must not depend on how the batch is split.
 FIELDS = {"data.binarize": "dynamic", "num_steps": 8, "log_every": 4, "eval_every": 8, "checkpoint_every": 8,
@@ -61,13 +61,13 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-  """The session's folder of this module's runs (each test's own names in it): `runs` fills it once."""
-  return session_dir(tmp_path_factory, "parallel")
+  return tmp_path_factory.mktemp("parallel")
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, data_dir, mnist_manual_dir):
-  """The same run on 1 device (here) and on 4 (a subprocess, started first); and batch size 30 tried on 4."""
+  """The same run on 1 device (here) and on 4 (a subprocess, started first); and batch size 30 tried on 4: the
+  folder of the three ('root') and the two subprocesses' (exit code, stdout, stderr)."""
   dirs = (str(data_dir), str(mnist_manual_dir))
 
   def make(root):
@@ -77,7 +77,7 @@ def runs(tmp_path_factory, data_dir, mnist_manual_dir):
       config = config_lib.from_file(f"{REPO}/experiments/vae.py:smoke")
       config.update_from_flattened_dict({**FIELDS, "data.data_dir": dirs[0], "data.manual_dir": dirs[1]})
       train.train_and_evaluate(config, root / "one")
-      return {"four": _finish(four), "indivisible": _finish(indivisible)}
+      return {"root": root, "four": _finish(four), "indivisible": _finish(indivisible)}
     finally:
       four.kill()
       indivisible.kill()
@@ -87,7 +87,8 @@ def runs(tmp_path_factory, data_dir, mnist_manual_dir):
 
 def _latest(workdir):
   """The latest checkpoint's arrays, read with orbax alone onto this process's one device."""
-  with ocp.CheckpointManager(workdir / "checkpoints") as manager:
+  options = ocp.CheckpointManagerOptions(read_only=True)  # Maybe a folder the other worker reads too.
+  with ocp.CheckpointManager(workdir / "checkpoints", options=options) as manager:
     path = workdir / "checkpoints" / str(manager.latest_step()) / "default"  # Orbax's folder of the one item.
   one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   with ocp.StandardCheckpointer() as checkpointer:
@@ -122,11 +123,11 @@ def _assert_same_training(one_workdir, other_workdir, evaluated: bool = False):
       assert r2[k] == pytest.approx(r1[k], rel=1e-4), k
 
 
-def test_four_devices_train_like_one(runs, root):
+def test_four_devices_train_like_one(runs):
   rc, out, err = runs["four"]
   assert rc == 0, err[-3000:]
   assert "aejax: finished" in out
-  _assert_same_training(root / "one", root / "four")
+  _assert_same_training(runs["root"] / "one", runs["root"] / "four")
 
 
 def _start_two_tasks(workdir, data_dir, manual_dir, tag: str = "", **fields) -> list[subprocess.Popen]:
@@ -157,7 +158,7 @@ def test_two_processes_with_jax_distributed_train_like_one_and_evaluate(runs, ro
   assert "aejax: evaluated" in results[0][1]  # Process 0 alone runs the config's evaluation suites.
   evaluation = json.loads((workdir / "eval.json").read_text())
   assert _rows(workdir)[-1]["recon/squared_error"] == evaluation["recon/squared_error"]
-  _assert_same_training(root / "one", workdir, evaluated=True)
+  _assert_same_training(runs["root"] / "one", workdir, evaluated=True)
 
 
 def test_sigterm_to_one_of_two_processes_stops_both_at_one_step_and_resumes(root, data_dir, mnist_manual_dir):
@@ -188,12 +189,12 @@ def test_sigterm_to_one_of_two_processes_stops_both_at_one_step_and_resumes(root
   _assert_same_state(uninterrupted, workdir, fields["num_steps"], rtol=1e-6, atol=1e-8)
 
 
-def test_batch_not_divisible_by_devices_is_one_clear_error(runs, root):
+def test_batch_not_divisible_by_devices_is_one_clear_error(runs):
   rc, out, err = runs["indivisible"]
   assert rc == 1 and not out
   assert err.strip().splitlines()[-1] == ("aejax: error: config.batch_size=30 does not split over the 4 devices of "
                                           "this run: use a multiple of 4, e.g. --config.batch_size=28")
-  assert not (root / "indivisible").exists()  # Refused before any work.
+  assert not (runs["root"] / "indivisible").exists()  # Refused before any work.
 
 
 def test_check_batch_size_on_one_device_accepts_any_size():

@@ -273,9 +273,9 @@ def test_pcd_resumed_run_equals_uninterrupted_parameters_and_chains(pcd_run, smo
   assert saved.shape == fresh.carry["chains"].shape and not np.array_equal(saved, fresh.carry["chains"])
 
 
-# Three PCD members that differ in every per-member field (sparsity cost, learning rate, seed); the first is
-# `pcd_run`'s config, the third has its learning rate (so that its run alone reuses that compiled step).
-MEMBERS = [{}, {"rbm.sparsity_cost": 0.5, "learning_rate": 0.02, "seed": 1}]  # A member unlike the first in all three.
+# Two PCD members that differ in every per-member field (sparsity cost, learning rate, seed); the first is
+# `pcd_run`'s config.
+MEMBERS = [{}, {"rbm.sparsity_cost": 0.5, "learning_rate": 0.02, "seed": 1}]
 
 
 def test_bundle_members_end_as_if_trained_alone(pcd_run, smoke_config, tmp_path):
