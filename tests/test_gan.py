@@ -382,8 +382,8 @@ def test_translation_suite_scores_each_direction_beside_source_only(smoke_config
   from aejax.evaluation import judge  # pylint: disable=g-import-not-at-top
   from aejax.variants.adversarial import cyclegan  # pylint: disable=g-import-not-at-top
   from aejax import evaluate  # pylint: disable=g-import-not-at-top
-  config = smoke_config("cyclegan", num_steps=2, checkpoint_every=2, eval_every=2,  # The session's classifiers.
-                        data__num_test=300)
+  config = smoke_config("cyclegan", num_steps=2, checkpoint_every=2, eval_every=2, data__num_test=300,
+                        eval__classifier_steps=20)  # Classifiers of 20 steps: the suite's wiring is what is checked.
   train.train_and_evaluate(config, tmp_path / "run")
   summary = evaluate.evaluate_run(tmp_path / "run", ["translation"])
   b_config = config.copy_and_resolve_references()
