@@ -61,22 +61,24 @@ def test_loss_is_the_gaussian_nll_of_learned_variance_plus_the_kl(runs):
   np.testing.assert_allclose(t["kl"], kl, rtol=1e-4)
 
 
-def test_samples_go_through_the_second_decoder_then_the_first(runs):
+def test_samples_go_through_the_second_decoder_its_noise_then_the_first(runs):
   root, config, _ = runs
   variant = train.check_config(config)
   model = variant.build_model(config, (28, 28, 1))
   params = saved_checkpoint(root / "second", 40)["params"]
   key = jax.random.key(7)
   drawn = variant.sample(model, config, params, key, jnp.zeros((6,), jnp.int32))
-  v = jax.random.normal(key, (6, 4))
+  code_key, noise_key = jax.random.split(key)
+  v = jax.random.normal(code_key, (6, 4))
   dense = params["params"]["vae"]["decoder"]  # The second decoder, applied layer by layer here.
   h = v
   for i in range(len(dense)):
     layer = dense[f"Dense_{i}"]
     h = h @ layer["kernel"] + layer["bias"]
     h = jax.nn.relu(h) if i < len(dense) - 1 else h
+  u = h + np.sqrt(np.exp(params["params"]["log_gamma"])) * jax.random.normal(noise_key, (6, 4))  # ~ N(û, γ I).
   first = model.first.model
-  expected = jax.nn.sigmoid(first.apply(params["first_stage"], h.reshape(6, 4), method=first.decode))
+  expected = jax.nn.sigmoid(first.apply(params["first_stage"], u, method=first.decode))
   np.testing.assert_allclose(drawn, expected, atol=1e-5)
   assert drawn.shape == (6, 28, 28, 1)
 

@@ -7,8 +7,10 @@ step), with an MLP encoder and decoder (`two_stage.widths`, ReLU) and a Gaussian
 
     loss = ½‖u - û‖²/γ + (D/2)·log(2πγ) + β·KL(q(v|u) ‖ N(0, I)),
 
-D = the first stage's code size. Sampling: v ~ N(0, I), its decoded mean û, then the first stage's decoder, sigmoid
-of its logits. The first stage is any trained run of a VAE (`two_stage.first_workdir`: `vae`, `beta_vae`, ...) on
+D = the first stage's code size. Sampling follows that model: v ~ N(0, I), u ~ N(û, γ I), then the first stage's
+decoder, sigmoid of its logits. Dai & Wipf decode û itself, which is the same once γ → 0 as in their long runs; a
+second stage whose γ stays near 1 (its KL near 0: the first stage's codes already look like N(0, I), or a short
+run) would give one image from û alone, and gives about the first stage's own prior samples this way. The first stage is any trained run of a VAE (`two_stage.first_workdir`: `vae`, `beta_vae`, ...) on
 the same data set; its parameters ride along in this run's (`params['first_stage']`, checkpointed with it) and are
 frozen: no gradient reaches them and the optimiser leaves them (`optimizer`).
 
@@ -117,9 +119,12 @@ def evaluate(model: SecondStage, config: Config, params: Params, batch: Batch, k
 
 
 def sample(model: SecondStage, config: Config, params: Params, key: jax.Array, labels: jax.Array) -> jax.Array:
-  """As many images as `labels` (read only for their number): v ~ N(0, I), û, then the first stage's decoder."""
-  v = jax.random.normal(key, (labels.shape[0], config.latent_dim))
-  u = model.apply(_own(params), v, method=model.decode_code)
+  """As many images as `labels` (read only for their number): v ~ N(0, I), u ~ N(û, γ I), then the first stage's
+  decoder."""
+  code_key, noise_key = jax.random.split(key)
+  v = jax.random.normal(code_key, (labels.shape[0], config.latent_dim))
+  mean = model.apply(_own(params), v, method=model.decode_code)
+  u = mean + jnp.exp(0.5 * params["params"]["log_gamma"]) * jax.random.normal(noise_key, mean.shape)
   first = model.first.model
   return jax.nn.sigmoid(first.apply(params["first_stage"], u, method=first.decode))
 
