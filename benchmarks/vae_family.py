@@ -9,11 +9,17 @@ draws, a learned prior, a flow, leapfrog steps. The autoencoders without a bound
 
 `--mode train`: trains each entry for `--epochs` epochs of its own batch size (the learning-rate schedule follows
 the shortened run), W&B off, in WORKDIR/<name>, then scores the `nll` suite with `--nll_samples` importance samples
-on the whole test split (or its first `--nll_images`); prints the test NLL, the negative ELBO, the training minutes and samples/s. A finished
-run is read back, not retrained (its minutes those it took).
+on the whole test split (or its first `--nll_images`); prints the test NLL, the negative ELBO, the training minutes
+and samples/s. A finished run is read back, not retrained (its minutes those it took).
+
+`--mode samples`: trains each sampler of `SAMPLERS` the same way (the two-stage VAE on the codes of the `vae_mlp`
+run, which it trains first), then scores its samples with the `samples` suite (classifier FID, precision, recall
+against the test images; the train-vs-test floor beside them). RAE-GP is left out unless named: its Jacobian penalty
+makes its step about 24× slower than WAE-MMD's on this CPU (docs/performance.md).
 
   python benchmarks/vae_family.py --mode throughput
   python benchmarks/vae_family.py --mode train --workdir runs/vae_family --epochs 10 [--only vae vamp]
+  python benchmarks/vae_family.py --mode samples --workdir runs/vae_samples --epochs 5
 """
 import argparse
 import json
@@ -53,6 +59,16 @@ OTHERS = (
     Entry("info_vae", "experiments/info_vae.py"),
     Entry("rae_gp", "experiments/rae.py", overrides={"rae.regularizer": "gp"}),
 )
+# Samplers scored by the samples suite: the VAE of experiments/vae.py and the two-stage VAE on its codes (Dai &
+# Wipf's comparison), and the models of Ghosh et al.'s comparison on its protocol.
+SAMPLERS = (
+    Entry("vae_mlp", "experiments/vae.py"),
+    Entry("two_stage", "experiments/two_stage_vae.py"),
+    Entry("wae_mmd", "experiments/wae_mmd.py"),
+    Entry("info_vae", "experiments/info_vae.py"),
+    Entry("rae_l2", "experiments/rae.py"),
+    Entry("rae_gp", "experiments/rae.py", overrides={"rae.regularizer": "gp"}),
+)
 PUBLISHED = {"vae": "86.76 (Burda et al.); pythae 89.78", "iwae_k8": "k = 50: 84.78 (Burda et al.)",
              "miwae_8x8": "pythae 85.09", "piwae_8x8": "pythae 84.58", "ciwae_0.05": "pythae 84.74",
              "vamp": "85.57 (Tomczak & Welling); pythae 85.79", "hvae_4": "86.40 (Caterini et al.); pythae 86.21",
@@ -84,28 +100,36 @@ def throughput(entries: list[Entry], args: argparse.Namespace) -> None:
   print(json.dumps({"samples_per_s": medians, "rounds": rates}))
 
 
-def trained(entry: Entry, args: argparse.Namespace) -> dict:
-  """`entry` trained for `args.epochs` epochs in WORKDIR/<name> (its training time kept in train_seconds.json, so
-  that a finished run read back reports it), and its figures."""
+def train_shortened(entry: Entry, args: argparse.Namespace, **overrides) -> tuple[pathlib.Path, dict]:
+  """`entry` (with `overrides`) trained for `args.epochs` epochs in WORKDIR/<name>, no suites at its end: its
+  workdir and (steps, training minutes, median samples/s). Its training time is kept in train_seconds.json, so
+  that a finished run read back reports it."""
   config = make_config(entry, args)
+  config.update_from_flattened_dict(overrides)
   steps = round(args.epochs * (60_000 // config.batch_size))
   config.num_steps = steps
   config.eval_every = config.checkpoint_every = max(1, steps // 4)
   config.kl_warmup_steps = min(config.kl_warmup_steps, steps // 2)
+  if "rae" in config:  # Its code density refitted at least twice in the shortened run, the last time at its end.
+    config.rae.density_every = min(config.rae.density_every, config.eval_every)
   config.eval.suites = ()
-  config.data.num_test = args.nll_images
   workdir = args.workdir / entry.name
   timing = workdir / "train_seconds.json"
   start = time.perf_counter()
   summary = train.train_and_evaluate(config, workdir)
   if not timing.exists():
     timing.write_text(json.dumps({"seconds": time.perf_counter() - start}))
-  seconds = json.loads(timing.read_text())["seconds"]
-  report = evaluate.evaluate_run(workdir, ["nll"], nll_samples=args.nll_samples)
   rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-  rate = statistics.median(r["train/samples_per_s"] for r in rows if "train/samples_per_s" in r)
-  return {"nll": report["nll/iwae_nll"], "neg_elbo": report["nll/neg_elbo"], "steps": summary["step"],
-          "train_minutes": seconds / 60, "samples_per_s": rate}
+  return workdir, {"steps": summary["step"], "train_minutes": json.loads(timing.read_text())["seconds"] / 60,
+                   "samples_per_s": statistics.median(r["train/samples_per_s"] for r in rows
+                                                      if "train/samples_per_s" in r)}
+
+
+def trained(entry: Entry, args: argparse.Namespace) -> dict:
+  """`entry` trained by `train_shortened` on the first `--nll_images` test images, and its NLL figures."""
+  workdir, figures = train_shortened(entry, args, **{"data.num_test": args.nll_images})
+  report = evaluate.evaluate_run(workdir, ["nll"], nll_samples=args.nll_samples)
+  return {"nll": report["nll/iwae_nll"], "neg_elbo": report["nll/neg_elbo"], **figures}
 
 
 def reproduce(entries: list[Entry], args: argparse.Namespace) -> None:
@@ -119,12 +143,36 @@ def reproduce(entries: list[Entry], args: argparse.Namespace) -> None:
   print(json.dumps(results))
 
 
+def sample_quality(entries: list[Entry], args: argparse.Namespace) -> None:
+  """Prints the samples suite's figures of each of `entries` trained by `train_shortened` (the two-stage VAE on
+  the `vae_mlp` run's codes), beside the train-vs-test floor."""
+  results = {}
+  for e in entries:
+    first = {}
+    if e.name == "two_stage":
+      first = {"two_stage.first_workdir": str(train_shortened(SAMPLERS[0], args)[0])}
+    workdir, figures = train_shortened(e, args, **first)
+    report = evaluate.evaluate_run(workdir, ["samples"])
+    results[e.name] = {**figures, **{k.split("/")[1]: v for k, v in report.items() if k.startswith("samples/")}}
+  print(f"{'model':<10}{'FID':>9}{'precision':>11}{'recall':>8}{'modes':>7}{'steps':>8}{'minutes':>9}{'samples/s':>11}")
+  for name, r in results.items():
+    print(f"{name:<10}{r['fid']:>9.2f}{r['precision']:>11.3f}{r['recall']:>8.3f}{r['modes_covered']:>7.0f}"
+          f"{r['steps']:>8}{r['train_minutes']:>9.1f}{r['samples_per_s']:>11.0f}")
+  if results:
+    floor = next(iter(results.values()))
+    print(f"{'floor':<10}{floor['fid_floor']:>9.2f}{floor['precision_floor']:>11.3f}{floor['recall_floor']:>8.3f}"
+          "  (train images against test images)")
+  print(json.dumps(results))
+
+
 def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--mode", choices=("throughput", "train"), required=True)
-  parser.add_argument("--workdir", type=pathlib.Path, default=None, help="train: runs go to WORKDIR/<name>")
-  parser.add_argument("--only", nargs="+", choices=[e.name for e in ENTRIES + OTHERS], default=None)
-  parser.add_argument("--epochs", type=float, default=10, help="train: epochs of each model's own batch size")
+  parser.add_argument("--mode", choices=("throughput", "train", "samples"), required=True)
+  parser.add_argument("--workdir", type=pathlib.Path, default=None, help="train, samples: runs go to WORKDIR/<name>")
+  parser.add_argument("--only", nargs="+", choices=sorted({e.name for e in ENTRIES + OTHERS + SAMPLERS}),
+                      default=None)
+  parser.add_argument("--epochs", type=float, default=10,
+                      help="train, samples: epochs of each model's own batch size")
   parser.add_argument("--nll_samples", type=int, default=5_000)
   parser.add_argument("--nll_images", type=int, default=None, help="train: the first N test images (None: all)")
   parser.add_argument("--steps", type=int, default=200, help="throughput: steps per round")
@@ -135,9 +183,12 @@ def main(argv: list[str]) -> None:
   if args.mode == "throughput":
     throughput([e for e in ENTRIES + OTHERS if args.only is None or e.name in args.only], args)
   elif args.workdir is None:
-    parser.error("--mode train needs --workdir")
-  else:
+    parser.error(f"--mode {args.mode} needs --workdir")
+  elif args.mode == "train":
     reproduce([e for e in ENTRIES if args.only is None or e.name in args.only], args)
+  else:
+    default = [e.name for e in SAMPLERS if e.name != "rae_gp"]
+    sample_quality([e for e in SAMPLERS if e.name in (args.only or default)], args)
 
 
 if __name__ == "__main__":
