@@ -222,4 +222,5 @@ if __name__ == "__main__":
   _WANDB_MODE = flags.DEFINE_enum("wandb_mode", None, config_lib.WANDB_MODES, "W&B mode of the curves' run "
                                   "(default: the members' wandb.mode); 'online' without an API key logs offline.")
   app.run(main, flags_parser=config_lib.flags_parser(
-      "aejax.curves", example="python -m aejax.curves --root runs/beta_vae_sweep --x beta --y test/recon_error,test/kl"))
+      "aejax.curves",
+      example="python -m aejax.curves --root runs/beta_vae_sweep --x beta --y test/recon_error,test/kl"))

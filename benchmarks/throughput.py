@@ -4,8 +4,8 @@ Each of `--rounds` rounds runs, in turn: a Keras round (`benchmarks/keras_ae.py`
 virtualenv, a subprocess that times `--steps` batches of `model.fit` and prints one JSON line, of which
 only stdout is read), an aejax round (`--steps` train steps), a products round (the step's matrix
 products alone, `--steps` times: the ceiling for any implementation of this step here) and a matmul
-round (`--matmul_reps` jitted float32 `x @ y` of two n x n matrices). Interleaving spreads background load over all three alike; the
-medians over rounds are the figures, with min and max beside them.
+round (`--matmul_reps` jitted float32 `x @ y` of two n x n matrices). Interleaving spreads background load over all
+three alike; the medians over rounds are the figures, with min and max beside them.
 
 The aejax round times the code path `aejax.train.train_and_evaluate` runs: `make_data_step` over
 `make_train_step` for experiments/ae.py's net (784-500-300-150-100-64 and its mirror, Adam, MSE, batch

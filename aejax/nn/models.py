@@ -189,9 +189,9 @@ class GaussianAutoEncoder(nn.Module):
   weights) or 'vamp' (VampPrior, Tomczak & Welling 2018: p(z) = (1/K) Σ_k q_0(z|u_k), the posterior's Gaussian at K
   learned pseudo-inputs u_k of `input_shape`, kept in [0, 1] like the images; q_0 before any flow). Both learned
   priors are Gaussian mixtures (`prior_mixture`). `flow`: None, or an `aejax.nn.flows` module applied to z_0 with
-  the encoder's features as its context; `log_q` then includes its log-determinants. `leapfrog_steps` > 0 adds the Hamiltonian
-  VAE's learned leapfrog step sizes and initial inverse temperature (aejax/variants/variational/hvae.py moves the
-  draws with them), started at `leapfrog_step_size` and `leapfrog_beta0`.
+  the encoder's features as its context; `log_q` then includes its log-determinants. `leapfrog_steps` > 0 adds the
+  Hamiltonian VAE's learned leapfrog step sizes and initial inverse temperature (aejax/variants/variational/hvae.py
+  moves the draws with them), started at `leapfrog_step_size` and `leapfrog_beta0`.
   """
   encoder: nn.Module
   decoder: nn.Module

@@ -7,8 +7,9 @@
 
 The KL is a statistic of a batch, so its test value is the mean over evaluation batches of each batch's KL and
 moves a little with `eval_batch_size`. λ (`sparsity_weight`) and ρ (`sparsity_target`) are hparams. Train
-metrics (batch means) and test metrics (per example) add `sparsity_penalty`, `mean_activation` (the mean of h over the code units) and
-`near_zero_fraction` (the fraction of code units with |h| < 0.01; for sigmoid units simply h < 0.01).
+metrics (batch means) and test metrics (per example) add `sparsity_penalty`, `mean_activation` (the mean of h over
+the code units) and `near_zero_fraction` (the fraction of code units with |h| < 0.01; for sigmoid units simply
+h < 0.01).
 """
 import functools
 

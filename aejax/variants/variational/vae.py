@@ -4,8 +4,9 @@ The default is the VAE of Kingma & Welling: N(0, I) prior, loss = -log p(x|z) + 
 warm-up). `beta_vae` is the same model and loss; its config sets β > 1. `config.vae` (aejax/variants/variational/
 fields.py) picks the rest of the family: the importance-weighted bounds (IWAE with `iwae_samples` k > 1, Burda et
 al. 2016; MIWAE, PIWAE and CIWAE, Rainforth et al. 2018), a learned prior (mixture of Gaussians, VampPrior), a
-flow on the posterior (planar, IAF; aejax/nn/flows.py) or the Hamiltonian VAE's leapfrog steps (hvae.py). Wherever the KL has no closed form (a learned prior, a flow)
-it is the one-draw estimate log q(z|x) - log p(z) at the draw the reconstruction term uses.
+flow on the posterior (planar, IAF; aejax/nn/flows.py) or the Hamiltonian VAE's leapfrog steps (hvae.py).
+Wherever the KL has no closed form (a learned prior, a flow) it is the one-draw estimate log q(z|x) - log p(z) at the
+draw the reconstruction term uses.
 
 Every bound is a function of the log-weights log w_i = log p(x, z_i) - log q(z_i|x), z_i ~ q(z|x) (`log_weights`);
 `importance_weighted_nll` is the IWAE estimate of -log p(x) with any k, in chunks, for the `nll` suite. Test metrics
