@@ -110,8 +110,8 @@ def train_shortened(entry: Entry, args: argparse.Namespace, **overrides) -> tupl
   config.num_steps = steps
   config.eval_every = config.checkpoint_every = max(1, steps // 4)
   config.kl_warmup_steps = min(config.kl_warmup_steps, steps // 2)
-  if "rae" in config:  # Its code density refitted at least twice in the shortened run, the last time at its end.
-    config.rae.density_every = min(config.rae.density_every, config.eval_every)
+  if "rae" in config:  # Its code density refitted before steps 0, s, 2s, 3s: the last a few steps before the end.
+    config.rae.density_every = max(1, (steps - 1) // 3)
   config.eval.suites = ()
   workdir = args.workdir / entry.name
   timing = workdir / "train_seconds.json"
@@ -180,6 +180,9 @@ def main(argv: list[str]) -> None:
   parser.add_argument("--mnist_dir", default=str(_DEFAULT_MNIST_DIR), help="the four MNIST IDX .gz files")
   parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: $TFDS_DATA_DIR or TFDS's own)")
   args = parser.parse_args(argv)
+  known = [e.name for e in {"throughput": ENTRIES + OTHERS, "train": ENTRIES, "samples": SAMPLERS}[args.mode]]
+  if args.only and set(args.only) - set(known):
+    parser.error(f"--mode {args.mode} has no {sorted(set(args.only) - set(known))}: choose among {known}")
   if args.mode == "throughput":
     throughput([e for e in ENTRIES + OTHERS if args.only is None or e.name in args.only], args)
   elif args.workdir is None:

@@ -61,11 +61,13 @@ def test_loss_is_the_gaussian_nll_of_learned_variance_plus_the_kl(runs):
   np.testing.assert_allclose(t["kl"], kl, rtol=1e-4)
 
 
-def test_samples_go_through_the_second_decoder_its_noise_then_the_first(runs):
+@pytest.mark.parametrize("gamma", [0.25, 1e-12])  # √γ = 0.5 (not γ); γ → 0: û itself, as the paper's limit.
+def test_samples_go_through_the_second_decoder_its_noise_then_the_first(runs, gamma):
   root, config, _ = runs
   variant = train.check_config(config)
   model = variant.build_model(config, (28, 28, 1))
   params = saved_checkpoint(root / "second", 40)["params"]
+  params["params"]["log_gamma"] = np.log(np.float32(gamma))
   key = jax.random.key(7)
   drawn = variant.sample(model, config, params, key, jnp.zeros((6,), jnp.int32))
   code_key, noise_key = jax.random.split(key)
@@ -76,11 +78,14 @@ def test_samples_go_through_the_second_decoder_its_noise_then_the_first(runs):
     layer = dense[f"Dense_{i}"]
     h = h @ layer["kernel"] + layer["bias"]
     h = jax.nn.relu(h) if i < len(dense) - 1 else h
-  u = h + np.sqrt(np.exp(params["params"]["log_gamma"])) * jax.random.normal(noise_key, (6, 4))  # ~ N(û, γ I).
+  u = h + np.sqrt(gamma) * jax.random.normal(noise_key, (6, 4))  # ~ N(û, γ I).
   first = model.first.model
   expected = jax.nn.sigmoid(first.apply(params["first_stage"], u, method=first.decode))
   np.testing.assert_allclose(drawn, expected, atol=1e-5)
   assert drawn.shape == (6, 28, 28, 1)
+  if gamma < 1e-6:  # Decoding û alone: Dai & Wipf's sampler once γ → 0.
+    np.testing.assert_allclose(drawn, jax.nn.sigmoid(first.apply(params["first_stage"], h, method=first.decode)),
+                               atol=1e-5)
 
 
 def test_bad_first_stages_are_one_line_each(runs, smoke_config, tmp_path):

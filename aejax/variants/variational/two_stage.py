@@ -7,11 +7,11 @@ step), with an MLP encoder and decoder (`two_stage.widths`, ReLU) and a Gaussian
 
     loss = ½‖u - û‖²/γ + (D/2)·log(2πγ) + β·KL(q(v|u) ‖ N(0, I)),
 
-D = the first stage's code size. Sampling follows that model: v ~ N(0, I), u ~ N(û, γ I), then the first stage's
-decoder, sigmoid of its logits. Dai & Wipf decode û itself, which is the same once γ → 0 as in their long runs; a
-second stage whose γ stays near 1 (its KL near 0: the first stage's codes already look like N(0, I), or a short
-run) would give one image from û alone, and gives about the first stage's own prior samples this way. The first stage is any trained run of a VAE (`two_stage.first_workdir`: `vae`, `beta_vae`, ...) on
-the same data set; its parameters ride along in this run's (`params['first_stage']`, checkpointed with it) and are
+D = the first stage's code size. Sampling follows that model, as Dai & Wipf's code does: v ~ N(0, I),
+u ~ N(û, γ I), then the first stage's decoder, sigmoid of its logits. Decoding û alone is the same only once γ → 0;
+with γ near 1 (a short run, or first-stage codes that already look like N(0, I)) it collapses to a few digits.
+The first stage is any trained run of a VAE (`two_stage.first_workdir`: `vae`, `beta_vae`, ...) on the same data
+set; its parameters ride along in this run's (`params['first_stage']`, checkpointed with it) and are
 frozen: no gradient reaches them and the optimiser leaves them (`optimizer`).
 
 Test metrics per image: the second stage's `recon`, `kl`, `neg_elbo` (nats per code) and `gamma`; pictures: the
@@ -134,7 +134,8 @@ def images(model: SecondStage, config: Config, params: Params, batch: Batch, key
   del batch, hp
   n = config.num_images
   first = model.first.model
-  prior = first.apply(params["first_stage"], key, n, method=first.sample_prior)
+  prior_key, key = jax.random.split(key)
+  prior = first.apply(params["first_stage"], prior_key, n, method=first.sample_prior)
   rows = {"first stage": jax.nn.sigmoid(first.apply(params["first_stage"], prior, method=first.decode)),
           "two stages": sample(model, config, params, key, jnp.zeros((n,), jnp.int32))}
   return {"samples": images_lib.Grid(jnp.stack(list(rows.values())), tuple(rows))}
