@@ -150,7 +150,8 @@ def sample_quality(entries: list[Entry], args: argparse.Namespace) -> None:
   for e in entries:
     first = {}
     if e.name == "two_stage":
-      first = {"two_stage.first_workdir": str(train_shortened(SAMPLERS[0], args)[0])}
+      vae_mlp = next(s for s in SAMPLERS if s.name == "vae_mlp")
+      first = {"two_stage.first_workdir": str(train_shortened(vae_mlp, args)[0])}
     workdir, figures = train_shortened(e, args, **first)
     report = evaluate.evaluate_run(workdir, ["samples"])
     results[e.name] = {**figures, **{k.split("/")[1]: v for k, v in report.items() if k.startswith("samples/")}}

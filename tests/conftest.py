@@ -42,7 +42,7 @@ def mnist_manual_dir() -> pathlib.Path:
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def session_dir(tmp_path_factory, name: str) -> pathlib.Path:
+def _session_dir(tmp_path_factory, name: str) -> pathlib.Path:
   """A folder of this test session that pytest-xdist's workers share (their temp folders sit side by side), so the
   prepared MNIST and the samples suite's classifiers are made once, not once per worker: aejax's own locks make
   the second worker wait for the first (or take what it left)."""
@@ -63,7 +63,7 @@ def once_per_session(tmp_path_factory, name: str, make: Callable[[pathlib.Path],
   first): xdist spreads a module's tests over both workers, so a plain module fixture trains twice. Its result
   may come from the other worker's process, so a test comparing it bit for bit with a run of its own relies on the
   same program giving the same numbers in two processes (as the kill -9 drill does)."""
-  folder = session_dir(tmp_path_factory, name)
+  folder = _session_dir(tmp_path_factory, name)
   result = folder / "result.pickle"
   with (folder / "lock").open("w") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes, or the process dies.
@@ -99,7 +99,7 @@ def network_blocked() -> Iterator[list]:
 def data_dir(tmp_path_factory, mnist_manual_dir) -> pathlib.Path:
   """A TFDS data dir with aejax_mnist prepared once per session from the IDX files, with the network blocked."""
   from aejax.data import datasets  # pylint: disable=g-import-not-at-top
-  root = session_dir(tmp_path_factory, "tfds")
+  root = _session_dir(tmp_path_factory, "tfds")
   with network_blocked() as attempts:
     datasets.load_split("mnist", "test", data_dir=str(root), manual_dir=str(mnist_manual_dir), num_examples=1)
   assert not attempts
@@ -111,7 +111,7 @@ def smoke_config(data_dir, mnist_manual_dir, tmp_path_factory):
   """`smoke_config(name, **fields)`: `experiments/<name>.py:smoke` on the session's MNIST, with fields overridden;
   the samples suite's classifiers are cached in a folder of the session, not the user's."""
   from aejax import config as config_lib  # pylint: disable=g-import-not-at-top
-  classifier_dir = session_dir(tmp_path_factory, "classifiers")
+  classifier_dir = _session_dir(tmp_path_factory, "classifiers")
 
   def make(name: str, **fields):
     c = config_lib.from_file(f"{REPO}/experiments/{name}.py:smoke")
