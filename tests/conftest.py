@@ -21,6 +21,10 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 # (here and in the runs tests start as subprocesses), which took the suite from 809 s to 646 s on 2026-12-07. Tests
 # that run one program for long are marked `optimized` and compile with them (`_optimized` below).
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+# Compilation was about a third of the tests' time, and XLA:CPU's loop emitters compile 3.2 times faster than its
+# default fusion emitters with the optimisations off (steps 12 % slower): 612 s to 540 s for the test command
+# (docs/performance.md, benchmarks/compile_time.py). XLA reads its flags once per process: every test has them.
+os.environ["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS"), "--xla_cpu_use_fusion_emitters=false"]))
 
 import pytest  # noqa: E402
 
@@ -152,7 +156,7 @@ def preempt_at(monkeypatch):
 @pytest.fixture(autouse=True)
 def _optimized(request, monkeypatch) -> Iterator[None]:
   """A test marked `optimized` compiles what it runs, and the commands it starts theirs, with XLA's optimisations
-  (on for aejax's users); fixtures of a wider scope have compiled theirs without. JAX's in-memory caches do not key
+  (on for aejax's users; XLA_FLAGS above stay); fixtures of a wider scope have compiled theirs without. JAX's in-memory caches do not key
   on the setting: cleared at each switch, so that the test's programs are compiled with it and later tests do not
   reuse them."""
   if request.node.get_closest_marker("optimized") is None:

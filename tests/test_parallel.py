@@ -39,8 +39,8 @@ def _start(workdir, data_dir, manual_dir, devices: int, env: dict[str, str] | No
                                               **fields}.items()]
   command = [sys.executable, "-m", "aejax.main", "--config", "experiments/vae.py:smoke", "--workdir", str(workdir),
              *flags]
-  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu",
-         **(env or {})}
+  flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"  # And the tests'.
+  env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu", **(env or {})}
   logs = [workdir.with_name(f"{workdir.name}{name}.{stream}") for stream in ("out", "err")]
   with logs[0].open("w") as out, logs[1].open("w") as err:
     proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=err, text=True)
@@ -164,7 +164,7 @@ def test_two_processes_with_jax_distributed_train_like_one_and_evaluate(runs, ro
 def test_sigterm_to_one_of_two_processes_stops_both_at_one_step_and_resumes(root, data_dir, mnist_manual_dir):
   """A scheduler's SIGTERM reaches each task at its own moment: here only task 1 gets it. Both must checkpoint at
   one agreed step and exit (a task left training would wait forever on the other's collectives); rerun, they
-  end where the same two tasks end uninterrupted."""
+  end where the same run ends uninterrupted."""
   fields = {"num_steps": 40, "checkpoint_every": 40, "eval_every": 40}
   workdir = root / "preempted"
   tasks = _start_two_tasks(workdir, data_dir, mnist_manual_dir, **fields)
@@ -183,10 +183,15 @@ def test_sigterm_to_one_of_two_processes_stops_both_at_one_step_and_resumes(root
     assert manager.all_steps() == [steps[0]]
   for rc, out, err in _finish_all(_start_two_tasks(workdir, data_dir, mnist_manual_dir, "-resumed", **fields)):
     assert rc == 0, err[-3000:]
-  uninterrupted = root / "uninterrupted"
-  for rc, out, err in _finish_all(_start_two_tasks(uninterrupted, data_dir, mnist_manual_dir, **fields)):
-    assert rc == 0, err[-3000:]
-  _assert_same_state(uninterrupted, workdir, fields["num_steps"], rtol=1e-6, atol=1e-8)
+  # The same run uninterrupted, on this process's one device (a third pair of processes cost 12 s of the test
+  # command): two processes train like one, up to float reassociation, which Adam turns into parameter differences
+  # of up to 1.2e-5 after 40 steps here; a resume off by a step, a key or Adam's count moves them by about the
+  # learning rate, 1e-3.
+  config = config_lib.from_file(f"{REPO}/experiments/vae.py:smoke")
+  config.update_from_flattened_dict({**FIELDS, **fields, "data.data_dir": str(data_dir),
+                                     "data.manual_dir": str(mnist_manual_dir)})
+  train.train_and_evaluate(config, root / "uninterrupted")
+  _assert_same_state(root / "uninterrupted", workdir, fields["num_steps"], atol=1e-4)
 
 
 def test_batch_not_divisible_by_devices_is_one_clear_error(runs):
