@@ -156,9 +156,9 @@ def preempt_at(monkeypatch):
 @pytest.fixture(autouse=True)
 def _optimized(request, monkeypatch) -> Iterator[None]:
   """A test marked `optimized` compiles what it runs, and the commands it starts theirs, with XLA's optimisations
-  (on for aejax's users; XLA_FLAGS above stay); fixtures of a wider scope have compiled theirs without. JAX's in-memory caches do not key
-  on the setting: cleared at each switch, so that the test's programs are compiled with it and later tests do not
-  reuse them."""
+  (on for aejax's users; the loop emitters above stay); fixtures of a wider scope have compiled theirs without.
+  JAX's in-memory caches do not key on the setting: cleared at each switch, so that the test's programs are
+  compiled with it and later tests do not reuse them."""
   if request.node.get_closest_marker("optimized") is None:
     yield
     return
