@@ -335,10 +335,8 @@ def _is_disk_full(error: BaseException | None) -> bool:
 
 
 @jax.jit
-@jax.jit
 def _all_finite(tree: Any) -> jax.Array:
-  """Whether every float array of `tree` is finite: one program, one scalar back from the device (run eagerly, its
-  two ops per array compiled one small program per shape: 2.7 s of a conv net's restore here)."""
+  """Whether every float array of `tree` is finite: one program, one scalar back from the device."""
   leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.bool_(True)
 

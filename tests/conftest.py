@@ -1,6 +1,7 @@
 """Tests run on the CPU, whatever accelerators the machine has."""
 import contextlib
 import fcntl
+import json
 import os
 import pathlib
 import pickle
@@ -17,6 +18,10 @@ _SESSION = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"{os.getpid()}-{os.uran
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.join(tempfile.gettempdir(), f"aejax-test-jax-cache-{_SESSION}"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+# XLA's settings as runs get them outside the tests (`users_environment`): kept in the environment by the first
+# process that imports this file, since pytest-xdist's workers inherit the settings below.
+_USERS = json.loads(os.environ.setdefault("AEJAX_TESTS_USERS_XLA", json.dumps(
+    {name: os.environ.get(name) for name in ("JAX_DISABLE_MOST_OPTIMIZATIONS", "XLA_FLAGS")})))
 # Most tests run a few steps of many small programs, so XLA's optimisation passes cost more than they save: off
 # (here and in the runs tests start as subprocesses), which took the suite from 809 s to 646 s on 2026-12-07. Tests
 # that run one program for long are marked `optimized` and compile with them (`_optimized` below).
@@ -24,7 +29,8 @@ os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 # Compilation was about a third of the tests' time, and XLA:CPU's loop emitters compile 3.2 times faster than its
 # default fusion emitters with the optimisations off (steps 12 % slower): 612 s to 540 s for the test command
 # (docs/performance.md, benchmarks/compile_time.py). XLA reads its flags once per process: every test has them.
-os.environ["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS"), "--xla_cpu_use_fusion_emitters=false"]))
+if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):  # Not again in pytest-xdist's workers.
+  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_use_fusion_emitters=false".strip()
 
 import pytest  # noqa: E402
 
@@ -82,6 +88,18 @@ def saved_checkpoint(workdir: pathlib.Path, step: int) -> dict:
   options = ocp.CheckpointManagerOptions(read_only=True)  # It may be a folder other tests read at the same time.
   with ocp.CheckpointManager(workdir / "checkpoints", options=options) as manager:
     return manager.restore(step)
+
+
+def users_environment() -> dict[str, str]:
+  """This process's environment with XLA's settings as a run gets them outside the tests (optimisations on, the
+  fusion emitters), for a command that checks that setting works."""
+  env = dict(os.environ)
+  for name, value in _USERS.items():
+    if value is None:
+      env.pop(name, None)
+    else:
+      env[name] = value
+  return env
 
 
 @contextlib.contextmanager

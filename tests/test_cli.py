@@ -15,7 +15,7 @@ from aejax import config as config_lib
 from aejax import train, writers
 from aejax.errors import ConfigError
 
-from conftest import REPO
+from conftest import REPO, users_environment
 
 
 def _command(name, workdir, data_dir, manual_dir, cache_dir, *overrides):
@@ -28,19 +28,20 @@ def _command(name, workdir, data_dir, manual_dir, cache_dir, *overrides):
 def cli(data_dir, mnist_manual_dir, tmp_path_factory):
   cache_dir = tmp_path_factory.getbasetemp() / "cli-jax-cache"
 
-  def run(name, workdir, *overrides, **popen):
+  def run(name, workdir, *overrides, env=None, **popen):
     command = _command(name, workdir, data_dir, mnist_manual_dir, cache_dir, *overrides)
     if popen:
-      return subprocess.Popen(command, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    return subprocess.run(command, cwd=REPO, text=True, capture_output=True, timeout=300)
+      return subprocess.Popen(command, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    return subprocess.run(command, cwd=REPO, text=True, capture_output=True, timeout=300, env=env)
 
   return run
 
 
 def test_overrides_reach_the_run(cli, tmp_path):
+  """With XLA compiling as it does for users (the other tests change its settings to compile faster)."""
   result = cli("vae", tmp_path, "--config.beta=2", "--config.latent_dim=5", "--config.seed=3",
                "--config.num_steps=30", "--config.model.encoder_widths=(64,32)", "--config.checkpoint_every=10",
-               "--config.keep_checkpoints=2")
+               "--config.keep_checkpoints=2", env=users_environment())
   assert result.returncode == 0, result.stderr
   saved = json.loads((tmp_path / "config.json").read_text())
   assert (saved["beta"], saved["latent_dim"], saved["seed"], saved["num_steps"]) == (2.0, 5, 3, 30)
