@@ -27,8 +27,9 @@ _USERS = json.loads(os.environ.setdefault("AEJAX_TESTS_USERS_XLA", json.dumps(
 # that run one program for long are marked `optimized` and compile with them (`_optimized` below).
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 # Compilation was about a third of the tests' time, and XLA:CPU's loop emitters compile 3.2 times faster than its
-# default fusion emitters with the optimisations off (steps 12 % slower): 612 s to 540 s for the test command
-# (docs/performance.md, benchmarks/compile_time.py). XLA reads its flags once per process: every test has them.
+# default fusion emitters with the optimisations off (steps 12 % slower): 612 s to 540 s for the test command, with
+# the SIGTERM drill's lighter reference (docs/performance.md, benchmarks/compile_time.py). XLA reads its flags once
+# per process: every test has them, unless XLA_FLAGS names the emitters already.
 if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):  # Not again in pytest-xdist's workers.
   os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_use_fusion_emitters=false".strip()
 
