@@ -91,6 +91,11 @@ def saved_checkpoint(workdir: pathlib.Path, step: int) -> dict:
     return manager.restore(step)
 
 
+def xla_flags(*flags: str) -> str:
+  """XLA_FLAGS for a command a test starts: the tests' own (above) and `flags`."""
+  return " ".join([os.environ.get("XLA_FLAGS", ""), *flags]).strip()
+
+
 def users_environment() -> dict[str, str]:
   """This process's environment with XLA's settings as a run gets them outside the tests (optimisations on, the
   fusion emitters), for a command that checks that setting works."""

@@ -15,7 +15,7 @@ import pytest
 from aejax import bundle, config as config_lib, signals, train
 from aejax.errors import ConfigError
 
-from conftest import REPO, once_per_session
+from conftest import REPO, once_per_session, xla_flags
 
 # Three β-VAE members that differ in every per-member field: β (the variant's hparams), learning rate, seed.
 MEMBERS = [dict(beta=1.0, learning_rate=1e-3, seed=0), dict(beta=4.0, learning_rate=3e-3, seed=1),
@@ -177,9 +177,9 @@ def test_members_split_over_four_devices_train_as_on_one(trained_bundle, dirs, t
   code = f"import test_bundle; test_bundle.train_sharded({str(tmp_path)!r}, {str(dirs[0])!r}, {str(dirs[1])!r})"
   # XLA:CPU ends the process when a device's thread is 40 s late to a collective; on a loaded 2-core machine the four
   # devices' threads can be starved that long (seen twice in CI), so it waits up to 240 s here.
-  flags = (f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4 "  # And the tests' own.
-           "--xla_cpu_collective_call_terminate_timeout_seconds=240 "
-           "--xla_cpu_collective_call_warn_stuck_timeout_seconds=60")
+  flags = xla_flags("--xla_force_host_platform_device_count=4",
+                    "--xla_cpu_collective_call_terminate_timeout_seconds=240",
+                    "--xla_cpu_collective_call_warn_stuck_timeout_seconds=60")
   proc = subprocess.run([sys.executable, "-c", code], cwd=REPO / "tests", capture_output=True, text=True, timeout=300,
                         env={**os.environ, "XLA_FLAGS": flags})
   assert proc.returncode == 0, proc.stderr[-3000:]

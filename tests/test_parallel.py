@@ -21,7 +21,7 @@ import pytest
 
 from aejax import config as config_lib, parallel, train
 
-from conftest import REPO, once_per_session
+from conftest import REPO, once_per_session, xla_flags
 
 # Dynamic binarisation and the VAE's sampling: the random draws must not depend on how the batch is split.
 FIELDS = {"data.binarize": "dynamic", "num_steps": 8, "log_every": 4, "eval_every": 8, "checkpoint_every": 8,
@@ -39,8 +39,8 @@ def _start(workdir, data_dir, manual_dir, devices: int, env: dict[str, str] | No
                                               **fields}.items()]
   command = [sys.executable, "-m", "aejax.main", "--config", "experiments/vae.py:smoke", "--workdir", str(workdir),
              *flags]
-  flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"  # And the tests'.
-  env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu", **(env or {})}
+  env = {**os.environ, "XLA_FLAGS": xla_flags(f"--xla_force_host_platform_device_count={devices}"),
+         "JAX_PLATFORMS": "cpu", **(env or {})}
   logs = [workdir.with_name(f"{workdir.name}{name}.{stream}") for stream in ("out", "err")]
   with logs[0].open("w") as out, logs[1].open("w") as err:
     proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=err, text=True)
