@@ -107,6 +107,11 @@ class Variant:
   # Whether `build_model` draws from `config.seed` (DEC's k-means start): a bundle builds one model for all its
   # members, so they may not differ in seed.
   model_uses_seed: bool = False
+  # A learner with a stopping rule of its own (DEC: the assignments settled) says from its train state whether it has
+  # met it, as a boolean scalar. The loop looks at the steps it logs: once every live member has, the run ends there
+  # (evaluated and checkpointed at that step), its summary says `converged`, and a rerun or a launcher counts it as
+  # finished (`writers.is_finished`). None: runs end at num_steps.
+  converged: Callable[[Any], jax.Array] | None = None
 
 
 _REGISTRY: dict[str, Variant] = {}

@@ -13,6 +13,7 @@ import functools
 import math
 import os
 import pathlib
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -445,6 +446,13 @@ def make_population_refresh(variant: registry.Variant, model: nn.Module, base: c
   return jax.jit(refresh, donate_argnums=0, out_shardings=sharding)
 
 
+def make_population_converged(variant: registry.Variant, stacked: bool) -> Callable[..., Any] | None:
+  """The jitted `states -> bool (per member)` of the variant's stopping rule, or None for a variant without one."""
+  if variant.converged is None:
+    return None
+  return jax.jit(_lift(variant.converged, stacked, (0,)))
+
+
 def _per_member(tree: Any, n: int, stacked: bool) -> list[Any]:
   """A host tree of the population split into its `n` members' trees (a bundle's padding dummies left out)."""
   return [member(tree, k) for k in range(n)] if stacked else [tree]
@@ -511,6 +519,7 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
     state_bytes = nbytes(shapes)
     train_step = make_population_step(variant, model, base, train_split, mesh, stacked)
     refresh = make_population_refresh(variant, model, base, mesh, stacked)
+    converged = make_population_converged(variant, stacked)
     if any(ck.latest_step is None or ck.latest_step < base.num_steps for ck in ckpts):  # Else nothing to train.
       train_step = compile_within_memory(
           train_step, (shapes, rates, train_split, permute(data_keys, 0), train_keys), state_bytes,
@@ -543,6 +552,16 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
                                             jax.random.key(0), False)
     wait_each = not stacked and parallel.sync_each_step(mesh)  # A bundle's devices share no collectives.
     alive, diverged = [True] * n, {}
+
+    def converged_members(state: TrainState) -> list[bool]:
+      """Whether each member has met its variant's stopping rule (never, for a variant without one)."""
+      if converged is None:
+        return [False] * n
+      return [bool(flag) for flag in _per_member(jax.device_get(converged(state)), n, stacked)]
+
+    def ended(state: TrainState) -> bool:
+      """Whether every live member has met its stopping rule: the run ends at this step."""
+      return converged is not None and all(done for done, live in zip(converged_members(state), alive) if live)
 
     def evaluate_and_draw(state: TrainState, step: int, log: bool = True) -> tuple[list[dict], list[dict]]:
       totals = sum_batches(batch_sums, state, eval_splits, eval_keys, num_batches, wait_each)
@@ -603,13 +622,14 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
     test_metrics, image_paths, pending, fetched = [], [], [], []  # `fetched`: host copies of pending's first rows.
     tick, window_start = time.perf_counter(), step
     epoch, perm = -1, None
+    stop_rule = ended(state)  # A resumed run that had converged trains no further.
     signals.raise_if_signalled()
     desc = base.variant if not stacked else f"{base.variant} x{n}" + (f" on {mesh.size} devices" if mesh.size > 1
                                                                        else "")
     with signals.loop_signals() as stop_signal, tqdm(total=base.num_steps, initial=step, desc=desc, unit="step",
                                                      dynamic_ncols=True, disable=not primary) as bar:
       signum = None
-      while step < base.num_steps and any(alive) and not (signum := stop_signal(step)):
+      while step < base.num_steps and not stop_rule and any(alive) and not (signum := stop_signal(step)):
         if step // steps_per_epoch != epoch:
           epoch = step // steps_per_epoch
           perm = permute(data_keys, epoch)
@@ -627,10 +647,14 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
           check()
         if log:
           log_window(step, bar)
-        if evaluate and any(alive):
+          stop_rule = ended(state)
+        if (evaluate or stop_rule) and any(alive):
           test_metrics, image_paths = evaluate_and_draw(state, step)
-        if save_now and any(alive):
+        if (save_now or stop_rule) and any(alive):
           save(step, state)
+      if stop_rule and step < base.num_steps and primary:
+        bar.write(f"aejax: converged at step {step} of {base.num_steps} ({base.variant}'s stopping rule): the "
+                  "run ends here", file=sys.stderr)
       if pending:  # Stopped between two logged steps (by divergence or a signal): check and log the steps before it,
         check()  # so that nothing non-finite is saved on a signal either.
         log_window(step, bar)
@@ -641,11 +665,12 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
         raise signals.Interrupted(signum, step)
     if not test_metrics and any(alive):  # Rerun of a finished run: its final numbers, already in metrics.jsonl.
       test_metrics, image_paths = evaluate_and_draw(state, step, log=False)
-    summaries = []
+    summaries, finished = [], converged_members(state)
     for k, (ck, writer) in enumerate(zip(ckpts, run_writers)):
       ck.wait()
       if alive[k]:
-        summary = {"step": step, **test_metrics[k], "checkpoint": str(ck.directory / str(ck.latest_step)),
+        summary = {"step": step, **({"converged": finished[k]} if converged is not None else {}), **test_metrics[k],
+                   "checkpoint": str(ck.directory / str(ck.latest_step)),
                    "metrics": str(writer.metrics_path),
                    **{f"image/{name}": str(path) for name, path in image_paths[k].items()}}
         writer.write_summary(summary)

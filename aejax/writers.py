@@ -154,9 +154,13 @@ def report_step(path: pathlib.Path) -> int | None:
 
 
 def is_finished(workdir: pathlib.Path, num_steps: int, evaluated: bool) -> bool:
-  """Whether the run in `workdir` has checkpointed step `num_steps` and written its summary (and, if `evaluated`,
-  its eval.json) at or after it: launchers skip such a run, and sweep curves count it."""
-  steps = [latest_checkpoint(workdir), report_step(workdir / "summary.json")]
+  """Whether the run in `workdir` has checkpointed its last step and written its summary (and, if `evaluated`, its
+  eval.json) at or after it: launchers skip such a run, and sweep curves count it. The last step is `num_steps`, or
+  the step of a summary that says the run ended at its learner's stopping rule (`converged`)."""
+  summary = workdir / "summary.json"
+  if summary.exists() and json.loads(summary.read_text()).get("converged"):
+    num_steps = min(num_steps, report_step(summary))
+  steps = [latest_checkpoint(workdir), report_step(summary)]
   if evaluated:
     steps.append(report_step(workdir / "eval.json"))
   return all(step is not None and step >= num_steps for step in steps)

@@ -39,7 +39,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.wandb.tags = ("clustering", "pretrain")
   else:
     c.variant = "idec" if "idec" in options else "dec"
-    c.num_steps = 200 * STEPS_PER_EPOCH  # At most: the parameters freeze at the tolerance, usually far earlier.
+    c.num_steps = 200 * STEPS_PER_EPOCH  # At most: the run ends at the tolerance, usually far earlier.
     c.eval_every = c.checkpoint_every = 10 * STEPS_PER_EPOCH
     c.eval.suites = ("clustering",)
     c.wandb.tags = ("clustering", c.variant)

@@ -1,7 +1,7 @@
 """DEC and IDEC: the soft assignment and target distribution against their formulas in NumPy, the clustering loss
 against KL(P ‖ Q) and its gradient sharpening assignments on a toy mixture; through the loop, the first target
 against k-means of the pretrained codes recomputed in NumPy, training with refreshes, the clustering suite, resume
-across a refresh, the stop at the tolerance, and bad fields by their message."""
+across a refresh, the run's end at the tolerance (alone and in a bundle), and bad fields by their message."""
 import json
 import re
 
@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aejax import bundle, config as config_lib, evaluate, train
+from aejax import bundle, config as config_lib, evaluate, train, writers
 from aejax.data import input_pipeline
 from aejax.errors import ConfigError
 from aejax.variants.clustering import assignments
@@ -141,24 +141,45 @@ def test_resumed_run_equals_uninterrupted_across_a_refresh(dec_config, pretraine
     np.testing.assert_array_equal(x, y)
 
 
-def test_training_stops_moving_once_assignments_settle(dec_config, pretrained, tmp_path):
-  """With a tolerance no refresh can miss, the refresh at step 2 declares convergence: the parameters of steps 4
-  and 6 are those of step 2, and the logged objective is still computed. With tolerance 0, nothing converges."""
-  c = dec_config("", num_steps=6, checkpoint_every=2, eval_every=6, log_every=2, **{
+def test_a_run_ends_once_assignments_settle_and_a_rerun_counts_it_finished(dec_config, pretrained, tmp_path, capsys):
+  """With a tolerance no refresh can miss, the refresh before step 3 (update_every 2) declares convergence: steps 3
+  and 4 leave the parameters as they were (their objective still logged), and the run ends at the logged step 4 of
+  12, checkpointed and evaluated there, its summary saying so. A rerun trains nothing and the launchers count it
+  finished. With tolerance 0 nothing converges and the run goes to num_steps."""
+  c = dec_config("", num_steps=12, checkpoint_every=2, eval_every=12, log_every=2, **{
       "cluster.update_every": 2, "cluster.tolerance": 0.999, "cluster.pretrained_workdir": pretrained,
       "eval.suites": ()})
-  train.train_and_evaluate(c, tmp_path)
-  saved = {step: saved_checkpoint(tmp_path, step) for step in (2, 4, 6)}
+  summary = train.train_and_evaluate(c, tmp_path)
+  assert summary["step"] == 4 and summary["converged"] is True and "test/loss" in summary
+  assert "aejax: converged at step 4 of 12 (dec's stopping rule): the run ends here" in capsys.readouterr().err
+  assert writers.latest_checkpoint(tmp_path) == 4
+  saved = {step: saved_checkpoint(tmp_path, step) for step in (2, 4)}
   assert not bool(saved[2]["carry"]["converged"]) and bool(saved[4]["carry"]["converged"])
-  for step in (4, 6):
-    for x, y in zip(jax.tree.leaves(saved[2]["params"]), jax.tree.leaves(saved[step]["params"]), strict=True):
-      np.testing.assert_array_equal(x, y)
-  rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-  assert [r["train/converged"] for r in rows if "train/kl" in r] == [0.0, 1.0, 1.0]
+  for x, y in zip(jax.tree.leaves(saved[2]["params"]), jax.tree.leaves(saved[4]["params"]), strict=True):
+    np.testing.assert_array_equal(x, y)
+  rows = writers.read_rows(tmp_path / "metrics.jsonl")
+  assert [r["train/converged"] for r in rows if "train/kl" in r] == [0.0, 1.0]
   assert all(r["train/kl"] > 0 for r in rows if "train/kl" in r)
+  assert writers.is_finished(tmp_path, c.num_steps, evaluated=False)
+  assert train.train_and_evaluate(c, tmp_path)["step"] == 4
+  assert writers.latest_checkpoint(tmp_path) == 4 and writers.read_rows(tmp_path / "metrics.jsonl") == rows
   c.cluster.tolerance = 0.0
-  train.train_and_evaluate(c, tmp_path / "never")
-  assert not bool(saved_checkpoint(tmp_path / "never", 6)["carry"]["converged"])
+  summary = train.train_and_evaluate(c, tmp_path / "never")
+  assert summary["step"] == 12 and summary["converged"] is False
+  assert not writers.is_finished(tmp_path / "never", 14, evaluated=False)
+
+
+def test_a_bundle_ends_once_every_member_has_converged(dec_config, pretrained, tmp_path):
+  """Members of different γ, both converging at the refresh before step 3: the bundle ends at the logged step 4,
+  each member's checkpoint and summary there."""
+  fields = {"num_steps": 8, "checkpoint_every": 8, "eval_every": 8, "log_every": 2, "cluster.update_every": 2,
+            "cluster.tolerance": 0.999, "cluster.pretrained_workdir": pretrained, "eval.suites": ()}
+  configs = [dec_config("idec", **fields, **{"cluster.gamma": gamma}) for gamma in (0.1, 0.3)]
+  workdirs = [tmp_path / "a", tmp_path / "b"]
+  summaries = bundle.train_bundle(configs, workdirs)
+  assert [(s["step"], s["converged"]) for s in summaries] == [(4, True), (4, True)]
+  assert [writers.latest_checkpoint(w) for w in workdirs] == [4, 4]
+  assert all(writers.is_finished(w, 8, evaluated=False) for w in workdirs)
 
 
 def test_a_bundle_of_seeds_is_refused_in_one_line(dec_config, pretrained, tmp_path):

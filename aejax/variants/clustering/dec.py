@@ -7,10 +7,10 @@ Every `cluster.update_every` steps the loop refreshes the target distribution P 
 state's carry with each example's hard assignment; each step then takes its batch's rows of P ('index') and
 descends KL(P ‖ Q) in the encoder and the centres (DEC), plus the reconstruction loss with the clustering term
 weighted by `cluster.gamma` (IDEC). Once a refresh finds fewer than `cluster.tolerance` of the examples changed
-cluster, training has converged: the parameters stay as they are, and the remaining steps up to num_steps only
-evaluate the objective ('converged' in the logs). Test metrics per example: 'confidence' (its largest q),
-'recon_error'. The clustering suite scores the clusters of the whole train split (with `data.with_test`, all
-70,000 MNIST images) by accuracy and NMI.
+cluster, training has converged: the parameters stay as they are (the steps only evaluate the objective,
+'converged' in the logs) and the run ends at the next logged step (`registry.Variant.converged`). Test metrics per
+example: 'confidence' (its largest q), 'recon_error'. The clustering suite scores the clusters of the whole train
+split (with `data.with_test`, all 70,000 MNIST images) by accuracy and NMI.
 
 A bundle builds one model for its members, and the k-means start draws from `config.seed`: members may not differ
 in seed (`registry.Variant.model_uses_seed`).
@@ -182,7 +182,7 @@ def _variant(idec: bool) -> registry.Variant:
       build_model=build_model, hparams=hparams, evaluate=evaluate, images=images, init=init, carry=carry,
       train_step=functools.partial(train_step, idec=idec), validate=validate, config_fields=fields.add,
       suites={"clustering": suite.clustering}, refresh=refresh, refresh_every=lambda c: c.cluster.update_every,
-      model_uses_seed=True)
+      model_uses_seed=True, converged=lambda state: state.carry["converged"])
 
 
 registry.register("dec", _variant(idec=False))

@@ -20,7 +20,7 @@ def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   s.alpha = 1.0  # The Student-t kernel's degrees of freedom (Xie et al.: 1).
   # The target distribution is recomputed over the whole train split every `update_every` steps (IDEC's T = 140 on
   # MNIST); there, if fewer than `tolerance` of the examples changed cluster since the last time, training has
-  # converged and the parameters stay as they are for the remaining steps (IDEC's tol = 0.001).
+  # converged: the parameters stay as they are and the run ends at the next logged step (IDEC's tol = 0.001).
   s.update_every = 140
   s.tolerance = 0.001
   s.gamma = 0.1  # IDEC: the clustering loss's weight beside the reconstruction loss (Guo et al.: 0.1).
