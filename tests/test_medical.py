@@ -1,4 +1,5 @@
-"""The medical family: the patch denoiser's shape and residual form, the Anscombe transform and its unbiased inverse
+"""The medical family: the patch denoiser's shape, residual form and skips, random ellipse phantoms against
+scikit-image's ellipse rasteriser and their mixing into batches, the Anscombe transform and its unbiased inverse
 by Monte Carlo, whole-image denoising's padding, the baselines and PSNR/SSIM on known cases, the medical_patches
 data set, a smoke run through the loop and the medical_denoise suite, and bad input by its message."""
 import jax
@@ -6,12 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import skimage.data
+import skimage.draw
 from PIL import Image
 
 from aejax import config as config_lib, evaluate, train
 from aejax.data import datasets, photos
 from aejax.errors import ConfigError
-from aejax.variants.medical import models, suite
+from aejax.variants.medical import models, patch_dae, phantoms, suite
 
 from conftest import REPO
 
@@ -25,6 +27,49 @@ def test_denoiser_is_fully_convolutional_and_residual():
   x = jax.random.uniform(jax.random.key(1), (1, 32, 32, 1))
   out = model.apply({"params": {**params["params"], last: zeroed}}, x)
   np.testing.assert_allclose(out, x)  # A residual net that predicts no noise returns its input.
+
+
+def test_skips_feed_each_decoder_level_the_encoders_features_and_are_off_by_default():
+  """Without skips the parameters are those of the network before skips existed (old checkpoints restore); with
+  them each decoder level's first convolution reads twice the channels, and the output keeps any size 4 divides."""
+  x = jnp.zeros((1, 32, 32, 1))
+  plain = train.compile_cheaply(models.PatchDenoiser(features=4, levels=2, channels=1).init, jax.random.key(0), x)
+  model = models.PatchDenoiser(features=4, levels=2, channels=1, skips=True)
+  params = train.compile_cheaply(model.init, jax.random.key(0), x)
+  shapes = lambda p: {k: v["kernel"].shape for k, v in p["params"].items()}  # noqa: E731
+  assert shapes(plain) == {**{f"Conv_{i}": (3, 3, 1 if i == 0 else 4, 4) for i in range(7)}, "Conv_7": (3, 3, 4, 1),
+                           "ConvTranspose_0": (3, 3, 4, 4), "ConvTranspose_1": (3, 3, 4, 4)}
+  assert shapes(params) == {**shapes(plain), "Conv_5": (3, 3, 8, 4), "Conv_6": (3, 3, 8, 4)}
+  assert model.apply(params, jnp.zeros((2, 48, 40, 1))).shape == (2, 48, 40, 1)
+
+
+@pytest.mark.parametrize("centre, axes, angle", [((0.4, 0.6), (0.3, 0.15), 0.0), ((0.5, 0.45), (0.35, 0.1), 0.7),
+                                                 ((0.3, 0.7), (0.2, 0.4), -1.2), ((1.2, -0.3), (0.9, 0.6), 2.0)])
+def test_ellipse_pixels_match_scikit_images_rasteriser(centre, axes, angle):
+  """`phantoms.inside` (centres of pixels at (i + 0.5) / size) against skimage.draw.ellipse (centres at i),
+  rotated, and partly outside the image."""
+  size = 48
+  got = np.asarray(phantoms.inside(size, size, jnp.asarray(centre), jnp.asarray(axes), jnp.asarray(angle)))
+  rows, cols = skimage.draw.ellipse(centre[0] * size - 0.5, centre[1] * size - 0.5, axes[0] * size, axes[1] * size,
+                                    shape=(size, size), rotation=angle)
+  want = np.zeros((size, size), bool)
+  want[rows, cols] = True
+  np.testing.assert_array_equal(got, want)
+
+
+def test_random_phantoms_are_piecewise_constant_in_the_unit_range_and_replace_the_batchs_first_rows():
+  drawn = np.asarray(phantoms.random_phantoms(jax.random.key(0), 256, 32, 32))
+  assert drawn.shape == (256, 32, 32, 1) and drawn.min() >= 0 and drawn.max() <= 1
+  np.testing.assert_array_equal(drawn, phantoms.random_phantoms(jax.random.key(0), 256, 32, 32))
+  assert all(len(np.unique(p)) <= 2**phantoms.MAX_ELLIPSES for p in drawn)  # A level per subset of ellipses.
+  flat = np.mean(np.diff(drawn, axis=1) == 0)
+  assert 0.8 < flat < 1  # Mostly flat, with edges.
+  assert 0.3 < drawn.mean() < 0.7 and drawn.std() > 0.2
+  x = jax.random.uniform(jax.random.key(1), (8, 32, 32, 1))
+  mixed = np.asarray(patch_dae.with_phantoms(x, jax.random.key(2), 0.25))
+  np.testing.assert_array_equal(mixed[2:], x[2:])
+  np.testing.assert_array_equal(mixed[:2], phantoms.random_phantoms(jax.random.key(2), 2, 32, 32))
+  np.testing.assert_array_equal(patch_dae.with_phantoms(x, jax.random.key(2), 0.0), x)
 
 
 def test_anscombe_stabilises_poisson_noise_and_its_inverse_is_unbiased():
@@ -101,6 +146,7 @@ def test_smoke_run_denoises_and_scores_whole_images_beside_the_baselines(smoke_c
     ({"noise_factor": 0.0}, r"^config\.noise_factor=0\.0: the largest noise level trained on must be positive"),
     ({"eval.noise_factors": (0.1, 0.4)}, r"^config\.eval\.noise_factors=\(0\.1, 0\.4\): score levels the network "),
     ({"medical.levels": 6}, r"^config\.medical\.levels=6: medical_patches's 32x32 patches do not halve 6 times"),
+    ({"medical.phantom_share": 1.5}, r"^config\.medical\.phantom_share=1\.5: use a share of the batch in \[0, 1\]"),
     ({"medical.test_images": ("no_such_image",)}, r"^config\.medical\.test_images: 'no_such_image' is neither"),
 ])
 def test_bad_fields_are_named_in_one_line(flat, message):

@@ -19,6 +19,10 @@ def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   s.features = 48  # The channels of every hidden layer.
   s.levels = 2  # Stride-2 convolutions down (and transposed ones back up); each level has two 3x3 convolutions.
   s.residual = True  # The network outputs the noise to take away from its input (DnCNN's residual learning).
+  s.skips = False  # Each decoder level also reads the encoder's features of its resolution (U-Net).
+  # The share of each training batch replaced by random ellipse phantoms drawn on the device (`phantoms`): the
+  # piecewise-constant kind of image CT phantoms are, which the photographs and slides of medical_patches are not.
+  s.phantom_share = 0.0
   # The suite's whole held-out images: names of `skimage.data` images or paths of image files (grayscale), each at
   # least one patch (the data set's image size) on each side.
   s.test_images = ("microaneurysms", "shepp_logan_phantom")
@@ -39,6 +43,8 @@ def validate(c: config_dict.ConfigDict) -> None:
   require(isinstance(s.features, int) and s.features >= 1, "config.medical.features", s.features,
           "use a positive number of channels, e.g. 48")
   require(isinstance(s.levels, int) and s.levels >= 0, "config.medical.levels", s.levels, "use 0 or more, e.g. 2")
+  require(0 <= s.phantom_share <= 1, "config.medical.phantom_share", s.phantom_share,
+          "use a share of the batch in [0, 1], e.g. 0.25")
   height, width, _ = catalog.image_shape(c.data.name, c.data.resize)
   require(height % 2**s.levels == 0 and width % 2**s.levels == 0, "config.medical.levels", s.levels,
           f"{c.data.name}'s {height}x{width} patches do not halve {s.levels} times: use fewer levels")

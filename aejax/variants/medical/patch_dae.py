@@ -1,6 +1,7 @@
 """`patch_dae`: a blind denoising autoencoder of image patches (medical and microscopy images).
 
-Each training patch is corrupted by `noise_type` (`noise.corrupt`: Gaussian unclipped, or photon counts) at a level
+A share `medical.phantom_share` of each training batch is replaced by random ellipse phantoms (`phantoms`). Each
+training patch is corrupted by `noise_type` (`noise.corrupt`: Gaussian unclipped, or photon counts) at a level
 drawn uniformly from [0, noise_factor] (one network for every level); the loss is the mean squared error per pixel
 against the clean patch. Test metrics on the test split's
 patches at noise_factor / 2: 'mse', 'psnr' of the output and 'psnr_noisy' of the input. The medical_denoise suite
@@ -12,12 +13,12 @@ import jax.numpy as jnp
 from aejax import registry
 from aejax.registry import Batch, Config, HParams, Params
 from aejax.variants import common
-from aejax.variants.medical import fields, models, noise, suite
+from aejax.variants.medical import fields, models, noise, phantoms, suite
 
 
 def build_model(config: Config, input_shape: tuple[int, ...]) -> models.PatchDenoiser:
   m = config.medical
-  return models.PatchDenoiser(m.features, m.levels, input_shape[-1], m.residual)
+  return models.PatchDenoiser(m.features, m.levels, input_shape[-1], m.residual, m.skips)
 
 
 def hparams(config: Config) -> dict[str, float]:
@@ -28,11 +29,22 @@ def _psnr(mse: jax.Array) -> jax.Array:
   return -10 * jnp.log10(jnp.maximum(mse, 1e-10))
 
 
+def with_phantoms(x: jax.Array, key: jax.Array, share: float) -> jax.Array:
+  """The batch `x` with its first round(share · B) patches replaced by random ellipse phantoms of their size (and
+  channels: a phantom is gray)."""
+  n = round(share * len(x))
+  if n == 0:
+    return x
+  drawn = phantoms.random_phantoms(key, n, x.shape[1], x.shape[2])
+  return x.at[:n].set(jnp.broadcast_to(drawn, (n, *x.shape[1:])))
+
+
 def loss(model: models.PatchDenoiser, config: Config, params: Params, batch: Batch, key: jax.Array, hp: HParams,
          step: jax.Array) -> tuple[jax.Array, dict]:
   del step
   x = batch["image"]
-  level_key, noise_key = jax.random.split(key)
+  level_key, noise_key, phantom_key = jax.random.split(key, 3)
+  x = with_phantoms(x, phantom_key, config.medical.phantom_share)
   levels = hp["noise_factor"] * jax.random.uniform(level_key, (len(x), 1, 1, 1))
   mse = jnp.mean((model.apply(params, noise.corrupt(config.noise_type, noise_key, x, levels)) - x) ** 2)
   return mse, {"mse": mse, "psnr": _psnr(mse)}
