@@ -1,8 +1,8 @@
 """Deep clustering of all 70,000 MNIST images (train and test splits together, labels unseen): DEC (Xie et al.
 2016) and IDEC (Guo et al. 2017) on the code of a d-500-500-2000-10 autoencoder, as Guo et al. set them: the
 autoencoder pre-trained end to end (ReLU, linear 10-d code, squared error, Adam, batch 256, 200 epochs), then the
-centres from k-means (20 restarts) of its codes, the target distribution refreshed every 140 steps, the parameters
-frozen once fewer than 0.1 % of the images change cluster; IDEC keeps the decoder, the clustering term weighted 0.1.
+centres from k-means (20 restarts) of its codes, the target distribution refreshed every 140 steps, the run ended
+once fewer than 0.1 % of the images change cluster; IDEC keeps the decoder, the clustering term weighted 0.1.
 
     python -m aejax.main --config experiments/dec.py:pretrain --workdir runs/dec_ae
     python -m aejax.main --config experiments/dec.py:idec --workdir runs/idec \\
