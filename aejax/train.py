@@ -453,6 +453,12 @@ def make_population_converged(variant: registry.Variant, stacked: bool) -> Calla
   return jax.jit(_lift(variant.converged, stacked, (0,)))
 
 
+def all_converged(converged: list[bool], alive: list[bool]) -> bool:
+  """Whether a population ends by its learners' stopping rule: some member is alive, and every live one has
+  converged (a diverged member neither holds the others back nor ends them)."""
+  return any(alive) and all(done for done, live in zip(converged, alive) if live)
+
+
 def _per_member(tree: Any, n: int, stacked: bool) -> list[Any]:
   """A host tree of the population split into its `n` members' trees (a bundle's padding dummies left out)."""
   return [member(tree, k) for k in range(n)] if stacked else [tree]
@@ -480,7 +486,9 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
   Before any buffer is allocated the train and evaluation steps are compiled against the state's shapes and
   their memory checked. A signal checkpoints every member and raises `signals.Interrupted`. A member whose
   loss, gradients or parameters stop being finite stops there (never checkpointed again, so its last finite
-  checkpoint is kept) and the others go on; `Diverged` is raised at the end, after the others' summaries.
+  checkpoint is kept) and the others go on; `Diverged` is raised at the end, after the others' summaries. A variant
+  with a stopping rule (`registry.Variant.converged`) ends the run at the first logged step where every live member
+  has met it, evaluated and checkpointed there.
   """
   variants = [check_config(c) for c in configs]
   variant, n = variants[0], len(configs)
@@ -559,10 +567,6 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
         return [False] * n
       return [bool(flag) for flag in _per_member(jax.device_get(converged(state)), n, stacked)]
 
-    def ended(state: TrainState) -> bool:
-      """Whether every live member has met its stopping rule: the run ends at this step."""
-      return converged is not None and all(done for done, live in zip(converged_members(state), alive) if live)
-
     def evaluate_and_draw(state: TrainState, step: int, log: bool = True) -> tuple[list[dict], list[dict]]:
       totals = sum_batches(batch_sums, state, eval_splits, eval_keys, num_batches, wait_each)
       drawn = jax.device_get(pictures(state.params, image_batch, image_keys, state.hparams))
@@ -622,7 +626,10 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
     test_metrics, image_paths, pending, fetched = [], [], [], []  # `fetched`: host copies of pending's first rows.
     tick, window_start = time.perf_counter(), step
     epoch, perm = -1, None
-    stop_rule = ended(state)  # A resumed run that had converged trains no further.
+    # A run that ended by its stopping rule trains no further; one resumed from between the step it converged and
+    # the logged step it would have ended at (a signal) goes on to that step, as it would have uninterrupted.
+    first_step = step
+    stop_rule = step % base.log_every == 0 and all_converged(converged_members(state), alive)
     signals.raise_if_signalled()
     desc = base.variant if not stacked else f"{base.variant} x{n}" + (f" on {mesh.size} devices" if mesh.size > 1
                                                                        else "")
@@ -647,12 +654,12 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
           check()
         if log:
           log_window(step, bar)
-          stop_rule = ended(state)
+          stop_rule = all_converged(converged_members(state), alive)
         if (evaluate or stop_rule) and any(alive):
           test_metrics, image_paths = evaluate_and_draw(state, step)
         if (save_now or stop_rule) and any(alive):
           save(step, state)
-      if stop_rule and step < base.num_steps and primary:
+      if stop_rule and first_step < step < base.num_steps and primary:
         bar.write(f"aejax: converged at step {step} of {base.num_steps} ({base.variant}'s stopping rule): the "
                   "run ends here", file=sys.stderr)
       if pending:  # Stopped between two logged steps (by divergence or a signal): check and log the steps before it,
@@ -665,12 +672,12 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
         raise signals.Interrupted(signum, step)
     if not test_metrics and any(alive):  # Rerun of a finished run: its final numbers, already in metrics.jsonl.
       test_metrics, image_paths = evaluate_and_draw(state, step, log=False)
-    summaries, finished = [], converged_members(state)
+    summaries, converged_flags = [], converged_members(state)
     for k, (ck, writer) in enumerate(zip(ckpts, run_writers)):
       ck.wait()
       if alive[k]:
-        summary = {"step": step, **({"converged": finished[k]} if converged is not None else {}), **test_metrics[k],
-                   "checkpoint": str(ck.directory / str(ck.latest_step)),
+        stopping = {"converged": converged_flags[k]} if converged is not None else {}
+        summary = {"step": step, **stopping, **test_metrics[k], "checkpoint": str(ck.directory / str(ck.latest_step)),
                    "metrics": str(writer.metrics_path),
                    **{f"image/{name}": str(path) for name, path in image_paths[k].items()}}
         writer.write_summary(summary)

@@ -158,12 +158,12 @@ def is_finished(workdir: pathlib.Path, num_steps: int, evaluated: bool) -> bool:
   eval.json) at or after it: launchers skip such a run, and sweep curves count it. The last step is `num_steps`, or
   the step of a summary that says the run ended at its learner's stopping rule (`converged`)."""
   summary = workdir / "summary.json"
-  if summary.exists() and json.loads(summary.read_text()).get("converged"):
-    num_steps = min(num_steps, report_step(summary))
-  steps = [latest_checkpoint(workdir), report_step(summary)]
+  report = json.loads(summary.read_text()) if summary.exists() else {}
+  last = min(num_steps, report["step"]) if report.get("converged") else num_steps
+  steps = [latest_checkpoint(workdir), report.get("step")]
   if evaluated:
     steps.append(report_step(workdir / "eval.json"))
-  return all(step is not None and step >= num_steps for step in steps)
+  return all(step is not None and step >= last for step in steps)
 
 
 def read_rows(path: pathlib.Path) -> list[dict[str, Any]]:

@@ -142,31 +142,57 @@ def test_resumed_run_equals_uninterrupted_across_a_refresh(dec_config, pretraine
 
 
 def test_a_run_ends_once_assignments_settle_and_a_rerun_counts_it_finished(dec_config, pretrained, tmp_path, capsys):
-  """With a tolerance no refresh can miss, the refresh before step 3 (update_every 2) declares convergence: steps 3
-  and 4 leave the parameters as they were (their objective still logged), and the run ends at the logged step 4 of
-  12, checkpointed and evaluated there, its summary saying so. A rerun trains nothing and the launchers count it
-  finished. With tolerance 0 nothing converges and the run goes to num_steps."""
-  c = dec_config("", num_steps=12, checkpoint_every=2, eval_every=12, log_every=2, **{
+  """With a tolerance no refresh can miss, the refresh before step 3 (update_every 2) declares convergence: step 3
+  leaves the parameters as they were (its objective still logged), and the run ends at the logged step 3 of 12,
+  evaluated (logged) and checkpointed there though neither is due, its summary saying so. A rerun trains nothing and
+  the launchers count it finished. With tolerance 0 nothing converges and the run goes to num_steps."""
+  c = dec_config("", num_steps=12, checkpoint_every=2, eval_every=12, log_every=3, **{
       "cluster.update_every": 2, "cluster.tolerance": 0.999, "cluster.pretrained_workdir": pretrained,
       "eval.suites": ()})
   summary = train.train_and_evaluate(c, tmp_path)
-  assert summary["step"] == 4 and summary["converged"] is True and "test/loss" in summary
-  assert "aejax: converged at step 4 of 12 (dec's stopping rule): the run ends here" in capsys.readouterr().err
-  assert writers.latest_checkpoint(tmp_path) == 4
-  saved = {step: saved_checkpoint(tmp_path, step) for step in (2, 4)}
-  assert not bool(saved[2]["carry"]["converged"]) and bool(saved[4]["carry"]["converged"])
-  for x, y in zip(jax.tree.leaves(saved[2]["params"]), jax.tree.leaves(saved[4]["params"]), strict=True):
+  assert summary["step"] == 3 and summary["converged"] is True and "test/loss" in summary
+  assert "aejax: converged at step 3 of 12 (dec's stopping rule): the run ends here" in capsys.readouterr().err
+  assert writers.latest_checkpoint(tmp_path) == 3
+  saved = {step: saved_checkpoint(tmp_path, step) for step in (2, 3)}
+  assert not bool(saved[2]["carry"]["converged"]) and bool(saved[3]["carry"]["converged"])
+  for x, y in zip(jax.tree.leaves(saved[2]["params"]), jax.tree.leaves(saved[3]["params"]), strict=True):
     np.testing.assert_array_equal(x, y)
   rows = writers.read_rows(tmp_path / "metrics.jsonl")
-  assert [r["train/converged"] for r in rows if "train/kl" in r] == [0.0, 1.0]
+  assert [r["train/converged"] for r in rows if "train/kl" in r] == [pytest.approx(1 / 3)]  # Step 3 of steps 1-3.
   assert all(r["train/kl"] > 0 for r in rows if "train/kl" in r)
+  assert [r["step"] for r in rows if "test/loss" in r] == [3]
   assert writers.is_finished(tmp_path, c.num_steps, evaluated=False)
-  assert train.train_and_evaluate(c, tmp_path)["step"] == 4
-  assert writers.latest_checkpoint(tmp_path) == 4 and writers.read_rows(tmp_path / "metrics.jsonl") == rows
+  assert train.train_and_evaluate(c, tmp_path)["step"] == 3
+  assert "converged" not in capsys.readouterr().err
+  assert writers.latest_checkpoint(tmp_path) == 3 and writers.read_rows(tmp_path / "metrics.jsonl") == rows
   c.cluster.tolerance = 0.0
   summary = train.train_and_evaluate(c, tmp_path / "never")
   assert summary["step"] == 12 and summary["converged"] is False
   assert not writers.is_finished(tmp_path / "never", 14, evaluated=False)
+
+
+def test_a_run_resumed_between_convergence_and_its_logged_end_ends_as_uninterrupted(dec_config, pretrained,
+                                                                                     tmp_path):
+  """Converged before step 3, logged every 2: uninterrupted, the run ends at step 4. Stopped at step 3 (here by
+  num_steps, as a signal would stop it) and resumed, it goes on to step 4 and ends there in the same state."""
+  fields = {"checkpoint_every": 2, "eval_every": 12, "log_every": 2, "cluster.update_every": 2,
+            "cluster.tolerance": 0.999, "cluster.pretrained_workdir": pretrained, "eval.suites": ()}
+  assert train.train_and_evaluate(dec_config("idec", num_steps=12, **fields), tmp_path / "whole")["step"] == 4
+  train.train_and_evaluate(dec_config("idec", num_steps=3, **fields), tmp_path / "resumed")
+  assert bool(saved_checkpoint(tmp_path / "resumed", 3)["carry"]["converged"])
+  assert train.train_and_evaluate(dec_config("idec", num_steps=12, **fields), tmp_path / "resumed")["step"] == 4
+  whole, resumed = saved_checkpoint(tmp_path / "whole", 4), saved_checkpoint(tmp_path / "resumed", 4)
+  for x, y in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed), strict=True):
+    np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("converged, alive, ends", [
+    ([True, True], [True, True], True), ([True, False], [True, True], False),
+    ([True, False], [True, False], True),  # A diverged member does not hold the others back,
+    ([False, False], [False, False], False),  # nor does a population of diverged members end by the rule.
+])
+def test_a_population_ends_when_every_live_member_has_converged(converged, alive, ends):
+  assert train.all_converged(converged, alive) is ends
 
 
 def test_a_bundle_ends_once_every_member_has_converged(dec_config, pretrained, tmp_path):

@@ -58,6 +58,8 @@ def test_ellipse_pixels_match_scikit_images_rasteriser(centre, axes, angle):
 
 
 def test_random_phantoms_are_piecewise_constant_in_the_unit_range_and_replace_the_batchs_first_rows():
+  """Phantoms: the same for the same key, at most a level per subset of ellipses, mostly flat with edges, spread
+  over the range; `with_phantoms` replaces exactly the batch's first share (rounded half up) and nothing else."""
   drawn = np.asarray(phantoms.random_phantoms(jax.random.key(0), 256, 32, 32))
   assert drawn.shape == (256, 32, 32, 1) and drawn.min() >= 0 and drawn.max() <= 1
   np.testing.assert_array_equal(drawn, phantoms.random_phantoms(jax.random.key(0), 256, 32, 32))
@@ -70,6 +72,25 @@ def test_random_phantoms_are_piecewise_constant_in_the_unit_range_and_replace_th
   np.testing.assert_array_equal(mixed[2:], x[2:])
   np.testing.assert_array_equal(mixed[:2], phantoms.random_phantoms(jax.random.key(2), 2, 32, 32))
   np.testing.assert_array_equal(patch_dae.with_phantoms(x, jax.random.key(2), 0.0), x)
+  assert np.array_equal(patch_dae.with_phantoms(x, jax.random.key(2), 1 / 16)[1:], x[1:])  # Half a patch: one.
+
+
+def test_the_loss_trains_on_phantoms_in_place_of_the_share_of_the_batch():
+  """With phantom_share 1 the loss no longer reads the batch's images (two batches give the same value); with 0 it
+  does. The experiment's network with skips, through `build_model`."""
+  c = config_lib.from_file(f"{REPO}/experiments/medical_dae.py")
+  c.medical.features, c.medical.skips = 4, True
+  model = patch_dae.build_model(c, (32, 32, 1))
+  assert model.skips
+  params = train.compile_cheaply(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 1)))
+  hp, key = patch_dae.hparams(c), jax.random.key(1)
+  hp = {k: jnp.asarray(v) for k, v in hp.items()}
+  value = {}
+  for share in (0.0, 1.0):
+    c.medical.phantom_share = share
+    value[share] = [float(patch_dae.loss(model, c, params, {"image": jnp.full((4, 32, 32, 1), fill)}, key, hp,
+                                         jnp.zeros((), jnp.int32))[0]) for fill in (0.0, 1.0)]
+  assert value[1.0][0] == value[1.0][1] and value[0.0][0] != value[0.0][1]
 
 
 def test_anscombe_stabilises_poisson_noise_and_its_inverse_is_unbiased():
@@ -147,6 +168,8 @@ def test_smoke_run_denoises_and_scores_whole_images_beside_the_baselines(smoke_c
     ({"eval.noise_factors": (0.1, 0.4)}, r"^config\.eval\.noise_factors=\(0\.1, 0\.4\): score levels the network "),
     ({"medical.levels": 6}, r"^config\.medical\.levels=6: medical_patches's 32x32 patches do not halve 6 times"),
     ({"medical.phantom_share": 1.5}, r"^config\.medical\.phantom_share=1\.5: use a share of the batch in \[0, 1\]"),
+    ({"medical.phantom_share": 0.01}, r"^config\.medical\.phantom_share=0\.01: it gives no phantom in a batch of 32: "
+     r"use 0, or at least 0\.015625"),
     ({"medical.test_images": ("no_such_image",)}, r"^config\.medical\.test_images: 'no_such_image' is neither"),
 ])
 def test_bad_fields_are_named_in_one_line(flat, message):

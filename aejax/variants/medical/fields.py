@@ -30,6 +30,11 @@ def add(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
   return c
 
 
+def phantom_count(share: float, batch_size: int) -> int:
+  """How many patches of a training batch are random phantoms: `share` of them, to the nearest (halves up)."""
+  return int(share * batch_size + 0.5)
+
+
 def validate(c: config_dict.ConfigDict) -> None:
   """Checks `config.medical` and the noise fields; a `ConfigError` on the first bad field."""
   s = c.medical
@@ -45,6 +50,9 @@ def validate(c: config_dict.ConfigDict) -> None:
   require(isinstance(s.levels, int) and s.levels >= 0, "config.medical.levels", s.levels, "use 0 or more, e.g. 2")
   require(0 <= s.phantom_share <= 1, "config.medical.phantom_share", s.phantom_share,
           "use a share of the batch in [0, 1], e.g. 0.25")
+  require(s.phantom_share == 0 or phantom_count(s.phantom_share, c.batch_size) >= 1, "config.medical.phantom_share",
+          s.phantom_share, f"it gives no phantom in a batch of {c.batch_size}: use 0, or at least "
+          f"{0.5 / c.batch_size:g}")
   height, width, _ = catalog.image_shape(c.data.name, c.data.resize)
   require(height % 2**s.levels == 0 and width % 2**s.levels == 0, "config.medical.levels", s.levels,
           f"{c.data.name}'s {height}x{width} patches do not halve {s.levels} times: use fewer levels")

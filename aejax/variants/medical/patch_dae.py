@@ -18,7 +18,8 @@ from aejax.variants.medical import fields, models, noise, phantoms, suite
 
 def build_model(config: Config, input_shape: tuple[int, ...]) -> models.PatchDenoiser:
   m = config.medical
-  return models.PatchDenoiser(m.features, m.levels, input_shape[-1], m.residual, m.skips)
+  return models.PatchDenoiser(features=m.features, levels=m.levels, channels=input_shape[-1], residual=m.residual,
+                              skips=m.skips)
 
 
 def hparams(config: Config) -> dict[str, float]:
@@ -30,9 +31,9 @@ def _psnr(mse: jax.Array) -> jax.Array:
 
 
 def with_phantoms(x: jax.Array, key: jax.Array, share: float) -> jax.Array:
-  """The batch `x` with its first round(share · B) patches replaced by random ellipse phantoms of their size (and
+  """The batch `x` with its first `phantom_count` patches replaced by random ellipse phantoms of their size (and
   channels: a phantom is gray)."""
-  n = round(share * len(x))
+  n = fields.phantom_count(share, len(x))
   if n == 0:
     return x
   drawn = phantoms.random_phantoms(key, n, x.shape[1], x.shape[2])
