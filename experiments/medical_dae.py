@@ -1,8 +1,9 @@
 """A blind denoising autoencoder of medical images: a fully convolutional encoder–decoder (two levels of 3x3
-convolutions, 48 channels, residual output) trained on 32x32 patches of a fundus photograph, an
-immunohistochemistry slide and a microscopy image (`medical_patches`) with Gaussian noise of σ up to 0.2; the
-medical_denoise suite scores it on two held-out whole images (a retinal detail, the Shepp–Logan phantom) at σ =
-0.05, 0.1, 0.2 beside non-local means, total variation, wavelets and BM3D.
+convolutions, 48 channels, U-Net skips, residual output) trained on 32x32 patches of a fundus photograph, an
+immunohistochemistry slide and a microscopy image (`medical_patches`), a quarter of each batch replaced by random
+ellipse phantoms (the kind of image a CT phantom is), with Gaussian noise of σ up to 0.2; the medical_denoise suite
+scores it on two held-out whole images (a retinal detail, the Shepp–Logan phantom) at σ = 0.05, 0.1, 0.2 beside
+non-local means, total variation, wavelets and BM3D.
 
     python -m aejax.main --config experiments/medical_dae.py --workdir runs/medical_dae
     python -m aejax.main --config experiments/medical_dae.py:poisson --workdir runs/medical_dae_poisson
@@ -22,6 +23,8 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c = fields.add(config_lib.base_config())
   c.variant = "patch_dae"
   c.data.name = "medical_patches"
+  c.medical.skips = True
+  c.medical.phantom_share = 0.25
   c.noise_type, c.noise_factor = "gaussian", 0.2
   c.eval.noise_factors = (0.05, 0.1, 0.2)
   if "poisson" in options:
