@@ -7,7 +7,7 @@ suite on each: the held-out retinal detail (microaneurysms, 102x102) and Sheppâ€
 of eval.noise_factors, PSNR and SSIM per method (BM3D where `pip install bm3d` has put it). Prints one table per
 noise type: a row per image and level (and their mean), the best denoiser's PSNR marked '*'.
 
-    python benchmarks/medical_denoise.py [--root runs/medical] [--steps 4000]
+    python benchmarks/medical_denoise.py [--root runs/medical] [--steps N]
 """
 import argparse
 import json
@@ -19,10 +19,10 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 METHODS = ("noisy", "model", "nlm", "tv", "wavelet", "bm3d")
 
 
-def run(noise: str, steps: int, root: pathlib.Path, data_dir: str | None) -> dict:
+def run(noise: str, steps: int | None, root: pathlib.Path, data_dir: str | None) -> dict:
   """The medical_denoise suite's figures of the run of `noise` (trained first, unless it has finished)."""
   c = config_lib.from_file(f"{REPO}/experiments/medical_dae.py" + (":poisson" if noise == "poisson" else ""))
-  c.num_steps, c.wandb.mode = steps, "disabled"
+  c.num_steps, c.wandb.mode = steps or c.num_steps, "disabled"
   if data_dir:
     c.data.data_dir = data_dir
   train.train_and_evaluate(c, root / noise)
@@ -47,7 +47,7 @@ def table(noise: str, got: dict) -> None:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--root", default="runs/medical")
-  parser.add_argument("--steps", type=int, default=4_000)
+  parser.add_argument("--steps", type=int, default=None, help="train steps (default: the config's num_steps)")
   parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: TFDS's)")
   parser.add_argument("--noise", default="gaussian,poisson")
   args = parser.parse_args()
