@@ -528,7 +528,9 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
     train_step = make_population_step(variant, model, base, train_split, mesh, stacked)
     refresh = make_population_refresh(variant, model, base, mesh, stacked)
     converged = make_population_converged(variant, stacked)
-    if any(ck.latest_step is None or ck.latest_step < base.num_steps for ck in ckpts):  # Else nothing to train.
+    ended = [ck.latest_step is not None and (ck.latest_step >= base.num_steps or writers.is_finished(
+        w, base.num_steps, evaluated=False)) for ck, w in zip(ckpts, workdirs)]  # Finished, or converged.
+    if not all(ended):  # Else nothing to train.
       train_step = compile_within_memory(
           train_step, (shapes, rates, train_split, permute(data_keys, 0), train_keys), state_bytes,
           "config.batch_size", base.batch_size, "use a smaller batch_size, or a smaller model (latent_dim, widths)")

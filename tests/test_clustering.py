@@ -141,11 +141,13 @@ def test_resumed_run_equals_uninterrupted_across_a_refresh(dec_config, pretraine
     np.testing.assert_array_equal(x, y)
 
 
-def test_a_run_ends_once_assignments_settle_and_a_rerun_counts_it_finished(dec_config, pretrained, tmp_path, capsys):
+def test_a_run_ends_once_assignments_settle_and_a_rerun_counts_it_finished(dec_config, pretrained, tmp_path, capsys,
+                                                                         monkeypatch):
   """With a tolerance no refresh can miss, the refresh before step 3 (update_every 2) declares convergence: step 3
   leaves the parameters as they were (its objective still logged), and the run ends at the logged step 3 of 12,
   evaluated (logged) and checkpointed there though neither is due, its summary saying so. A rerun trains nothing and
-  the launchers count it finished. With tolerance 0 nothing converges and the run goes to num_steps."""
+  the launchers count it finished; nor does it compile the train step. With tolerance 0 nothing converges and the
+  run goes to num_steps."""
   c = dec_config("", num_steps=12, checkpoint_every=2, eval_every=12, log_every=3, **{
       "cluster.update_every": 2, "cluster.tolerance": 0.999, "cluster.pretrained_workdir": pretrained,
       "eval.suites": ()})
@@ -162,7 +164,11 @@ def test_a_run_ends_once_assignments_settle_and_a_rerun_counts_it_finished(dec_c
   assert all(r["train/kl"] > 0 for r in rows if "train/kl" in r)
   assert [r["step"] for r in rows if "test/loss" in r] == [3]
   assert writers.is_finished(tmp_path, c.num_steps, evaluated=False)
+  compiled = []
+  compile_within_memory = train.compile_within_memory
+  monkeypatch.setattr(train, "compile_within_memory", lambda *a: compiled.append(a[3]) or compile_within_memory(*a))
   assert train.train_and_evaluate(c, tmp_path)["step"] == 3
+  assert compiled == ["config.eval_batch_size"]  # The evaluation only.
   assert "converged" not in capsys.readouterr().err
   assert writers.latest_checkpoint(tmp_path) == 3 and writers.read_rows(tmp_path / "metrics.jsonl") == rows
   c.cluster.tolerance = 0.0
