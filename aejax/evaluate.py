@@ -76,7 +76,7 @@ def restore(workdir: str | pathlib.Path, config: config_dict.ConfigDict | None =
   workdir = pathlib.Path(workdir)
   config = load_config(workdir) if config is None else config
   train_split, test_split = input_pipeline.load(config.data)
-  variant, model, state = restore_state(workdir, config, tuple(test_split.images.shape[1:]))
+  variant, model, state = restore_state(workdir, config, test_split.image_shape)
   num_train = min(config.eval.num_train, train_split.size)
   binarize = config.data.binarize == "dynamic"  # Static runs were binarised on loading; the test split always is.
   train_batch = input_pipeline.make_batch(train_split, jnp.arange(num_train), jax.random.key(config.seed), binarize)

@@ -503,7 +503,7 @@ def train_population(configs: list[config_dict.ConfigDict], workdirs: list[str |
   second = variant.second_data(base) if variant.second_data is not None else None
   train_split, test_split = parallel.replicate(input_pipeline.load_domains(base.data, second), mesh)
   check_batch_fits(base, train_split)
-  input_shape = tuple(train_split.images.shape[1:])
+  input_shape = train_split.image_shape
   model = variant.build_model(base, input_shape)
 
   seeds, hparams, rates = member_inputs(variant, configs, stacked, mesh)

@@ -315,3 +315,18 @@ def test_behind_a_proxy_the_site_is_left_to_the_download(monkeypatch):
   monkeypatch.setenv("HTTPS_PROXY", "http://proxy.cluster.example:3128")
   monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: pytest.fail("connected directly"))
   datasets._connect_once("https://storage.googleapis.com/cvdf-datasets/mnist/")  # pylint: disable=protected-access
+
+
+def test_record_chunks_cross_shards_in_order(tmp_path):
+  from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
+  paths, records = [], [str(i).encode() for i in range(12)]
+  for shard, (start, stop) in enumerate(((0, 5), (5, 8), (8, 12))):
+    paths.append(tmp_path / f"shard-{shard}")
+    writer = array_record_module.ArrayRecordWriter(str(paths[-1]), "group_size:1")
+    for record in records[start:stop]:
+      writer.write(record)
+    writer.close()
+  chunks = list(datasets.record_chunks(paths, [5, 3, 4], 10, 4))
+  assert chunks == [records[0:4], records[4:5], records[5:8], records[8:10]]  # No chunk spans two shards.
+  assert datasets.read_records(paths, [5, 3, 4], 10) == records[:10]
+  assert list(datasets.record_chunks(paths, [5, 3, 4], 5, 4)) == [records[0:4], records[4:5]]  # Later shards unread.

@@ -191,6 +191,20 @@ def test_the_small_set_is_prepared_and_read_back(small_dir):
   np.testing.assert_array_equal(first["factors"], train["factors"][:60])
 
 
+def test_records_parsed_in_chunks_read_the_same(small_dir, monkeypatch):
+  whole = [datasets.load_examples("dsprites_small", "train", data_dir=str(small_dir), num_examples=n, packed=packed)
+           for n, packed in ((None, False), (100, True))]
+  monkeypatch.setattr(datasets, "_PARSE_CHUNK", 7)  # 1,920 = 274 chunks of 7 and one of 2; 100 = 14 and one of 2.
+  for (n, packed), expected in zip(((None, False), (100, True)), whole):
+    got = datasets.load_examples("dsprites_small", "train", data_dir=str(small_dir), num_examples=n, packed=packed)
+    assert got.keys() == expected.keys() and len(got["label"]) == (n or 1920)
+    for key in got:
+      np.testing.assert_array_equal(got[key], expected[key])
+  assert whole[1]["image"].shape == (100, 512)
+  np.testing.assert_array_equal(np.unpackbits(whole[1]["image"], axis=1).reshape(100, 64, 64, 1) * 255,
+                                whole[0]["image"][:100])
+
+
 def test_tfds_reads_its_features(small_dir):
   source = tfds.data_source("aejax_dsprites_small/rendered", data_dir=str(small_dir), download=False)["test"]
   test = datasets.load_examples("dsprites_small", "test", data_dir=str(small_dir), num_examples=3)
@@ -224,10 +238,40 @@ def test_batches_carry_the_factors_of_their_images(small_dir):
   batch = input_pipeline.make_batch(train, indices, jax.random.key(0), False)
   np.testing.assert_array_equal(batch["factors"], train.factors[indices])
   np.testing.assert_array_equal(batch["image"][..., 0], dsprites.render(np.asarray(batch["factors"])))
-  plain = input_pipeline.Split(train.images, train.labels)  # A data set without factors: batches as before.
+  plain = train.replace(factors=None)  # A data set without factors: batches as before.
   batch = input_pipeline.make_batch(plain, indices, jax.random.key(0), False)
   assert set(batch) == {"image", "label", "index"}
   np.testing.assert_array_equal(batch["index"], indices)  # Each example's row in its split.
+
+
+def test_splits_stay_packed_on_the_device_and_batches_unpack_their_rows(small_dir, monkeypatch):
+  data = config_lib.base_config().data
+  data.name, data.data_dir, data.num_test, data.binarize = "dsprites_small", str(small_dir), 100, "dynamic"
+  train, test = input_pipeline.load(data)
+  unpacked = datasets.load_examples("dsprites_small", "train", data_dir=str(small_dir))["image"]
+  assert train.images.shape == (1920, 64 * 64 // 8) and train.images.dtype == jnp.uint8  # 8 pixels a byte.
+  assert train.image_shape == test.image_shape == (64, 64, 1)
+  np.testing.assert_array_equal(train.pixels(), unpacked)
+  indices = jnp.array([7, 1919, 7, 300])
+  np.testing.assert_array_equal(train.pixels(indices), unpacked[np.asarray(indices)])
+  np.testing.assert_array_equal(train.pixels(indices.reshape(2, 2)), unpacked[np.asarray(indices).reshape(2, 2)])
+  # Binary images: binarising (dynamic, in the step) changes nothing; a batch is the unpacked rows in [0, 1].
+  batch = input_pipeline.make_batch(train, indices, jax.random.key(3), True)
+  np.testing.assert_array_equal(batch["image"], unpacked[np.asarray(indices)] / 255.0)
+  np.testing.assert_array_equal(test.pixels(), datasets.load_examples(
+      "dsprites_small", "test", data_dir=str(small_dir), num_examples=100)["image"])
+  # Statistics counted from the bits (chunks of 500 images: 4 chunks, the last one short) equal the float
+  # computation over the unpacked images.
+  monkeypatch.setattr(input_pipeline, "_STATS_CHUNK", 500)
+  data.standardize, data.binarize = True, "none"
+  stats, _ = input_pipeline.load(data)
+  np.testing.assert_allclose(stats.pixel_mean, (unpacked / 255.0).mean(0), rtol=1e-6)
+  np.testing.assert_allclose(stats.pixel_std, np.maximum((unpacked / 255.0).std(0), 1e-2), rtol=1e-5)
+  assert float(stats.pixel_mean.min()) < 0.01 < 0.1 < float(stats.pixel_mean.max())  # Not all one value.
+  data.standardize, data.with_test = False, True  # Train and test together: still packed, test after train.
+  both, _ = input_pipeline.load(data)
+  assert both.packed_shape == (64, 64, 1) and both.size == 2020
+  np.testing.assert_array_equal(both.pixels(jnp.arange(1920, 2020)), test.pixels())
 
 
 def _fake_npz(folder, rows: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -38,6 +38,9 @@ IDX_FILES: Mapping[str, tuple[str, str]] = {
 FORMAT_VERSION = "1.0.0"
 _IDX_FILES = tuple(name for files in IDX_FILES.values() for name in files)
 _INFO_FILE = "dataset_info.json"
+# Records parsed at a time: a parsed tf.Example holds several times its record's bytes, so parsing dSprites' 737,280
+# at once peaked at ~3 GB (benchmarks/README.md "dataset_load.py").
+_PARSE_CHUNK = 65_536
 
 
 def load_split(
@@ -62,15 +65,17 @@ def load_examples(
   download: bool = True,
   num_examples: int | None = None,
   resize: catalog.Size | None = None,
+  packed: bool = False,
 ) -> dict[str, np.ndarray]:
   """Returns one split's images, 'image': uint8 (N, H, W, C) as `catalog.image_shape(name, resize)` gives, and
   labels, 'label': int32 (N,); for a data set with factors (`catalog.Dataset.factor_names`) also each example's
-  factor indices, 'factors': int32 (N, number of factors).
+  factor indices, 'factors': int32 (N, number of factors). With `packed`, a binary data set's images
+  (`catalog.Dataset.packed`) come as stored, 8 pixels a byte (N, ceil(H·W·C / 8)), `np.unpackbits`' order.
 
   Looks in `data_dir` for, in this order (times on 2 CPUs):
   1. the aejax builder's dataset (`aejax_<name>/1.0.0`, or `aejax_<name>/<config>/1.0.0` for a builder with configs:
      one per size, 'HxW', or 'rendered' and 'original'; raw bytes, the builder's order): ~1.5 s for all 70k
-     examples of MNIST, ~19 s for both splits of dSprites (747k);
+     examples of MNIST, ~15 s for both splits of dSprites (747k);
   2. for data sets prepared from IDX files, the stock TFDS dataset (`<name>/3.0.1`: PNG, TFDS's shuffled order):
      ~0.15 ms an example (~10 s for 70k), nearly all of it PNG decoding; `tfds.data_source` takes ~0.3 ms.
   With neither, it prepares the aejax one there (5-8 s for MNIST, once) and says so in one line: from `manual_dir`
@@ -87,6 +92,7 @@ def load_examples(
     download: whether preparing may download the files when `manual_dir` is None (IDX data sets only).
     num_examples: read only the first this many examples (all if None or more than the split has).
     resize: the images' (height, width), one the data set is prepared at (`catalog`); None for the native size.
+    packed: keep a binary data set's images packed (no effect on others).
 
   Raises:
     ConfigError: a bad name, split, num_examples, resize, data_dir or manual_dir.
@@ -116,7 +122,7 @@ def load_examples(
     if stock is not None:
       return _read_stock(stock, split, num_examples, shape)
     _prepare(name, config, root, prepared, shown, manual_dir, download)
-  return _read_prepared(prepared, split, num_examples, shape, dataset)
+  return _read_prepared(prepared, split, num_examples, shape, dataset, packed)
 
 
 def _check_data_dir(root: pathlib.Path, shown: str) -> None:
@@ -360,22 +366,29 @@ def tf_example(record: bytes) -> Any:
 
 def read_records(paths: list[pathlib.Path], lengths: list[int], count: int) -> list[bytes]:
   """The first `count` records of the array_record shards `paths`, which hold `lengths` records each."""
-  records = []
+  return list(itertools.chain.from_iterable(record_chunks(paths, lengths, count, count)))
+
+
+def record_chunks(paths: list[pathlib.Path], lengths: list[int], count: int, chunk: int) -> Iterator[list[bytes]]:
+  """`read_records`' records in lists of at most `chunk`, read as they are asked for (so that a caller parsing
+  each list before the next holds one list's records and parsed messages at a time, not the whole split's)."""
+  left = count
   for path, length in zip(paths, lengths, strict=True):
-    if len(records) == count:
+    if not left:
       break
     reader = array_record_module.ArrayRecordReader(os.fspath(path))
-    records += reader.read(0, min(length, count - len(records)))
+    for start in range(0, min(length, left), chunk):
+      yield reader.read(start, min(start + chunk, length, left))
+    left -= min(length, left)
     reader.close()
-  return records
 
 
 def _read_prepared(prepared: pathlib.Path, split: str, num_examples: int | None, shape: tuple[int, int, int],
-                   dataset: catalog.Dataset) -> dict[str, np.ndarray]:
+                   dataset: catalog.Dataset, packed: bool = False) -> dict[str, np.ndarray]:
   """Reads the first num_examples records of a split of an aejax dataset straight from its array_record shards
   (named in its dataset_info.json) and parses them in bulk: several times faster than `tfds.data_source`, which
   decodes each example through the generic feature code, and without TFDS's import. Packed images are unpacked to
-  0 and 255."""
+  0 and 255 unless `packed`."""
   info = json.loads((prepared / _INFO_FILE).read_text())
   lengths = next([int(n) for n in s["shardLengths"]] for s in info["splits"] if s["name"] == split)
   paths = sorted(prepared.glob(f"{info['name']}-{split}.{info['fileFormat']}-*"))
@@ -383,9 +396,15 @@ def _read_prepared(prepared: pathlib.Path, split: str, num_examples: int | None,
     raise ConfigError(f"{str(prepared)!r} holds {len(paths)} of the {len(lengths)} files of its {split} split: "
                       "delete that folder to prepare it again")
   count = sum(lengths) if num_examples is None else min(num_examples, sum(lengths))
-  examples = _parse(read_records(paths, lengths, count), "image_bits" if dataset.packed else "image",
-                    len(dataset.factor_names))
-  images = np.frombuffer(bytearray().join(examples["image"]), np.uint8).reshape(count, -1)
+  feature = "image_bits" if dataset.packed else "image"
+  parts = []
+  for records in record_chunks(paths, lengths, count, _PARSE_CHUNK):
+    part = _parse(records, feature, len(dataset.factor_names))
+    parts.append({**part, "image": np.frombuffer(bytearray().join(part["image"]), np.uint8).reshape(len(records), -1)})
+  examples = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+  images = examples["image"]
+  if dataset.packed and packed:
+    return {**examples, "image": images}
   if dataset.packed:
     images = np.unpackbits(images, axis=1)
     np.multiply(images, 255, out=images)

@@ -1,7 +1,9 @@
 """Image (and ratings) data kept on the device; shuffling, batching and dynamic binarisation happen inside the step.
 
 A whole MNIST split is 47 MB of uint8, so it lives on the accelerator and the train step gathers
-its own batch: no host round-trip per step.
+its own batch: no host round-trip per step. Binary data sets (`catalog.Dataset.packed`: dSprites) stay 8 pixels a
+byte on the device, as they are stored: all 737,280 dSprites images take 377 MB so (3.0 GB unpacked); a batch
+unpacks only its own rows.
 """
 import flax.struct
 import jax
@@ -19,6 +21,7 @@ _BINARIZE_SEEDS = {"train": 1, "test": 0}
 
 
 _MIN_STD = 1e-2  # Pixels whose train std is below this (MNIST's always-black border) are scaled by 1, not 1/std.
+_STATS_CHUNK = 65_536  # Packed images unpacked at a time for their statistics (268 MB of dSprites' bits).
 
 
 @flax.struct.dataclass
@@ -27,7 +30,8 @@ class Split:
   ground-truth factors (`catalog.Dataset.factor_names`), each image's factor indices, int32 (N, number of factors);
   with `data.standardize`, the train split's per-pixel mean and standard deviation (H, W, C) of images in [0, 1] (on
   both splits); for a variant of two domains (`registry.Variant.second_data`), the same split of the second domain's
-  data set, `other`."""
+  data set, `other`. A binary data set's images are kept packed, 8 pixels a byte (N, ceil(H·W·C / 8)), with their
+  shape in `packed_shape`: read them through `image_shape` and `pixels`."""
   images: jax.Array
   labels: jax.Array
   factors: jax.Array | None = None
@@ -40,10 +44,24 @@ class Split:
   targets: jax.Array | None = None
   targets_per_row: float = flax.struct.field(pytree_node=False, default=0.0)
   is_ratings: bool = flax.struct.field(pytree_node=False, default=False)
+  packed_shape: tuple[int, int, int] | None = flax.struct.field(pytree_node=False, default=None)
 
   @property
   def size(self) -> int:
     return self.images.shape[0]
+
+  @property
+  def image_shape(self) -> tuple[int, ...]:
+    """One example's shape: (H, W, C) for images, (D,) for rows of ratings."""
+    return self.packed_shape or tuple(self.images.shape[1:])
+
+  def pixels(self, rows: jax.Array | None = None) -> jax.Array:
+    """The uint8 images (values 0..255) of `rows` (all if None), unpacked where the split keeps them packed."""
+    images = self.images if rows is None else self.images[rows]
+    if self.packed_shape is None:
+      return images
+    bits = jnp.unpackbits(images, axis=-1, count=int(np.prod(self.packed_shape)))
+    return (bits * 255).reshape(*images.shape[:-1], *self.packed_shape)
 
 
 def _binarize_once(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -65,36 +83,53 @@ def load(data: config_dict.ConfigDict) -> tuple[Split, Split]:
   `data.train_labels`, when not empty, keeps only those digits in the train split (`num_train` then counts the
   kept images). `data.with_test` appends the test split's examples to the train split. 'static' binarisation
   samples both splits once; 'dynamic' resamples each train batch (`make_batch`) and samples the test split once so
-  that evaluations are comparable.
+  that evaluations are comparable. A binary data set's images stay packed (binarising them changes nothing).
   """
   if catalog.is_ratings(data.name):
     return _load_ratings(data)
   splits = []
   keep = tuple(data.train_labels)
+  packed_shape = catalog.image_shape(data.name, data.resize) if catalog.get(data.name).packed else None
   for split, limit in (("train", data.num_train), ("test", data.num_test)):
     filtered = split == "train" and bool(keep)
     examples = datasets.load_examples(data.name, split, data_dir=data.data_dir, manual_dir=data.manual_dir,
                                       download=data.download, num_examples=None if filtered else limit,
-                                      resize=data.resize)
+                                      resize=data.resize, packed=packed_shape is not None)
     if filtered:
       kept = np.flatnonzero(np.isin(examples["label"], keep))[:limit]
       examples = {key: value[kept] for key, value in examples.items()}
     images = examples["image"]
-    if data.binarize == "static" or (data.binarize == "dynamic" and split == "test"):
+    if packed_shape is None and (data.binarize == "static" or (data.binarize == "dynamic" and split == "test")):
       images = _binarize_once(images, np.random.default_rng(_BINARIZE_SEEDS[split]))
     factors = examples.get("factors")
     splits.append(Split(jnp.asarray(images), jnp.asarray(examples["label"], jnp.int32),
-                        None if factors is None else jnp.asarray(factors, jnp.int32)))
+                        None if factors is None else jnp.asarray(factors, jnp.int32), packed_shape=packed_shape))
   if data.with_test:  # The test split's examples after the train split's own (deep clustering's protocol).
     train, test = splits
-    splits[0] = Split(jnp.concatenate([train.images, test.images]), jnp.concatenate([train.labels, test.labels]),
-                      None if train.factors is None else jnp.concatenate([train.factors, test.factors]))
+    splits[0] = train.replace(images=jnp.concatenate([train.images, test.images]),
+                              labels=jnp.concatenate([train.labels, test.labels]),
+                              factors=None if train.factors is None else jnp.concatenate([train.factors, test.factors]))
   if data.standardize:
-    train = np.asarray(splits[0].images, np.float64) / 255.0
-    stats = {"pixel_mean": jnp.asarray(train.mean(0), jnp.float32),
-             "pixel_std": jnp.asarray(np.maximum(train.std(0), _MIN_STD), jnp.float32)}
-    splits = [split.replace(**stats) for split in splits]
+    splits = [split.replace(**_pixel_stats(splits[0])) for split in splits]
   return splits[0], splits[1]
+
+
+def _pixel_stats(train: Split) -> dict[str, jax.Array]:
+  """The train split's per-pixel mean and standard deviation of images in [0, 1] (at least `_MIN_STD`), float32.
+  A packed split's images are 0 or 1, so its mean p is its share of ones and its deviation sqrt(p (1 - p)): counted
+  from the bits, without unpacking the split in float64 (24 GB for dSprites)."""
+  if train.packed_shape is None:
+    images = np.asarray(train.images, np.float64) / 255.0
+    mean, std = images.mean(0), images.std(0)
+  else:
+    ones = np.zeros(int(np.prod(train.packed_shape)), np.int64)
+    for start in range(0, train.size, _STATS_CHUNK):
+      bits = np.unpackbits(np.asarray(train.images[start:start + _STATS_CHUNK]), axis=-1, count=ones.size)
+      ones += bits.sum(0, np.int64)
+    mean = (ones / train.size).reshape(train.packed_shape)
+    std = np.sqrt(mean * (1.0 - mean))
+  return {"pixel_mean": jnp.asarray(mean, jnp.float32),
+          "pixel_std": jnp.asarray(np.maximum(std, _MIN_STD), jnp.float32)}
 
 
 def _load_ratings(data: config_dict.ConfigDict) -> tuple[Split, Split]:
@@ -128,7 +163,7 @@ def make_batch(split: Split, indices: jax.Array, key: jax.Array, dynamic_binariz
   and this way it is a function of the step alone, so that resume replays it)."""
   if split.is_ratings:
     return _ratings_batch(split, indices)
-  x = split.images[indices].astype(jnp.float32) / 255.0
+  x = split.pixels(indices).astype(jnp.float32) / 255.0
   if dynamic_binarize:
     x = jax.random.bernoulli(key, x).astype(jnp.float32)
   stats = {} if split.pixel_mean is None else {"pixel_mean": split.pixel_mean, "pixel_std": split.pixel_std}

@@ -51,7 +51,7 @@ def _start(data_json: str, workdir: str, clusters: int, inits: int, seed: int) -
   from sklearn import cluster  # pylint: disable=g-import-not-at-top
   run = evaluate.restore(workdir)
   train, _ = input_pipeline.load(config_dict.ConfigDict(json.loads(data_json)))
-  codes = run.encode(np.asarray(train.images, np.float32) / 255.0)
+  codes = run.encode(np.asarray(train.pixels(), np.float32) / 255.0)
   codes = codes.reshape(len(codes), -1)
   kmeans = cluster.KMeans(clusters, n_init=inits, random_state=seed).fit(codes)
   return Start(run.model, jax.device_get(run.state.params), kmeans.cluster_centers_.astype(np.float32),
@@ -113,7 +113,7 @@ def refresh(model: DEC, config: Config, state: Any, split: input_pipeline.Split)
   size = min(config.eval_batch_size, split.size)
   chunks = -(-split.size // size)
   ids = jnp.minimum(jnp.arange(chunks * size), split.size - 1).reshape(chunks, size)  # The last chunk repeats.
-  q = jax.lax.map(lambda i: model.apply(state.params, split.images[i].astype(jnp.float32) / 255.0,
+  q = jax.lax.map(lambda i: model.apply(state.params, split.pixels(i).astype(jnp.float32) / 255.0,
                                          method=model.assignment), ids).reshape(chunks * size, -1)[:split.size]
   labels = jnp.argmax(q, axis=1).astype(jnp.int32)
   changed = assignments.changed_fraction(state.carry["labels"], labels)

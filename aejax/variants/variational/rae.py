@@ -153,7 +153,7 @@ def refresh(model: RegularizedAutoEncoder, config: Config, state: Any, split: in
 
   def encode(start: jax.Array) -> jax.Array:
     rows = jnp.minimum(start + jnp.arange(size), split.size - 1)  # The last chunk repeats the last image.
-    return model.apply(state.params, split.images[rows].astype(jnp.float32) / 255.0, method=model.encode)
+    return model.apply(state.params, split.pixels(rows).astype(jnp.float32) / 255.0, method=model.encode)
 
   codes = jax.lax.map(encode, starts).reshape(-1, model.latent_dim)[:split.size]
   density = state.params["density"]
