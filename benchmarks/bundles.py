@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from aejax import config as config_lib, parallel, registry, train
-from aejax.data import input_pipeline
+from aejax.data import catalog, input_pipeline
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _DEFAULT_MNIST_DIR = _REPO.parent / "shared" / "data" / "mnist"
@@ -44,7 +44,9 @@ def member_configs(spec: str, n: int, mnist_dir: str, data_dir: str | None) -> l
   configs = []
   for k in range(n):
     config = config_lib.from_file(spec)
-    config.data.manual_dir, config.data.data_dir = mnist_dir, data_dir
+    config.data.data_dir = data_dir
+    if catalog.get(config.data.name).source == catalog.IDX:  # MNIST's files; others have their own sources.
+      config.data.manual_dir = mnist_dir
     for field in registry.get(config.variant).hparams(config).keys() & SWEPT.keys():
       low, high = SWEPT[field]
       config[field] = low + (high - low) * k / max(n - 1, 1)
@@ -72,7 +74,7 @@ def runner(configs: list, split: input_pipeline.Split, mode: str, warmup_steps: 
   bundle (the members' samples only: padding dummies do not count), 'back_to_back' its first member alone."""
   base = train.stacked_base(configs)
   variant = registry.get(base.variant)
-  shape = tuple(split.images.shape[1:])
+  shape = split.image_shape
   model = variant.build_model(base, shape)
   n = len(configs)
   perm = input_pipeline.epoch_permutation(jax.random.key(0), 0, split.size)

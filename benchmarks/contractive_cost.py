@@ -81,7 +81,7 @@ def main(argv: list[str]) -> None:
   result = {"rounds": args.rounds, "steps": steps, "batch_size": batch_size, "jax_version": jax.__version__,
             "device": jax.devices()[0].device_kind}
   for net, widths in NETS.items():
-    config, input_shape = configs[net, "contractive_ae"], tuple(runners[net, "ae"].split.images.shape[1:])
+    config, input_shape = configs[net, "contractive_ae"], runners[net, "ae"].split.image_shape
     model = registry.get(config.variant).build_model(config, input_shape)
     slowdowns = [a / c for a, c in zip(rates[net, "ae"], rates[net, "contractive_ae"])]
     result[net] = {"encoder": "-".join(map(str, (math.prod(input_shape), *widths, config.latent_dim))),

@@ -5,7 +5,8 @@ device), and what the splits hold on the device and the reading process's peak m
 Each data set is prepared first, once, in a fresh data dir (`--data_dir`, default a temporary folder), and that
 time is printed as well; then both splits are read `--rounds` times (default 10) after one untimed read; medians
 with min and max. Each data set is read in a process of its own, whose peak resident memory (JAX's import
-included) is printed. Data sets prepared from IDX files need `--mnist_dir` / `--fashion_mnist_dir` (folders of the
+included, and the preparation's where that process prepared it: give a `--data_dir` that holds it to leave that
+out) is printed. Data sets prepared from IDX files need `--mnist_dir` / `--fashion_mnist_dir` (folders of the
 four IDX .gz files; mnist defaults to ../shared/data/mnist beside the checkout); one without its folder is left
 out. `--names` picks some (preparing dsprites renders 737,280 images). Nothing is downloaded.
 
@@ -20,6 +21,7 @@ import statistics
 import tempfile
 import time
 from concurrent import futures
+from typing import Any
 
 import jax
 
@@ -37,7 +39,8 @@ def _load(name: str, root: str, manual_dir: str | None, resize: catalog.Size | N
   return sum(split.size for split in splits), sum(leaf.nbytes for leaf in jax.tree.leaves(splits))
 
 
-def _measure(name: str, root: str, manual_dir: str | None, resize: catalog.Size | None, rounds: int) -> dict:
+def _measure(name: str, root: str, manual_dir: str | None, resize: catalog.Size | None,
+             rounds: int) -> dict[str, Any]:
   """The first read (with the preparation where needed), `rounds` timed reads, the device bytes, the peak memory."""
   start = time.perf_counter()
   count, device_bytes = _load(name, root, manual_dir, resize)
@@ -49,8 +52,8 @@ def _measure(name: str, root: str, manual_dir: str | None, resize: catalog.Size 
     times.append(time.perf_counter() - start)
   return {"examples": count, "first_s": round(first, 3), "read_ms": round(1e3 * statistics.median(times), 2),
           "read_ms_min": round(1e3 * min(times), 2), "read_ms_max": round(1e3 * max(times), 2),
-          "device_mb": round(device_bytes / 2**20, 1),
-          "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}  # Linux: KB.
+          "device_mib": round(device_bytes / 2**20, 1),
+          "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}  # Linux: KiB.
 
 
 def main() -> None:
@@ -76,13 +79,14 @@ def main() -> None:
         with futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as own_process:
           got = own_process.submit(_measure, name, root, manual_dir, resize, args.rounds).result()
         results.append({"dataset": name, "size": f"{size[0]}x{size[1]}", **got})
-  print(f"{'dataset':<14} {'size':>6} {'examples':>9} {'first (s)':>10} {'device MB':>10} {'peak MB':>8}   "
+  print(f"{'dataset':<14} {'size':>6} {'examples':>9} {'first (s)':>10} {'device MiB':>10} {'peak MiB':>8}   "
         "read both splits (ms): median [min, max]")
   for r in results:
-    print(f"{r['dataset']:<14} {r['size']:>6} {r['examples']:>9,} {r['first_s']:>10.2f} {r['device_mb']:>10.1f} "
-          f"{r['peak_rss_mb']:>8}   {r['read_ms']:.2f} [{r['read_ms_min']:.2f}, {r['read_ms_max']:.2f}]")
-  print("(first: the first read, with the preparation unless --data_dir holds the data set already; device MB: both "
-        "splits as a run holds them; peak MB: the reading process's peak resident memory)")
+    print(f"{r['dataset']:<14} {r['size']:>6} {r['examples']:>9,} {r['first_s']:>10.2f} {r['device_mib']:>10.1f} "
+          f"{r['peak_rss_mib']:>8}   {r['read_ms']:.2f} [{r['read_ms_min']:.2f}, {r['read_ms_max']:.2f}]")
+  print("(first: the first read, with the preparation unless --data_dir holds the data set already; device MiB: both "
+        "splits as a run holds them, labels and factors included; peak MiB: the reading process's peak resident "
+        "memory, the preparation's included where it prepared the data set)")
   print(json.dumps(results))
 
 

@@ -41,9 +41,9 @@ def measure(args: argparse.Namespace) -> dict:
   config.data.manual_dir, config.data.data_dir = args.mnist_dir, args.data_dir
   variant = registry.get(config.variant)
   split, _ = input_pipeline.load(config.data)
-  model = variant.build_model(config, tuple(split.images.shape[1:]))
+  model = variant.build_model(config, split.image_shape)
   init_key, key, data_key = jax.random.split(jax.random.key(config.seed), 3)
-  example = jnp.zeros((1, *split.images.shape[1:]), jnp.float32)
+  example = jnp.zeros((1, *split.image_shape), jnp.float32)
   perm = input_pipeline.epoch_permutation(data_key, 0, split.size)
   mesh = parallel.data_mesh()
   parallel.check_batch_size(config.batch_size, mesh)

@@ -96,7 +96,7 @@ def main(argv: list[str]) -> None:
              "aejax PCD-1": AejaxRunner(make_config(args, True), args.warmup_steps)}
   config = make_config(args, True)
   steps = runners["aejax CD-1"].split.size // config.batch_size  # One epoch.
-  sk = SklearnRunner(np.asarray(runners["aejax CD-1"].split.images), config.latent_dim, config.batch_size,
+  sk = SklearnRunner(runners["aejax CD-1"].split.host_pixels(), config.latent_dim, config.batch_size,
                      config.learning_rate, config.seed)
   timers = {**{name: (lambda r=runner: r.run(steps)) for name, runner in runners.items()},
             "sklearn partial_fit": sk.partial_fit_epoch, "sklearn fit": sk.fit_epoch}

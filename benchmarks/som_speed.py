@@ -76,9 +76,9 @@ class AejaxSide:
   def __init__(self, config):
     variant = registry.get(config.variant)
     self.split, _ = input_pipeline.load(config.data)
-    self.model = variant.build_model(config, tuple(self.split.images.shape[1:]))
+    self.model = variant.build_model(config, self.split.image_shape)
     init_key, self.key, data_key = jax.random.split(jax.random.key(config.seed), 3)
-    example = jnp.zeros((1, *self.split.images.shape[1:]), jnp.float32)
+    example = jnp.zeros((1, *self.split.image_shape), jnp.float32)
     self.initial = jax.device_get(train.init_state(variant, self.model, config, init_key, example))
     self.step = jax.jit(train.make_data_step(train.make_train_step(variant, self.model, config), self.split, config),
                         donate_argnums=0)
@@ -137,7 +137,7 @@ def main(argv: list[str]) -> None:
   config = make_config(args)
   load_before = os.getloadavg()
   aejax_side = AejaxSide(config)
-  x = np.asarray(aejax_side.split.images, np.float64).reshape(aejax_side.split.size, -1) / 255.0
+  x = aejax_side.split.host_pixels().astype(np.float64).reshape(aejax_side.split.size, -1) / 255.0
   sides = {"aejax batch SOM": aejax_side,
            "MiniSom train": MiniSomSide(x, np.asarray(aejax_side.initial.params["prototypes"]), config,
                                         args.minisom_rate)}

@@ -72,9 +72,9 @@ class AejaxRunner:
     self.batch_size = config.batch_size
     variant = registry.get(config.variant)
     self.split, _ = input_pipeline.load(config.data)
-    model = variant.build_model(config, tuple(self.split.images.shape[1:]))
+    model = variant.build_model(config, self.split.image_shape)
     init_key, self.key, data_key = jax.random.split(jax.random.key(config.seed), 3)
-    example = jnp.zeros((1, *self.split.images.shape[1:]), jnp.float32)
+    example = jnp.zeros((1, *self.split.image_shape), jnp.float32)
     self.state = train.init_state(variant, model, config, init_key, example)
     self.step = jax.jit(train.make_data_step(train.make_train_step(variant, model, config), self.split, config),
                         donate_argnums=0, compiler_options=convolution.compiler_options(config))

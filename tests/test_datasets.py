@@ -320,13 +320,17 @@ def test_behind_a_proxy_the_site_is_left_to_the_download(monkeypatch):
 def test_record_chunks_cross_shards_in_order(tmp_path):
   from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
   paths, records = [], [str(i).encode() for i in range(12)]
-  for shard, (start, stop) in enumerate(((0, 5), (5, 8), (8, 12))):
+  for shard, (start, stop) in enumerate(((0, 5), (5, 8), (8, 12), (12, 12))):
     paths.append(tmp_path / f"shard-{shard}")
     writer = array_record_module.ArrayRecordWriter(str(paths[-1]), "group_size:1")
     for record in records[start:stop]:
       writer.write(record)
     writer.close()
-  chunks = list(datasets.record_chunks(paths, [5, 3, 4], 10, 4))
+  lengths = [5, 3, 4, 0]  # The last shard is empty.
+  chunks = list(datasets.record_chunks(paths, lengths, 10, 4))
   assert chunks == [records[0:4], records[4:5], records[5:8], records[8:10]]  # No chunk spans two shards.
-  assert datasets.read_records(paths, [5, 3, 4], 10) == records[:10]
-  assert list(datasets.record_chunks(paths, [5, 3, 4], 5, 4)) == [records[0:4], records[4:5]]  # Later shards unread.
+  assert datasets.read_records(paths, lengths, 10) == records[:10]
+  assert list(datasets.record_chunks(paths, lengths, 5, 4)) == [records[0:4], records[4:5]]  # Later shards unread.
+  assert list(datasets.record_chunks(paths, lengths, 12, 3)) == [  # A shard of 3 read as one chunk of 3.
+      records[0:3], records[3:5], records[5:8], records[8:11], records[11:12]]
+  assert datasets.read_records(paths, lengths, 12) == records  # Every record, the empty shard read as nothing.

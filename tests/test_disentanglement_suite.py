@@ -67,15 +67,23 @@ def test_beta_vae_score_is_the_metric_of_the_posterior_means_on_the_suites_draws
 
 
 def test_a_run_of_the_original_file_is_scored_on_its_images(smoke_config, monkeypatch):
-  """The ground truth of a run that read the original file looks each combination up in that file's train split
-  (here a stand-in: every combination, shuffled, each 'image' one pixel holding its index modulo 256)."""
+  """The ground truth of a run that read the original file looks each combination up in that file's train split,
+  read packed (here a stand-in: every combination, shuffled, each image's bits its index in 3 big-endian bytes, the
+  rest of its 4,096 pixels 0)."""
   order = np.random.default_rng(0).permutation(dsprites.NUM_IMAGES)
-  original = {"factors": dsprites.to_factors(order), "image": (order % 256).astype(np.uint8).reshape(-1, 1, 1, 1)}
-  monkeypatch.setattr(datasets, "load_examples", lambda name, split, *args, **kwargs: original)
+  bits = order.astype(">u4").view(np.uint8).reshape(-1, 4)[:, 1:]  # 737,280 < 2^24: 3 bytes hold each index.
+  original = {"factors": dsprites.to_factors(order), "image": bits}
+  asked = []
+  monkeypatch.setattr(datasets, "load_examples", lambda name, split, *args, **kwargs: asked.append(kwargs) or original)
   truth = suites.ground_truth(smoke_config("dsprites_beta_vae", data__name="dsprites", data__manual_dir="/original"))
+  assert asked == [{"packed": True}]
   factors = np.array([[0, 0, 0, 0, 0], [2, 5, 39, 31, 31], [1, 3, 17, 4, 29]])
-  expected = dsprites.to_index(factors) % 256 / 255.0
-  np.testing.assert_array_equal(truth.observe(factors).reshape(-1), expected.astype(np.float32))
+  observed = truth.observe(factors)
+  assert observed.shape == (3, 64, 64, 1) and observed.dtype == np.float32
+  flat = observed.reshape(3, -1)
+  assert set(np.unique(flat)) <= {0.0, 1.0} and not flat[:, 24:].any()
+  found = np.packbits(flat[:, :24].astype(np.uint8), axis=1)
+  np.testing.assert_array_equal(found.astype(np.int64) @ [65536, 256, 1], dsprites.to_index(factors))
 
 
 def test_a_part_of_the_original_file_is_one_line(smoke_config, monkeypatch):

@@ -251,14 +251,18 @@ def test_splits_stay_packed_on_the_device_and_batches_unpack_their_rows(small_di
   unpacked = datasets.load_examples("dsprites_small", "train", data_dir=str(small_dir))["image"]
   assert train.images.shape == (1920, 64 * 64 // 8) and train.images.dtype == jnp.uint8  # 8 pixels a byte.
   assert train.image_shape == test.image_shape == (64, 64, 1)
-  np.testing.assert_array_equal(train.pixels(), unpacked)
+  np.testing.assert_array_equal(train.host_pixels(), unpacked)
   indices = jnp.array([7, 1919, 7, 300])
   np.testing.assert_array_equal(train.pixels(indices), unpacked[np.asarray(indices)])
   np.testing.assert_array_equal(train.pixels(indices.reshape(2, 2)), unpacked[np.asarray(indices).reshape(2, 2)])
   # Binary images: binarising (dynamic, in the step) changes nothing; a batch is the unpacked rows in [0, 1].
   batch = input_pipeline.make_batch(train, indices, jax.random.key(3), True)
   np.testing.assert_array_equal(batch["image"], unpacked[np.asarray(indices)] / 255.0)
-  np.testing.assert_array_equal(test.pixels(), datasets.load_examples(
+  # A bundle's members gather their own rows, vmapped and jitted, as the population step does.
+  members = jnp.array([[5, 0, 1919], [1, 2, 3]])
+  batches = jax.jit(jax.vmap(lambda rows: input_pipeline.make_batch(train, rows, jax.random.key(0), True)))(members)
+  np.testing.assert_array_equal(batches["image"], unpacked[np.asarray(members)] / 255.0)
+  np.testing.assert_array_equal(test.host_pixels(), datasets.load_examples(
       "dsprites_small", "test", data_dir=str(small_dir), num_examples=100)["image"])
   # Statistics counted from the bits (chunks of 500 images: 4 chunks, the last one short) equal the float
   # computation over the unpacked images.
@@ -271,7 +275,7 @@ def test_splits_stay_packed_on_the_device_and_batches_unpack_their_rows(small_di
   data.standardize, data.with_test = False, True  # Train and test together: still packed, test after train.
   both, _ = input_pipeline.load(data)
   assert both.packed_shape == (64, 64, 1) and both.size == 2020
-  np.testing.assert_array_equal(both.pixels(jnp.arange(1920, 2020)), test.pixels())
+  np.testing.assert_array_equal(both.pixels(jnp.arange(1920, 2020)), test.host_pixels())
 
 
 def _fake_npz(folder, rows: np.ndarray, seed: int = 0) -> np.ndarray:

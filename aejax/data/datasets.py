@@ -75,7 +75,7 @@ def load_examples(
   Looks in `data_dir` for, in this order (times on 2 CPUs):
   1. the aejax builder's dataset (`aejax_<name>/1.0.0`, or `aejax_<name>/<config>/1.0.0` for a builder with configs:
      one per size, 'HxW', or 'rendered' and 'original'; raw bytes, the builder's order): ~1.5 s for all 70k
-     examples of MNIST, ~15 s for both splits of dSprites (747k);
+     examples of MNIST, ~15 s for both splits of dSprites (747k) kept packed;
   2. for data sets prepared from IDX files, the stock TFDS dataset (`<name>/3.0.1`: PNG, TFDS's shuffled order):
      ~0.15 ms an example (~10 s for 70k), nearly all of it PNG decoding; `tfds.data_source` takes ~0.3 ms.
   With neither, it prepares the aejax one there (5-8 s for MNIST, once) and says so in one line: from `manual_dir`
@@ -377,10 +377,12 @@ def record_chunks(paths: list[pathlib.Path], lengths: list[int], count: int, chu
     if not left:
       break
     reader = array_record_module.ArrayRecordReader(os.fspath(path))
-    for start in range(0, min(length, left), chunk):
-      yield reader.read(start, min(start + chunk, length, left))
+    try:
+      for start in range(0, min(length, left), chunk):
+        yield reader.read(start, min(start + chunk, length, left))
+    finally:
+      reader.close()
     left -= min(length, left)
-    reader.close()
 
 
 def _read_prepared(prepared: pathlib.Path, split: str, num_examples: int | None, shape: tuple[int, int, int],

@@ -30,8 +30,8 @@ class Split:
   ground-truth factors (`catalog.Dataset.factor_names`), each image's factor indices, int32 (N, number of factors);
   with `data.standardize`, the train split's per-pixel mean and standard deviation (H, W, C) of images in [0, 1] (on
   both splits); for a variant of two domains (`registry.Variant.second_data`), the same split of the second domain's
-  data set, `other`. A binary data set's images are kept packed, 8 pixels a byte (N, ceil(H·W·C / 8)), with their
-  shape in `packed_shape`: read them through `image_shape` and `pixels`."""
+  data set, `other`. A binary data set's images are kept packed, 8 pixels a byte (N, H·W·C / 8), with their shape in
+  `packed_shape`: read them through `image_shape`, `pixels` and `host_pixels`."""
   images: jax.Array
   labels: jax.Array
   factors: jax.Array | None = None
@@ -55,13 +55,23 @@ class Split:
     """One example's shape: (H, W, C) for images, (D,) for rows of ratings."""
     return self.packed_shape or tuple(self.images.shape[1:])
 
-  def pixels(self, rows: jax.Array | None = None) -> jax.Array:
-    """The uint8 images (values 0..255) of `rows` (all if None), unpacked where the split keeps them packed."""
-    images = self.images if rows is None else self.images[rows]
+  def pixels(self, rows: jax.Array) -> jax.Array:
+    """The uint8 images (values 0..255) of `rows`, on the device, unpacked where the split keeps them packed."""
+    images = self.images[rows]
     if self.packed_shape is None:
       return images
     bits = jnp.unpackbits(images, axis=-1, count=int(np.prod(self.packed_shape)))
     return (bits * 255).reshape(*images.shape[:-1], *self.packed_shape)
+
+  def host_pixels(self) -> np.ndarray:
+    """All the split's uint8 images (values 0..255) as a NumPy array, unpacked on the host where the split keeps
+    them packed (so that the device never holds a whole unpacked copy)."""
+    images = np.asarray(self.images)
+    if self.packed_shape is None:
+      return images
+    bits = np.unpackbits(images, axis=-1, count=int(np.prod(self.packed_shape)))
+    np.multiply(bits, 255, out=bits)
+    return bits.reshape(self.size, *self.packed_shape)
 
 
 def _binarize_once(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:

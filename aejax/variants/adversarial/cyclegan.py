@@ -145,7 +145,7 @@ def translation_suite(run: Any) -> tuple[dict[str, float], dict[str, images_lib.
   b_config.data = second_data(config)
   _, b_test = input_pipeline.load(b_config.data)
   domains = {"a": (np.asarray(run.test_images), np.asarray(run.test_labels)),
-             "b": (np.asarray(b_test.pixels(), np.float32) / 255.0, np.asarray(b_test.labels))}
+             "b": (b_test.host_pixels().astype(np.float32) / 255.0, np.asarray(b_test.labels))}
   judges = {"a": judge.load(config), "b": judge.load(b_config)}
   generator = run.state.params["params"]["generator"]
   metrics, rows = {}, {}

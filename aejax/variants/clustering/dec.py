@@ -51,7 +51,7 @@ def _start(data_json: str, workdir: str, clusters: int, inits: int, seed: int) -
   from sklearn import cluster  # pylint: disable=g-import-not-at-top
   run = evaluate.restore(workdir)
   train, _ = input_pipeline.load(config_dict.ConfigDict(json.loads(data_json)))
-  codes = run.encode(np.asarray(train.pixels(), np.float32) / 255.0)
+  codes = run.encode(train.host_pixels().astype(np.float32) / 255.0)
   codes = codes.reshape(len(codes), -1)
   kmeans = cluster.KMeans(clusters, n_init=inits, random_state=seed).fit(codes)
   return Start(run.model, jax.device_get(run.state.params), kmeans.cluster_centers_.astype(np.float32),

@@ -88,7 +88,7 @@ def input_vectors(model: SOM, params: Params, images: jax.Array) -> jax.Array:
 def _inputs(data_json: str, input_workdir: str, pca: bool) -> Inputs:
   """`Inputs` of the train split `data_json` describes (cached: a run builds its model more than once)."""
   train, _ = input_pipeline.load(config_dict.ConfigDict(json.loads(data_json)))
-  x = np.asarray(train.pixels(), np.float32) / 255.0
+  x = train.host_pixels().astype(np.float32) / 255.0
   autoencoder = params = None
   if input_workdir:
     from aejax import evaluate  # pylint: disable=g-import-not-at-top  (it imports the train loop, which imports us)
