@@ -407,10 +407,14 @@ def _read_prepared(prepared: pathlib.Path, split: str, num_examples: int | None,
   images = examples["image"]
   if dataset.packed and packed:
     return {**examples, "image": images}
-  if dataset.packed:
-    images = np.unpackbits(images, axis=1)
-    np.multiply(images, 255, out=images)
-  return {**examples, "image": images.reshape(count, *shape)}
+  return {**examples, "image": unpack(images, shape) if dataset.packed else images.reshape(count, *shape)}
+
+
+def unpack(bits: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+  """Packed binary images (N, prod(shape) / 8), 8 pixels a byte, as uint8 images (N, *shape) of 0 and 255."""
+  images = np.unpackbits(bits, axis=-1, count=int(np.prod(shape)))
+  np.multiply(images, 255, out=images)
+  return images.reshape(len(bits), *shape)
 
 
 def _read_stock(builder: Any, split: str, num_examples: int | None,

@@ -67,11 +67,7 @@ class Split:
     """All the split's uint8 images (values 0..255) as a NumPy array, unpacked on the host where the split keeps
     them packed (so that the device never holds a whole unpacked copy)."""
     images = np.asarray(self.images)
-    if self.packed_shape is None:
-      return images
-    bits = np.unpackbits(images, axis=-1, count=int(np.prod(self.packed_shape)))
-    np.multiply(bits, 255, out=bits)
-    return bits.reshape(self.size, *self.packed_shape)
+    return images if self.packed_shape is None else datasets.unpack(images, self.packed_shape)
 
 
 def _binarize_once(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
